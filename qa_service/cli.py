@@ -1,0 +1,131 @@
+"""The ``qa`` command: ingest, ask, serve."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .config import ConfigError, Settings
+from .errors import QAError
+from .ingest import IngestError, IngestReport, run_ingest
+
+logger = logging.getLogger(__name__)
+
+
+def _settings(index: Path | None, **overrides: Any) -> Settings:
+    try:
+        return Settings.from_env(index_dir=index, **overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group()
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """Answer questions about Swedish parliamentary documents with cited passages."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bm25s").setLevel(max(level, logging.WARNING))
+
+
+@main.command()
+@click.argument("dirs", nargs=-1, type=click.Path(exists=True, path_type=Path), required=True)
+@click.option("--index", type=click.Path(path_type=Path), help="Index directory to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a tty).")
+def ingest(
+    dirs: tuple[Path, ...], index: Path | None, as_json: bool, progress: bool | None
+) -> None:
+    """Read, clean, split and embed the files under DIRS into the index."""
+    settings = _settings(index)
+    try:
+        report = run_ingest(list(dirs), settings, progress=progress)
+    except (IngestError, QAError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(format_report(report))
+
+
+def format_report(report: IngestReport) -> str:
+    lines = [
+        f"Index: {report.index}" + ("" if report.published else " (up to date, unchanged)"),
+        f"Files seen: {report.files_seen}",
+        f"  indexed now: {report.files_indexed}",
+        f"  unchanged (reused): {report.files_reused}",
+        f"  removed since last build: {report.files_removed}",
+        f"  skipped: {len(report.skipped)}",
+        f"Documents: {report.documents}  Passages: {report.passages}",
+        f"Passages embedded: {report.passages_embedded} in {report.embed_seconds:.1f} s",
+        f"Time: {report.seconds:.1f} s ({report.passages_per_second:.1f} passages/s)",
+    ]
+    reasons: dict[str, list[str]] = {}
+    for item in report.skipped:
+        reasons.setdefault(item["reason"], []).append(item["source"])
+    if reasons:
+        lines.append("Skipped:")
+        for reason, sources in sorted(reasons.items(), key=lambda kv: -len(kv[1])):
+            shown = ", ".join(sources[:3]) + (
+                f" … (+{len(sources) - 3})" if len(sources) > 3 else ""
+            )
+            lines.append(f"  {len(sources)} × {reason}: {shown}")
+    if report.warnings:
+        lines.append("Warnings:")
+        lines.extend(f"  {w['source']}: {w['warning']}" for w in report.warnings[:20])
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("question")
+@click.option("--index", type=click.Path(path_type=Path), help="Index directory to read.")
+@click.option("-k", "--top-k", type=int, default=None, help="How many passages.")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON object.")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid")
+def ask(question: str, index: Path | None, top_k: int | None, as_json: bool, mode: str) -> None:
+    """Print the passages that answer QUESTION, with citations."""
+    from .service import QAService
+
+    service = QAService(_settings(index))
+    try:
+        service.load()
+        result = service.ask(question, top_k, mode=mode)  # type: ignore[arg-type]
+    except QAError as exc:
+        raise click.ClickException(exc.message) from exc
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    if not result["passages"]:
+        click.echo("Inga träffar.")
+    for p in result["passages"]:
+        click.echo(f"[{p['rank']}] {p['citation']}")
+        click.echo(f"    {p['text']}\n")
+
+
+@main.command()
+@click.option("--index", type=click.Path(path_type=Path), help="Index directory to serve.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(index: Path | None, host: str, port: int) -> None:
+    """Serve the web chat and the JSON API."""
+    from .web import create_app
+
+    settings = _settings(index)
+    app = create_app(settings)
+    service = app.extensions["qa"]
+    try:
+        service.load()
+        service.warm_up()
+    except QAError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"Serving {settings.index_dir} on http://{host}:{port}", err=True)
+    app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

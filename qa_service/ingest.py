@@ -1,0 +1,441 @@
+"""The ingestion job: discover -> read -> clean -> split -> embed -> store.
+
+Incremental: a file whose size and modification time are unchanged since the last build
+keeps its passages and vectors; new and changed files are embedded; files that are gone
+lose their passages. One bad file never stops the job: it is reported with a reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from .cleaning import clean_text
+from .config import Settings
+from .embedding import Embedder, SentenceTransformerEmbedder
+from .lexical import LexicalIndex
+from .metadata import meta_from_filename, meta_from_manifest_record
+from .readers import ReadResult, SkipFile, read_document
+from .schema import Document, DocumentMeta, Passage, document_id, passage_id
+from .splitting import SectionSpan, split_sections
+from .store import (
+    LEXICAL,
+    FileRecord,
+    IndexNotFound,
+    IndexReader,
+    IndexStoreError,
+    IndexWriter,
+    builds_dir,
+)
+
+logger = logging.getLogger(__name__)
+
+SIDECAR = "manifest.jsonl"
+SPLITTER_NAME = "langchain RecursiveCharacterTextSplitter (model tokenizer)"
+EMBED_BLOCK = 256
+
+
+class IngestError(RuntimeError):
+    """The job as a whole cannot run (no input, index locked, unusable model)."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    source: str
+
+
+@dataclass
+class IngestReport:
+    index: str
+    files_seen: int = 0
+    files_indexed: int = 0
+    files_reused: int = 0
+    files_removed: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    documents: int = 0
+    passages: int = 0
+    passages_embedded: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    published: bool = False
+
+    @property
+    def passages_per_second(self) -> float:
+        return self.passages_embedded / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["files_skipped"] = len(self.skipped)
+        data["passages_per_second"] = round(self.passages_per_second, 2)
+        data["seconds"] = round(self.seconds, 3)
+        data["embed_seconds"] = round(self.embed_seconds, 3)
+        return data
+
+
+def discover(roots: Sequence[Path]) -> tuple[list[SourceFile], list[dict[str, str]]]:
+    """Every regular file under the roots (or the roots themselves when files).
+
+    ``source`` is the path relative to its root, with forward slashes. Symlinked
+    directories are not followed (no loops); broken links are reported.
+    """
+    found: list[SourceFile] = []
+    problems: list[dict[str, str]] = []
+    for root in roots:
+        if root.is_file():
+            found.append(SourceFile(root, root.name))
+            continue
+        if not root.is_dir():
+            raise IngestError(f"{root} is neither a file nor a directory")
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue
+                path = Path(dirpath) / name
+                source = path.relative_to(root).as_posix()
+                if path.is_symlink() and not path.exists():
+                    problems.append({"source": source, "reason": "broken symbolic link"})
+                    continue
+                if not path.is_file():
+                    problems.append({"source": source, "reason": "not a regular file"})
+                    continue
+                found.append(SourceFile(path, source))
+    return found, problems
+
+
+def load_sidecars(files: Sequence[SourceFile]) -> dict[Path, dict[str, Any]]:
+    """Records of ``manifest.jsonl`` sidecars, keyed by the absolute path they describe."""
+    records: dict[Path, dict[str, Any]] = {}
+    for item in files:
+        if item.path.name != SIDECAR:
+            continue
+        try:
+            lines = item.path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            logger.warning("cannot read %s: %s", item.source, exc)
+            continue
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("file"), str):
+                records[(item.path.parent / record["file"]).resolve()] = record
+    return records
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fallback_title(text: str, source: str) -> str:
+    for line in text.split("\n"):
+        line = line.strip()
+        if 3 < len(line) <= 160:
+            return line
+    return Path(source).stem
+
+
+def build_document(
+    item: SourceFile, result: ReadResult, sha: str, sidecar: dict[str, Any] | None
+) -> tuple[Document, list[SectionSpan]]:
+    """Clean the reader's sections into one text and merge metadata from every source."""
+    parts: list[str] = []
+    spans: list[SectionSpan] = []
+    cursor = 0
+    for section in result.sections:
+        cleaned = clean_text(section.text, reflow=result.reflow)
+        if not cleaned:
+            continue
+        if section.heading:
+            cleaned = f"{section.heading}\n\n{cleaned}"
+        if parts:
+            cursor += 2  # the blank line joining sections
+        spans.append(
+            SectionSpan(
+                cursor,
+                cursor + len(cleaned),
+                section.page,
+                section.heading,
+                section.speaker,
+                section.party,
+            )
+        )
+        parts.append(cleaned)
+        cursor += len(cleaned)
+    text = "\n\n".join(parts)
+    if not text.strip():
+        raise SkipFile("no text after cleaning")
+    meta: DocumentMeta = result.meta
+    if sidecar:
+        meta = meta.merge(meta_from_manifest_record(sidecar))
+    meta = meta.merge(meta_from_filename(item.source))
+    if not meta.title:
+        meta.title = _fallback_title(text, item.source)
+    document = Document(
+        id=document_id(item.source),
+        source=item.source,
+        sha256=sha,
+        meta=meta,
+        text=text,
+        reader=result.reader,
+        page_count=result.page_count,
+    )
+    return document, spans
+
+
+def make_passages(
+    document: Document, spans: Sequence[SectionSpan], embedder: Embedder, settings: Settings
+) -> list[Passage]:
+    chunk_tokens = settings.chunk_tokens or embedder.max_tokens
+    chunk_tokens = min(chunk_tokens, embedder.max_tokens)
+    chunks = split_sections(
+        document.text,
+        spans,
+        count_tokens=embedder.count_tokens,
+        chunk_tokens=chunk_tokens,
+        overlap_tokens=settings.chunk_overlap_tokens,
+    )
+    return [
+        Passage(
+            id=passage_id(document.source, chunk.char_start, chunk.text),
+            doc_id=document.id,
+            ordinal=i,
+            text=chunk.text,
+            char_start=chunk.char_start,
+            char_end=chunk.char_end,
+            page=chunk.span.page,
+            heading=chunk.span.heading,
+            speaker=chunk.span.speaker,
+            party=chunk.span.party,
+        )
+        for i, chunk in enumerate(chunks)
+    ]
+
+
+def _build_settings(settings: Settings) -> dict[str, Any]:
+    """What must match for an old build's vectors to be reused."""
+    return {
+        "model": settings.model,
+        "query_prompt": settings.query_prompt,
+        "passage_prompt": settings.passage_prompt,
+        "chunk_tokens": settings.chunk_tokens,
+        "chunk_overlap_tokens": settings.chunk_overlap_tokens,
+        "splitter": SPLITTER_NAME,
+    }
+
+
+@contextlib.contextmanager
+def _build_lock(index_path: Path) -> Iterator[None]:
+    lock_dir = builds_dir(index_path)
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / "ingest.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise IngestError(f"another `qa ingest` is writing {index_path}") from exc
+        yield
+
+
+def _open_previous(index_path: Path, wanted: dict[str, Any]) -> IndexReader | None:
+    try:
+        previous = IndexReader(index_path)
+    except IndexNotFound:
+        return None
+    except IndexStoreError as exc:
+        logger.warning("rebuilding from scratch: %s", exc)
+        return None
+    old = {key: previous.manifest.get(key) for key in wanted}
+    if old != wanted:
+        logger.info("index settings changed (%s -> %s): re-embedding everything", old, wanted)
+        return None
+    return previous
+
+
+def run_ingest(
+    roots: Sequence[Path],
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    progress: bool | None = None,
+) -> IngestReport:
+    """Bring the index at ``settings.index_dir`` in line with the files under ``roots``."""
+    started = time.perf_counter()
+    index_path = settings.index_dir
+    report = IngestReport(index=str(index_path))
+    if progress is None:
+        progress = sys.stderr.isatty()
+    files, problems = discover(roots)
+    report.skipped.extend(problems)
+    report.files_seen = len(files) + len(problems)
+    sidecars = load_sidecars(files)
+    embedder = embedder or SentenceTransformerEmbedder.from_settings(settings)
+    wanted = _build_settings(settings)
+    with _build_lock(index_path):
+        previous = _open_previous(index_path, wanted)
+        old_files = previous.files() if previous else {}
+        old_vectors = previous.all_vectors() if previous else None
+
+        records: list[FileRecord] = []
+        reused: list[tuple[Document, list[tuple[int, Passage]]]] = []
+        fresh: list[tuple[Document, list[Passage]]] = []
+        for item in tqdm(files, desc="reading", unit="file", disable=not progress):
+            if item.path.name in settings.ignore_names:
+                reason = (
+                    "metadata sidecar (used for document metadata)"
+                    if item.path.name == SIDECAR
+                    else "ignored by name (QA_IGNORE_NAMES)"
+                )
+                report.skipped.append({"source": item.source, "reason": reason})
+                continue
+            stat = item.path.stat()
+            old = old_files.get(item.source)
+            if old and old.size == stat.st_size and old.mtime_ns == stat.st_mtime_ns:
+                records.append(old)
+                if old.status == "skipped":
+                    report.skipped.append({"source": item.source, "reason": old.reason or ""})
+                    continue
+                assert previous is not None
+                doc = previous.document(document_id(item.source))
+                if doc is not None:
+                    reused.append((doc, previous.passages_of(doc.id)))
+                    report.files_reused += 1
+                    continue
+            record, entry = _process(item, stat, sidecars, embedder, settings, report)
+            records.append(record)
+            if entry is not None:
+                fresh.append(entry)
+
+        current = {r.source for r in records}
+        report.files_removed = sum(1 for source in old_files if source not in current)
+        changed = bool(fresh) or report.files_removed or len(records) != len(old_files)
+        changed = changed or any(old_files.get(r.source) != r for r in records)
+        if previous is not None and not changed:
+            report.documents = len(reused)
+            report.passages = previous.passage_count
+            report.seconds = time.perf_counter() - started
+            logger.info("index %s is up to date", index_path)
+            return report
+
+        new_texts = [p.text for _, passages in fresh for p in passages]
+        embed_started = time.perf_counter()
+        new_vectors = _embed(new_texts, embedder, settings, progress)
+        report.embed_seconds = time.perf_counter() - embed_started
+        report.passages_embedded = len(new_texts)
+        if new_texts:
+            dimension = embedder.dimension
+        elif previous is not None:
+            dimension = int(previous.manifest["dimension"])
+        else:
+            dimension = embedder.dimension
+
+        manifest = dict(wanted)
+        manifest["sources"] = {r.source: r.sha256 for r in records if r.status == "indexed"}
+        manifest["skipped"] = {r.source: r.reason for r in records if r.status == "skipped"}
+        manifest["lexical"] = {"method": "bm25s", "stemmer": "snowball-swedish"}
+        manifest["chunk_tokens_effective"] = (
+            min(settings.chunk_tokens or embedder.max_tokens, embedder.max_tokens)
+            if new_texts
+            else (previous.manifest.get("chunk_tokens_effective") if previous else None)
+        )
+        writer = IndexWriter(index_path, manifest)
+        try:
+            for record in records:
+                writer.add_file(record)
+            lexical_texts: list[str] = []
+            for doc, rows in reused:
+                assert old_vectors is not None
+                vectors = old_vectors[[row for row, _ in rows]] if rows else np.zeros((0, 0))
+                passages = [p for _, p in rows]
+                writer.add_document(doc, passages, vectors)
+                lexical_texts.extend(_lexical_text(doc, p) for p in passages)
+            offset = 0
+            for doc, passages in fresh:
+                vectors = new_vectors[offset : offset + len(passages)]
+                offset += len(passages)
+                writer.add_document(doc, passages, vectors)
+                lexical_texts.extend(_lexical_text(doc, p) for p in passages)
+            LexicalIndex.build(lexical_texts).save(writer.build_path / LEXICAL)
+            writer.manifest["documents"] = len(reused) + len(fresh)
+            writer.publish(dimension)
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            if previous is not None:
+                previous.close()
+        report.published = True
+        report.documents = len(reused) + len(fresh)
+        report.passages = len(lexical_texts)
+        report.files_indexed = len(fresh)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _lexical_text(document: Document, passage: Passage) -> str:
+    # The title and section heading are part of what a passage is about.
+    return f"{document.meta.title}\n{passage.heading or ''}\n{passage.text}"
+
+
+def _process(
+    item: SourceFile,
+    stat: os.stat_result,
+    sidecars: dict[Path, dict[str, Any]],
+    embedder: Embedder,
+    settings: Settings,
+    report: IngestReport,
+) -> tuple[FileRecord, tuple[Document, list[Passage]] | None]:
+    sha = ""
+    try:
+        sha = sha256_of(item.path)
+        result = read_document(item.path, item.source)
+        for warning in result.warnings:
+            report.warnings.append({"source": item.source, "warning": warning})
+        document, spans = build_document(item, result, sha, sidecars.get(item.path.resolve()))
+        passages = make_passages(document, spans, embedder, settings)
+        if not passages:
+            raise SkipFile("no passages after splitting")
+    except SkipFile as exc:
+        reason = exc.reason
+    except Exception as exc:  # one bad file must never stop the job
+        logger.exception("failed to read %s", item.source)
+        reason = f"error: {type(exc).__name__}: {exc}"
+    else:
+        record = FileRecord(item.source, sha, stat.st_size, stat.st_mtime_ns, "indexed")
+        return record, (document, passages)
+    logger.info("skipped %s: %s", item.source, reason)
+    report.skipped.append({"source": item.source, "reason": reason})
+    return FileRecord(item.source, sha, stat.st_size, stat.st_mtime_ns, "skipped", reason), None
+
+
+def _embed(
+    texts: Sequence[str], embedder: Embedder, settings: Settings, progress: bool
+) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    blocks = []
+    with tqdm(total=len(texts), desc="embedding", unit="passage", disable=not progress) as bar:
+        for start in range(0, len(texts), EMBED_BLOCK):
+            block = texts[start : start + EMBED_BLOCK]
+            blocks.append(embedder.encode_passages(block, batch_size=settings.embed_batch_size))
+            bar.update(len(block))
+    return np.vstack(blocks)

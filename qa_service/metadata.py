@@ -1,0 +1,204 @@
+"""Riksdagen and regeringen.se specifics: document types, headers, beteckningar, people.
+
+Pure functions over strings and dicts; the readers call them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+from typing import Any
+
+from .schema import DocumentMeta, Person
+
+#: Riksdagen ``doktyp`` codes and the Swedish names people cite them by.
+DOKTYP_NAMES: dict[str, str] = {
+    "frs": "Svar på skriftlig fråga",
+    "fr": "Skriftlig fråga",
+    "ip": "Interpellation",
+    "mot": "Motion",
+    "bet": "Betänkande",
+    "prop": "Proposition",
+    "skr": "Skrivelse",
+    "sou": "SOU",
+    "ds": "Ds",
+    "dir": "Kommittédirektiv",
+    "prot": "Protokoll",
+    "rskr": "Riksdagsskrivelse",
+    "utl": "Utlåtande",
+}
+
+#: regeringen.se sections (the first folder of a g0vse path) and their document types.
+SECTION_TYPES: dict[str, str] = {
+    "pressmeddelanden": "Pressmeddelande",
+    "regeringsuppdrag": "Regeringsuppdrag",
+    "kommittedirektiv": "Kommittédirektiv",
+    "artiklar": "Artikel",
+    "debattartiklar": "Debattartikel",
+    "tal": "Tal",
+    "skrivelser": "Skrivelse",
+    "propositioner": "Proposition",
+    "rapporter": "Rapport",
+    "statens-offentliga-utredningar": "SOU",
+    "departementsserien-och-promemorior": "Ds",
+}
+
+#: File-name conventions of party documents: ``partiprogram-s-2025.txt`` and the like.
+_FILENAME_TYPES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^budgetmotion-(?P<party>[a-z]+)-(?P<rm>\d{6})$"), "Motion"),
+    (re.compile(r"^partiprogram-(?P<party>[a-z]+)-(?P<year>\d{4})$"), "Partiprogram"),
+    (re.compile(r"^valmanifest-(?P<year>\d{4})-(?P<party>[a-z]+)$"), "Valmanifest"),
+    (re.compile(r"^tidoavtalet-(?P<year>\d{4})$"), "Överenskommelse"),
+]
+
+_RM = r"(?P<rm>\d{4}/\d{2,4})"
+_WHO = r"(?P<who>[^()\n]+?)\s*\((?P<party>[A-ZÅÄÖ]{1,3})\)"
+_HEADER_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(rf"^\s*Svar på (?:skriftlig )?fråga {_RM}:(?P<nr>\d+) av {_WHO}"), "frs"),
+    (re.compile(rf"^\s*Interpellation {_RM}:(?P<nr>\d+) av {_WHO}"), "ip"),
+    (re.compile(rf"^\s*Skriftlig fråga {_RM}:(?P<nr>\d+) av {_WHO}"), "fr"),
+    (re.compile(rf"^\s*(?:Regeringens proposition|Prop\.) {_RM}:(?P<nr>\d+)"), "prop"),
+    (re.compile(rf"^\s*Motion (?:till riksdagen )?{_RM}:(?P<nr>\d+)(?: av {_WHO})?"), "mot"),
+]
+_HTML_COMMENT_HEADER = re.compile(
+    r"^\s*<!--\s*(?P<kind>[^|]+?)\s+(?P<rm>\d{4}/\d{2}):(?P<nr>\d+)\s*\((?P<party>[A-ZÅÄÖ]+)\)"
+    r"(?P<rest>[^>]*)-->\s*"
+)
+_PERSON_WITH_PARTY = re.compile(r"^(?P<name>.+?)\s*\((?P<party>[A-ZÅÄÖ]{1,3})\)\s*$")
+
+
+def doctype_name(code: str | None) -> str | None:
+    """The Swedish name for a Riksdagen ``doktyp`` code, or the code itself."""
+    if not code:
+        return None
+    return DOKTYP_NAMES.get(code.lower(), code)
+
+
+def parse_person(text: str | None, role: str | None = None) -> Person | None:
+    """``"Teresa Carvalho (S)"`` -> Person("Teresa Carvalho", "S")."""
+    if not text or not text.strip():
+        return None
+    text = " ".join(text.split())
+    match = _PERSON_WITH_PARTY.match(text)
+    if match:
+        return Person(match["name"], match["party"], role)
+    return Person(text, None, role)
+
+
+def iso_date(value: str | None) -> str | None:
+    """``"2019-03-22 00:00:00"`` -> ``"2019-03-22"``; anything without a date -> None."""
+    if not value:
+        return None
+    match = re.search(r"\d{4}-\d{2}-\d{2}", value)
+    return match.group(0) if match else None
+
+
+def parse_text_header(text: str) -> tuple[DocumentMeta, str]:
+    """Read a Riksdagen/regeringen header at the top of plain text.
+
+    Returns the metadata found and the text with the header (and the title lines that
+    follow it up to the first blank line) removed. Text without a known header comes
+    back unchanged with empty metadata.
+    """
+    comment = _HTML_COMMENT_HEADER.match(text)
+    if comment:
+        return _comment_header_meta(comment), text[comment.end() :]
+    stripped = text.lstrip("\n\ufeff")
+    first_line = stripped.split("\n", 1)[0]
+    for pattern, code in _HEADER_PATTERNS:
+        match = pattern.match(first_line)
+        if not match:
+            continue
+        groups = match.groupdict()
+        meta = DocumentMeta(doctype=doctype_name(code), rm=groups["rm"], beteckning=groups["nr"])
+        if groups.get("who"):
+            meta.authors = [Person(" ".join(groups["who"].split()), groups["party"], "författare")]
+        rest = stripped[len(first_line) :].lstrip("\n")
+        parts = re.split(r"\n[ \t]*\n", rest, maxsplit=1)
+        title_block, body = parts[0], parts[1] if len(parts) > 1 else ""
+        title = " ".join(title_block.split())
+        if title and len(title) <= 300 and body.strip():
+            meta.title = title
+            return meta, body
+        meta.title = " ".join(first_line.split())
+        return meta, rest
+    return DocumentMeta(), text
+
+
+def _comment_header_meta(match: re.Match[str]) -> DocumentMeta:
+    kind = match["kind"].strip()
+    rest = match["rest"]
+    date = iso_date(rest)
+    dok_id = re.search(r"dok_id\s+(\w+)", rest)
+    doctype = "Motion" if "motion" in kind.lower() else kind
+    return DocumentMeta(
+        doctype=doctype,
+        rm=match["rm"],
+        beteckning=match["nr"],
+        date=date,
+        dok_id=dok_id.group(1) if dok_id else None,
+        authors=[Person(match["party"], match["party"], "parti")],
+    )
+
+
+def meta_from_filename(source: str) -> DocumentMeta:
+    """Document type, party and year from naming conventions of the bundled sources."""
+    stem = PurePosixPath(source).stem.lower()
+    for pattern, doctype in _FILENAME_TYPES:
+        match = pattern.match(stem)
+        if not match:
+            continue
+        groups = match.groupdict()
+        meta = DocumentMeta(doctype=doctype)
+        if groups.get("party"):
+            party = groups["party"].upper()
+            meta.authors = [Person(party, party, "parti")]
+        if groups.get("rm"):
+            rm = groups["rm"]
+            meta.rm = f"{rm[:4]}/{rm[4:]}"
+        if groups.get("year"):
+            meta.date = groups["year"]
+        if doctype == "Överenskommelse":
+            meta.title = "Tidöavtalet"
+        return meta
+    parts = PurePosixPath(source).parts
+    for part in parts[:-1]:
+        if part in SECTION_TYPES:
+            return DocumentMeta(doctype=SECTION_TYPES[part])
+    return DocumentMeta()
+
+
+def meta_from_manifest_record(record: dict[str, Any]) -> DocumentMeta:
+    """Metadata from one line of a ``manifest.jsonl`` sidecar (g0vse, Riksdagen dumps)."""
+    authors = [Person(name, None, "avsändare") for name in record.get("senders") or []]
+    asker = record.get("asker")
+    if isinstance(asker, dict) and asker.get("name"):
+        authors.append(Person(asker["name"], asker.get("party"), "frågeställare"))
+    minister = None
+    if isinstance(record.get("minister"), dict) and record["minister"].get("name"):
+        minister = Person(record["minister"]["name"], record["minister"].get("party"), "minister")
+    dates_value = record.get("dates")
+    dates: dict[str, Any] = dates_value if isinstance(dates_value, dict) else {}
+    date = iso_date(record.get("published") or record.get("datum") or dates.get("sent"))
+    section = record.get("section")
+    return DocumentMeta(
+        title=record.get("title") or record.get("titel") or "",
+        doctype=SECTION_TYPES.get(section) if section else doctype_name(record.get("doktyp")),
+        dok_id=record.get("dok_id"),
+        rm=record.get("rm"),
+        beteckning=record.get("beteckning"),
+        date=date or (record.get("published_month") or None),
+        authors=authors,
+        minister=minister,
+        url=record.get("url") or record.get("riksdagen_url"),
+    )
+
+
+def markdown_title(text: str) -> str | None:
+    """The first level-one heading of a Markdown text."""
+    match = re.search(r"^#\s+(.+?)\s*#*\s*$", text, re.M)
+    return match.group(1).strip() if match else None
+
+
+def riksdagen_url(dok_id: str | None) -> str | None:
+    return f"https://data.riksdagen.se/dokument/{dok_id}.html" if dok_id else None

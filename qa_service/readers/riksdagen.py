@@ -1,0 +1,122 @@
+"""Riksdagen open data ``dokumentstatus`` in JSON and XML.
+
+The document body comes from the ``html`` field; each chamber-debate speech in
+``debatt.anforande`` becomes its own section with speaker and party.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from ..metadata import doctype_name, iso_date, riksdagen_url
+from ..schema import DocumentMeta, Person, Section
+from .base import ReadResult, SkipFile
+from .html import html_to_text, unescape_if_escaped
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def xml_to_dict(element: ET.Element) -> Any:
+    """Element tree -> nested dicts; repeated children become lists, leaves their text."""
+    children = list(element)
+    if not children:
+        return element.text or ""
+    result: dict[str, Any] = {}
+    for child in children:
+        value = xml_to_dict(child)
+        if child.tag in result:
+            existing = result[child.tag]
+            if not isinstance(existing, list):
+                result[child.tag] = [existing]
+            result[child.tag].append(value)
+        else:
+            result[child.tag] = value
+    return result
+
+
+def _body_text(markup: str) -> tuple[str, bool]:
+    """Text of an ``html`` field and whether it is line-wrapped layout text."""
+    markup = unescape_if_escaped(markup)
+    br_count = len(re.findall(r"<br\s*/?>", markup, re.I))
+    p_count = len(re.findall(r"<p[\s>]", markup, re.I))
+    if br_count > 3 * max(p_count, 1):
+        # Old documents: plain text with <br> at every printed line end.
+        plain = re.sub(r"<br\s*/?>", "\n", markup, flags=re.I)
+        plain = re.sub(r"<[^>]+>", "", plain)
+        return html_lib.unescape(plain), True
+    return html_to_text(markup)[1], False
+
+
+def parse_dokumentstatus(status: dict[str, Any]) -> ReadResult:
+    """Metadata and sections from a decoded ``dokumentstatus`` object."""
+    dok = status.get("dokument")
+    if not isinstance(dok, dict):
+        raise SkipFile("dokumentstatus without a 'dokument' object")
+    authors = []
+    intressenter = status.get("dokintressent") or {}
+    for person in _as_list(
+        intressenter.get("intressent") if isinstance(intressenter, dict) else None
+    ):
+        if isinstance(person, dict) and person.get("namn"):
+            authors.append(
+                Person(person["namn"], person.get("partibet") or None, person.get("roll"))
+            )
+    dok_id = dok.get("dok_id") or None
+    meta = DocumentMeta(
+        title=" ".join((dok.get("titel") or "").split()),
+        doctype=doctype_name(dok.get("doktyp") or dok.get("typ")),
+        dok_id=dok_id,
+        rm=dok.get("rm") or None,
+        beteckning=dok.get("beteckning") or None,
+        date=iso_date(dok.get("datum")),
+        authors=authors,
+        url=riksdagen_url(dok_id),
+        organ=dok.get("organ") or None,
+    )
+    sections: list[Section] = []
+    body, layout = _body_text(dok.get("html") or "")
+    if body.strip():
+        sections.append(Section(body))
+    debatt = status.get("debatt") or {}
+    speeches = _as_list(debatt.get("anforande") if isinstance(debatt, dict) else None)
+    for speech in speeches:
+        if not isinstance(speech, dict):
+            continue
+        text = html_to_text(unescape_if_escaped(speech.get("anf_text") or ""))[1]
+        if not text.strip():
+            continue
+        speaker = " ".join((speech.get("talare") or "").split()) or None
+        number = speech.get("anf_nummer")
+        heading = f"Anförande {number}: {speaker}" if number else speaker
+        sections.append(
+            Section(text, heading=heading, speaker=speaker, party=speech.get("parti") or None)
+        )
+    if not sections:
+        raise SkipFile("dokumentstatus has no text (empty html and no speeches)")
+    return ReadResult(meta=meta, sections=sections, reader="riksdagen", reflow=layout)
+
+
+def read_riksdagen_json(path: Path, source: str) -> ReadResult:
+    try:
+        data = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SkipFile(f"corrupt JSON: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("dokumentstatus"), dict):
+        raise SkipFile("JSON is not a Riksdagen dokumentstatus document")
+    return parse_dokumentstatus(data["dokumentstatus"])
+
+
+def read_riksdagen_xml(root: ET.Element) -> ReadResult:
+    status = xml_to_dict(root)
+    if not isinstance(status, dict):
+        raise SkipFile("empty dokumentstatus XML")
+    return parse_dokumentstatus(status)

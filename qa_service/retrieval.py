@@ -1,0 +1,166 @@
+"""Retrievers behind one small interface: dense (FAISS), lexical (BM25), hybrid (RRF).
+
+Scores of BM25 and cosine similarity live on different scales, so the hybrid fuses
+ranks, not scores (reciprocal rank fusion).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import faiss
+import numpy as np
+
+from .lexical import LexicalIndex
+
+logger = logging.getLogger(__name__)
+
+Ranking = list[tuple[int, float]]
+
+
+class Retriever(Protocol):
+    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking: ...
+
+
+def rrf(
+    rankings: Sequence[Sequence[tuple[int, float]]],
+    *,
+    k: int = 60,
+    weights: Sequence[float] | None = None,
+) -> Ranking:
+    """Reciprocal rank fusion: ``score(d) = sum_i w_i / (k + rank_i(d))``, ranks from 1.
+
+    Ties are broken by the best rank a document reached in any list, then by id, so the
+    result is deterministic.
+    """
+    weights = list(weights) if weights is not None else [1.0] * len(rankings)
+    if len(weights) != len(rankings):
+        raise ValueError("one weight per ranking")
+    scores: dict[int, float] = {}
+    best: dict[int, int] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        for rank, (item, _score) in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
+            best[item] = min(best.get(item, rank), rank)
+    return sorted(scores.items(), key=lambda pair: (-pair[1], best[pair[0]], pair[0]))
+
+
+class DenseRetriever:
+    """Cosine similarity over normalised vectors in a FAISS inner-product index."""
+
+    def __init__(self, index: faiss.Index, encode_query: Callable[[str], np.ndarray]) -> None:
+        self.index = index
+        self.encode_query = encode_query
+
+    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
+        if self.index.ntotal == 0 or k < 1:
+            return []
+        vector = self.encode_query(query).reshape(1, -1).astype(np.float32)
+        k = min(k, self.index.ntotal)
+        params = None
+        if allowed is not None:
+            rows = np.flatnonzero(allowed).astype(np.int64)
+            if len(rows) == 0:
+                return []
+            k = min(k, len(rows))
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(rows))  # type: ignore[call-arg]
+        scores, ids = self.index.search(vector, k, params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+
+class LexicalRetriever:
+    def __init__(self, index: LexicalIndex) -> None:
+        self.index = index
+
+    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
+        return self.index.search(query, k, allowed=allowed)
+
+
+class HybridRetriever:
+    """Dense and lexical candidates fused with RRF."""
+
+    def __init__(
+        self,
+        dense: Retriever,
+        lexical: Retriever,
+        *,
+        depth: int = 100,
+        rrf_k: int = 60,
+        weights: tuple[float, float] = (1.0, 1.0),
+    ) -> None:
+        self.dense = dense
+        self.lexical = lexical
+        self.depth = depth
+        self.rrf_k = rrf_k
+        self.weights = weights
+
+    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
+        depth = max(k, self.depth)
+        dense = self.dense.search(query, depth, allowed=allowed)
+        lexical = self.lexical.search(query, depth, allowed=allowed)
+        return rrf([dense, lexical], k=self.rrf_k, weights=self.weights)[:k]
+
+
+_WORD = re.compile(r"\w+")
+
+
+def shingles(text: str, size: int = 3) -> set[tuple[str, ...]]:
+    """Word n-grams of a text, lower-cased: the basis of near-duplicate detection."""
+    words = _WORD.findall(text.lower())
+    if len(words) < size:
+        return {tuple(words)} if words else set()
+    return {tuple(words[i : i + size]) for i in range(len(words) - size + 1)}
+
+
+def jaccard(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+@dataclass
+class Candidate:
+    row: int
+    score: float
+    doc_id: str
+    text: str
+    also_in: list[int]
+
+
+def diversify(
+    candidates: Sequence[Candidate],
+    k: int,
+    *,
+    per_document: int = 2,
+    duplicate_threshold: float = 0.6,
+) -> list[Candidate]:
+    """Keep the best ``k``: near-duplicates fold into the first (``also_in``) and no
+    document contributes more than ``per_document`` passages (0: no cap)."""
+    kept: list[Candidate] = []
+    kept_shingles: list[set[tuple[str, ...]]] = []
+    per_doc: dict[str, int] = {}
+    for candidate in candidates:
+        grams = shingles(candidate.text)
+        duplicate_of = next(
+            (
+                i
+                for i, other in enumerate(kept_shingles)
+                if jaccard(grams, other) >= duplicate_threshold
+            ),
+            None,
+        )
+        if duplicate_of is not None:
+            kept[duplicate_of].also_in.append(candidate.row)
+            continue
+        if per_document and per_doc.get(candidate.doc_id, 0) >= per_document:
+            continue
+        if len(kept) == k:
+            continue
+        per_doc[candidate.doc_id] = per_doc.get(candidate.doc_id, 0) + 1
+        kept.append(candidate)
+        kept_shingles.append(grams)
+    return kept

@@ -1,0 +1,120 @@
+"""The data that flows from readers to the API: sections, documents, passages, hits."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    party: str | None = None
+    role: str | None = None
+
+    def label(self) -> str:
+        return f"{self.name} ({self.party})" if self.party else self.name
+
+
+@dataclass
+class Section:
+    """One unit a reader yields: a PDF page, a document body, a debate speech."""
+
+    text: str
+    page: int | None = None
+    heading: str | None = None
+    speaker: str | None = None
+    party: str | None = None
+
+
+@dataclass
+class DocumentMeta:
+    """What a source says about a document; every field is optional but the title."""
+
+    title: str = ""
+    doctype: str | None = None  # a Swedish label: "Svar på skriftlig fråga", "Motion", …
+    dok_id: str | None = None
+    rm: str | None = None  # riksmöte, e.g. "2024/25"
+    beteckning: str | None = None  # e.g. "992", "AU7"
+    date: str | None = None  # ISO date
+    authors: list[Person] = field(default_factory=list)
+    minister: Person | None = None
+    url: str | None = None
+    organ: str | None = None
+
+    def merge(self, other: DocumentMeta) -> DocumentMeta:
+        """Fields of ``other`` fill the gaps of this one (this one wins)."""
+        values = {}
+        for f in dataclasses.fields(self):
+            mine = getattr(self, f.name)
+            values[f.name] = mine if mine else getattr(other, f.name)
+        return DocumentMeta(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DocumentMeta:
+        data = dict(data)
+        data["authors"] = [Person(**p) for p in data.get("authors") or []]
+        data["minister"] = Person(**data["minister"]) if data.get("minister") else None
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def document_id(source: str) -> str:
+    """A document's id: stable for a given source path."""
+    return hashlib.sha1(source.encode("utf-8")).hexdigest()[:16]
+
+
+def passage_id(source: str, char_start: int, text: str) -> str:
+    """A passage's id: stable while the file's cleaned text does not change."""
+    digest = hashlib.sha1(f"{source}\x00{char_start}\x00{text}".encode()).hexdigest()
+    return digest[:16]
+
+
+@dataclass
+class Passage:
+    id: str
+    doc_id: str
+    ordinal: int
+    text: str
+    char_start: int
+    char_end: int
+    page: int | None = None
+    heading: str | None = None
+    speaker: str | None = None
+    party: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Document:
+    id: str
+    source: str
+    sha256: str
+    meta: DocumentMeta
+    text: str
+    reader: str
+    page_count: int | None = None
+
+    def to_dict(self, with_text: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "source": self.source, **self.meta.to_dict()}
+        data["page_count"] = self.page_count
+        if with_text:
+            data["text"] = self.text
+        return data
+
+
+@dataclass
+class Hit:
+    passage: Passage
+    document: Document
+    score: float
+    rank: int = 0
+    also_in: list[str] = field(default_factory=list)

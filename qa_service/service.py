@@ -1,0 +1,255 @@
+"""QAService: the facade the CLI and the web layer share. No Flask in here."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from .answer import passage_dict
+from .config import Settings
+from .embedding import Embedder, SentenceTransformerEmbedder
+from .errors import IndexUnavailable, InvalidRequest, NotFound
+from .filters import FilterError, Filters, allowed_rows
+from .lexical import LexicalIndex
+from .retrieval import Candidate, DenseRetriever, HybridRetriever, LexicalRetriever, diversify
+from .schema import Hit
+from .store import LEXICAL, IndexReader, IndexStoreError, check_compatible
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["dense", "lexical", "hybrid"]
+MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
+RELOAD_CHECK_SECONDS = 2.0
+
+
+@dataclass
+class _Loaded:
+    """One published build with its retrievers; replaced whole on reload."""
+
+    reader: IndexReader
+    dense: DenseRetriever
+    lexical: LexicalRetriever
+    hybrid: HybridRetriever
+
+    def retriever(self, mode: Mode) -> DenseRetriever | LexicalRetriever | HybridRetriever:
+        if mode == "dense":
+            return self.dense
+        if mode == "lexical":
+            return self.lexical
+        return self.hybrid
+
+
+class QAService:
+    """Loads the index once, answers questions with cited passages."""
+
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.embedder: Embedder = embedder or SentenceTransformerEmbedder.from_settings(settings)
+        self._loaded: _Loaded | None = None
+        self._lock = threading.Lock()
+        self._checked_at = 0.0
+
+    # -- index lifecycle -------------------------------------------------------------
+    def load(self) -> None:
+        """Open the published index (raises :class:`IndexUnavailable` when unusable)."""
+        with self._lock:
+            self._loaded = self._open()
+
+    def _open(self) -> _Loaded:
+        index_path = self.settings.index_dir
+        try:
+            reader = IndexReader(index_path)
+            check_compatible(reader.manifest, model=self.settings.model, dimension=None)
+            lexical = LexicalIndex.load(reader.build_path / LEXICAL)
+        except IndexStoreError as exc:
+            raise IndexUnavailable(str(exc)) from exc
+        dense = DenseRetriever(reader.vectors, self._encode_query)
+        lexical_retriever = LexicalRetriever(lexical)
+        hybrid = HybridRetriever(
+            dense,
+            lexical_retriever,
+            depth=self.settings.candidate_depth,
+            rrf_k=self.settings.rrf_k,
+            weights=(self.settings.dense_weight, self.settings.lexical_weight),
+        )
+        logger.info(
+            "loaded index %s (%s passages, model %s)",
+            reader.build_path.name,
+            reader.passage_count,
+            reader.manifest.get("model"),
+        )
+        return _Loaded(reader, dense, lexical_retriever, hybrid)
+
+    def _encode_query(self, text: str) -> np.ndarray:
+        vector = self.embedder.encode_query(text)
+        loaded = self._loaded
+        if loaded is not None and vector.shape[-1] != loaded.reader.vectors.d:
+            raise IndexUnavailable(
+                f"the model gives {vector.shape[-1]}-dimensional vectors but the index holds "
+                f"{loaded.reader.vectors.d}: rebuild the index with `qa ingest`"
+            )
+        return vector
+
+    def maybe_reload(self) -> bool:
+        """Switch to a newly published build, if any; cheap enough to call per request."""
+        now = time.monotonic()
+        if now - self._checked_at < RELOAD_CHECK_SECONDS and self._loaded is not None:
+            return False
+        self._checked_at = now
+        current = self._loaded
+        target = self.settings.index_dir.resolve()
+        if current is not None and current.reader.build_path == target:
+            return False
+        with self._lock:
+            if self._loaded is not current:
+                return False
+            try:
+                fresh = self._open()
+            except IndexUnavailable:
+                if current is None:
+                    raise
+                logger.exception("new index could not be loaded; keeping the old one")
+                return False
+            # Requests holding the old build keep it alive until they finish.
+            self._loaded = fresh
+        return True
+
+    @property
+    def loaded(self) -> _Loaded:
+        self.maybe_reload()
+        if self._loaded is None:
+            raise IndexUnavailable("the index is not loaded")
+        return self._loaded
+
+    def warm_up(self) -> None:
+        """Load the model now rather than on the first question."""
+        self.embedder.encode_query("uppvärmning")
+
+    # -- questions -------------------------------------------------------------------
+    def validate_question(self, question: Any) -> str:
+        if not isinstance(question, str):
+            raise InvalidRequest("'question' must be a string")
+        question = question.replace("\x00", "").strip()
+        if not question:
+            raise InvalidRequest("'question' must not be empty")
+        if len(question) > self.settings.max_question_chars:
+            raise InvalidRequest(
+                f"'question' is longer than {self.settings.max_question_chars} characters"
+            )
+        return question
+
+    def validate_top_k(self, top_k: Any) -> int:
+        if top_k is None:
+            return self.settings.default_top_k
+        if isinstance(top_k, bool) or not isinstance(top_k, int):
+            raise InvalidRequest("'top_k' must be a whole number")
+        if not 1 <= top_k <= self.settings.max_top_k:
+            raise InvalidRequest(f"'top_k' must lie between 1 and {self.settings.max_top_k}")
+        return top_k
+
+    def search(
+        self,
+        question: Any,
+        top_k: Any = None,
+        *,
+        filters: Filters | dict[str, Any] | None = None,
+        mode: Mode = "hybrid",
+    ) -> list[Hit]:
+        """The best passages for a question, diversified, filtered, ranked from 1."""
+        query = self.validate_question(question)
+        k = self.validate_top_k(top_k)
+        if mode not in MODES:
+            raise InvalidRequest(f"'mode' must be one of {', '.join(MODES)}")
+        if not isinstance(filters, Filters):
+            try:
+                filters = Filters.from_mapping(filters or {})
+            except FilterError as exc:
+                raise InvalidRequest(str(exc)) from exc
+        loaded = self.loaded
+        reader = loaded.reader
+        mask = allowed_rows(reader.db, filters, reader.passage_count)
+        # Over-fetch so that the per-document cap and duplicate folding still fill k.
+        depth = max(k * 4, k + 20)
+        ranking = loaded.retriever(mode).search(query, depth, allowed=mask)
+        rows = [row for row, _ in ranking]
+        passages = reader.passages_by_rows(rows)
+        candidates = [
+            Candidate(row, score, passages[row].doc_id, passages[row].text, [])
+            for row, score in ranking
+            if row in passages
+        ]
+        chosen = diversify(candidates, k, per_document=self.settings.per_document_cap)
+        hits: list[Hit] = []
+        extra = reader.passages_by_rows([r for c in chosen for r in c.also_in])
+        for rank, candidate in enumerate(chosen, start=1):
+            passage = passages[candidate.row]
+            document = reader.document(passage.doc_id)
+            if document is None:  # pragma: no cover - the database is consistent
+                continue
+            also = [extra[r].id for r in candidate.also_in if r in extra]
+            hits.append(Hit(passage, document, candidate.score, rank, also))
+        return hits
+
+    def ask(
+        self,
+        question: Any,
+        top_k: Any = None,
+        *,
+        filters: Filters | dict[str, Any] | None = None,
+        mode: Mode = "hybrid",
+    ) -> dict[str, Any]:
+        """The API's answer object: the question and its cited passages."""
+        hits = self.search(question, top_k, filters=filters, mode=mode)
+        return {
+            "question": self.validate_question(question),
+            "passages": [passage_dict(hit, f"/p/{hit.passage.id}") for hit in hits],
+        }
+
+    # -- lookups -------------------------------------------------------------------
+    def passage(self, passage_id: str) -> dict[str, Any]:
+        reader = self.loaded.reader
+        found = reader.passage(passage_id)
+        if found is None:
+            raise NotFound(f"no passage with id {passage_id!r}")
+        _row, passage = found
+        document = reader.document(passage.doc_id)
+        if document is None:  # pragma: no cover
+            raise NotFound(f"no document for passage {passage_id!r}")
+        data = passage_dict(Hit(passage, document, 0.0, 0), f"/p/{passage.id}")
+        data.pop("rank")
+        data.pop("score")
+        data["context"] = _context(document.text, passage.char_start, passage.char_end)
+        return data
+
+    def health(self) -> dict[str, Any]:
+        loaded = self._loaded
+        if loaded is None:
+            return {"status": "starting"}
+        manifest = loaded.reader.manifest
+        return {
+            "status": "ok",
+            "index": {
+                "model": manifest.get("model"),
+                "passages": manifest.get("passages"),
+                "documents": manifest.get("documents"),
+                "built_at": manifest.get("built_at"),
+            },
+        }
+
+
+def _context(text: str, start: int, end: int, margin: int = 1500) -> dict[str, Any]:
+    """The passage inside its surrounding document text, cut at paragraph edges."""
+    lo = max(0, start - margin)
+    hi = min(len(text), end + margin)
+    if lo > 0:
+        cut = text.find("\n\n", lo, start)
+        lo = cut + 2 if cut >= 0 else lo
+    if hi < len(text):
+        cut = text.rfind("\n\n", end, hi)
+        hi = cut if cut >= 0 else hi
+    return {"before": text[lo:start], "passage": text[start:end], "after": text[end:hi]}

@@ -1,0 +1,406 @@
+"""The index directory: a versioned artifact built aside and published atomically.
+
+Layout::
+
+    indexes/<name>                  symlink to the current build (swapped atomically)
+    indexes/.<name>.builds/<build>/ manifest.json · vectors.faiss · passages.sqlite3 · lexical/
+
+A build is written into a fresh directory; ``manifest.json`` is written last and the
+symlink is replaced with ``os.replace``, so a reader sees either the old build or the
+new one, never half of one. Old builds stay on disk (a running reader may still have
+them open) and are pruned after a few newer ones exist.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from . import __version__
+from .schema import Document, DocumentMeta, Passage
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+DATABASE = "passages.sqlite3"
+LEXICAL = "lexical"
+KEEP_BUILDS = 3
+
+_SCHEMA = """
+CREATE TABLE files (
+    source TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('indexed', 'skipped')),
+    reason TEXT
+);
+CREATE TABLE documents (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL UNIQUE REFERENCES files(source),
+    sha256 TEXT NOT NULL,
+    reader TEXT NOT NULL,
+    page_count INTEGER,
+    title TEXT NOT NULL,
+    doctype TEXT,
+    rm TEXT,
+    date TEXT,
+    parties TEXT NOT NULL DEFAULT '',
+    people TEXT NOT NULL DEFAULT '',
+    meta_json TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE TABLE passages (
+    row INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    doc_id TEXT NOT NULL REFERENCES documents(id),
+    ordinal INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    char_start INTEGER NOT NULL,
+    char_end INTEGER NOT NULL,
+    page INTEGER,
+    heading TEXT,
+    speaker TEXT,
+    party TEXT
+);
+CREATE INDEX passages_doc ON passages(doc_id, ordinal);
+"""
+
+
+class IndexStoreError(RuntimeError):
+    """The index is missing, unreadable or incompatible with the settings."""
+
+
+class IndexNotFound(IndexStoreError):
+    """No published index at the path."""
+
+
+class IndexMismatch(IndexStoreError):
+    """The index was built with another format, model or dimension."""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    source: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    status: str
+    reason: str | None = None
+
+
+def builds_dir(index_path: Path) -> Path:
+    return index_path.parent / f".{index_path.name}.builds"
+
+
+def _people_and_parties(meta: DocumentMeta) -> tuple[str, str]:
+    people = [p for p in [*meta.authors, meta.minister] if p is not None]
+    names = "|".join(p.name for p in people)
+    # "By a party" means written by it: the minister an interpellation goes to is not.
+    parties = "|".join(sorted({p.party for p in meta.authors if p.party}))
+    return names, parties
+
+
+class IndexWriter:
+    """Writes one build; :meth:`publish` makes it the one readers see."""
+
+    def __init__(self, index_path: Path, manifest: dict[str, Any]) -> None:
+        self.index_path = index_path
+        self.manifest = dict(manifest)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        self.build_path = builds_dir(index_path) / f"{stamp}-{uuid.uuid4().hex[:8]}"
+        self.build_path.mkdir(parents=True)
+        self.db = sqlite3.connect(self.build_path / DATABASE)
+        self.db.executescript(_SCHEMA)
+        self._vectors: list[np.ndarray] = []
+        self._rows = 0
+
+    def add_file(self, record: FileRecord) -> None:
+        self.db.execute(
+            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                record.source,
+                record.sha256,
+                record.size,
+                record.mtime_ns,
+                record.status,
+                record.reason,
+            ),
+        )
+
+    def add_document(
+        self, document: Document, passages: Sequence[Passage], vectors: np.ndarray
+    ) -> None:
+        if len(passages) != len(vectors):
+            raise ValueError("one vector per passage")
+        people, parties = _people_and_parties(document.meta)
+        meta = document.meta
+        self.db.execute(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                document.id,
+                document.source,
+                document.sha256,
+                document.reader,
+                document.page_count,
+                meta.title,
+                meta.doctype,
+                meta.rm,
+                meta.date,
+                parties,
+                people,
+                json.dumps(meta.to_dict(), ensure_ascii=False),
+                document.text,
+            ),
+        )
+        self.db.executemany(
+            "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    self._rows + i,
+                    p.id,
+                    p.doc_id,
+                    p.ordinal,
+                    p.text,
+                    p.char_start,
+                    p.char_end,
+                    p.page,
+                    p.heading,
+                    p.speaker,
+                    p.party,
+                )
+                for i, p in enumerate(passages)
+            ],
+        )
+        if len(passages):
+            self._vectors.append(np.ascontiguousarray(vectors, dtype=np.float32))
+        self._rows += len(passages)
+
+    def publish(self, dimension: int) -> Path:
+        """Write vectors and manifest, then swap the index symlink to this build."""
+        self.db.commit()
+        self.db.close()
+        matrix = np.vstack(self._vectors) if self._vectors else np.zeros((0, dimension), np.float32)
+        index = faiss.IndexFlatIP(dimension)
+        if len(matrix):
+            index.add(matrix)
+        faiss.write_index(index, str(self.build_path / VECTORS))
+        self.manifest.update(
+            format_version=FORMAT_VERSION,
+            package_version=__version__,
+            built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            dimension=dimension,
+            passages=int(index.ntotal),
+        )
+        _write_json_atomically(self.build_path / MANIFEST, self.manifest)
+        _fsync_dir(self.build_path)
+        _swap_symlink(self.index_path, self.build_path)
+        prune_builds(self.index_path)
+        logger.info("published index %s -> %s", self.index_path, self.build_path.name)
+        return self.build_path
+
+    def abort(self) -> None:
+        try:
+            self.db.close()
+        finally:
+            shutil.rmtree(self.build_path, ignore_errors=True)
+
+
+def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, ensure_ascii=False, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _swap_symlink(link: Path, target: Path) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.exists() and not link.is_symlink():
+        # An index directory from elsewhere: move it aside so the link can take its place.
+        link.rename(builds_dir(link) / f"moved-{uuid.uuid4().hex[:8]}")
+    relative = os.path.relpath(target, link.parent)
+    tmp_link = link.parent / f".{link.name}.{uuid.uuid4().hex[:8]}.tmp"
+    os.symlink(relative, tmp_link)
+    os.replace(tmp_link, link)
+    _fsync_dir(link.parent)
+
+
+def prune_builds(index_path: Path, keep: int = KEEP_BUILDS) -> None:
+    """Remove old builds and abandoned half-written ones, keeping the newest few."""
+    root = builds_dir(index_path)
+    if not root.is_dir():
+        return
+    current = index_path.resolve() if index_path.is_symlink() else None
+    builds = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name)
+    complete = [p for p in builds if (p / MANIFEST).exists()]
+    for path in builds:
+        if path == current:
+            continue
+        abandoned = not (path / MANIFEST).exists() and time.time() - path.stat().st_mtime > 3600
+        if abandoned or (path in complete and path not in complete[-keep:]):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def read_manifest(index_path: Path) -> dict[str, Any]:
+    manifest = index_path / MANIFEST
+    if not manifest.exists():
+        raise IndexNotFound(
+            f"no index at {index_path}: run `qa ingest DIR --index {index_path}` first"
+        )
+    try:
+        data: dict[str, Any] = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise IndexStoreError(f"unreadable index manifest {manifest}: {exc}") from exc
+    if data.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatch(
+            f"index {index_path} has format version {data.get('format_version')}, this "
+            f"qa_service reads version {FORMAT_VERSION}: rebuild it with `qa ingest`"
+        )
+    return data
+
+
+def check_compatible(manifest: dict[str, Any], *, model: str, dimension: int | None) -> None:
+    """Fail with a clear message when the index was built with another model."""
+    if manifest.get("model") != model:
+        raise IndexMismatch(
+            f"the index was built with model {manifest.get('model')!r} but the service is "
+            f"configured for {model!r}: set QA_MODEL to match or rebuild with `qa ingest`"
+        )
+    if dimension is not None and manifest.get("dimension") != dimension:
+        raise IndexMismatch(
+            f"the index holds {manifest.get('dimension')}-dimensional vectors but the model "
+            f"gives {dimension}: rebuild the index with `qa ingest`"
+        )
+
+
+class IndexReader:
+    """A published build opened read-only: manifest, vectors and the passage database."""
+
+    def __init__(self, index_path: Path) -> None:
+        self.index_path = index_path
+        self.manifest = read_manifest(index_path)
+        self.build_path = index_path.resolve()
+        try:
+            self.vectors = faiss.read_index(str(self.build_path / VECTORS), faiss.IO_FLAG_MMAP)
+        except RuntimeError:
+            self.vectors = faiss.read_index(str(self.build_path / VECTORS))
+        self._local = threading.local()
+        self._documents: dict[str, Document] = {}
+        self._documents_lock = threading.Lock()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            uri = f"file:{self.build_path / DATABASE}?mode=ro&immutable=1"
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+        return conn
+
+    @property
+    def passage_count(self) -> int:
+        return int(self.vectors.ntotal)
+
+    def files(self) -> dict[str, FileRecord]:
+        rows = self.db.execute("SELECT * FROM files").fetchall()
+        return {row["source"]: FileRecord(**dict(row)) for row in rows}
+
+    def all_vectors(self) -> np.ndarray:
+        if self.vectors.ntotal == 0:
+            return np.zeros((0, self.vectors.d), dtype=np.float32)
+        return np.asarray(self.vectors.reconstruct_n(0, self.vectors.ntotal), dtype=np.float32)
+
+    def document(self, doc_id: str) -> Document | None:
+        cached = self._documents.get(doc_id)
+        if cached is not None:
+            return cached
+        row = self.db.execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        if row is None:
+            return None
+        document = _document_from_row(row)
+        with self._documents_lock:
+            self._documents[doc_id] = document
+        return document
+
+    def documents(self) -> Iterable[Document]:
+        for row in self.db.execute("SELECT * FROM documents ORDER BY source"):
+            yield _document_from_row(row)
+
+    def passages_by_rows(self, rows: Sequence[int]) -> dict[int, Passage]:
+        if not rows:
+            return {}
+        marks = ",".join("?" * len(rows))
+        cursor = self.db.execute(f"SELECT * FROM passages WHERE row IN ({marks})", list(rows))
+        return {row["row"]: _passage_from_row(row) for row in cursor}
+
+    def passage(self, passage_id: str) -> tuple[int, Passage] | None:
+        row = self.db.execute("SELECT * FROM passages WHERE id = ?", (passage_id,)).fetchone()
+        return (row["row"], _passage_from_row(row)) if row else None
+
+    def passages_of(self, doc_id: str) -> list[tuple[int, Passage]]:
+        cursor = self.db.execute(
+            "SELECT * FROM passages WHERE doc_id = ? ORDER BY ordinal", (doc_id,)
+        )
+        return [(row["row"], _passage_from_row(row)) for row in cursor]
+
+    def passage_texts(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT text FROM passages ORDER BY row")]
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def _document_from_row(row: sqlite3.Row) -> Document:
+    return Document(
+        id=row["id"],
+        source=row["source"],
+        sha256=row["sha256"],
+        meta=DocumentMeta.from_dict(json.loads(row["meta_json"])),
+        text=row["text"],
+        reader=row["reader"],
+        page_count=row["page_count"],
+    )
+
+
+def _passage_from_row(row: sqlite3.Row) -> Passage:
+    return Passage(
+        id=row["id"],
+        doc_id=row["doc_id"],
+        ordinal=row["ordinal"],
+        text=row["text"],
+        char_start=row["char_start"],
+        char_end=row["char_end"],
+        page=row["page"],
+        heading=row["heading"],
+        speaker=row["speaker"],
+        party=row["party"],
+    )

@@ -1,0 +1,55 @@
+"""JSON API: validate, call the service, serialise. Nothing else lives here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+
+from ..errors import InvalidRequest
+from ..service import QAService
+
+api = Blueprint("api", __name__, url_prefix="/api")
+
+ASK_FIELDS = {"question", "top_k", "filters", "mode", "conversation_id"}
+
+
+def _service() -> QAService:
+    service: QAService = current_app.extensions["qa"]
+    return service
+
+
+def _json_body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if data is None:
+        raise InvalidRequest(
+            "the request body must be a JSON object (Content-Type: application/json)"
+        )
+    if not isinstance(data, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    return data
+
+
+@api.post("/ask")
+def ask() -> Any:
+    body = _json_body()
+    if "question" not in body:
+        raise InvalidRequest("'question' is required")
+    filters = body.get("filters")
+    if filters is not None and not isinstance(filters, dict):
+        raise InvalidRequest("'filters' must be an object")
+    mode = body.get("mode", "hybrid")
+    if not isinstance(mode, str):
+        raise InvalidRequest("'mode' must be a string")
+    result = _service().ask(body["question"], body.get("top_k"), filters=filters, mode=mode)  # type: ignore[arg-type]
+    return jsonify(result)
+
+
+@api.get("/passages/<passage_id>")
+def passage(passage_id: str) -> Any:
+    return jsonify(_service().passage(passage_id))
+
+
+@api.get("/health")
+def health() -> Any:
+    return jsonify(_service().health())

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.model
+
+QUESTION = "Hur många personer bor i utanförskapsområden?"
+
+
+def test_ask_returns_cited_passages(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.post("/api/ask", json={"question": QUESTION, "top_k": 3})
+    assert response.status_code == 200
+    data = response.get_json()
+    assert data["question"] == QUESTION
+    top = data["passages"][0]
+    assert "710 000" in top["text"]
+    for key in (
+        "id",
+        "rank",
+        "score",
+        "text",
+        "source",
+        "page",
+        "char_start",
+        "char_end",
+        "citation",
+        "document",
+    ):
+        assert key in top
+    assert top["rank"] == 1
+    assert top["source"] == "svar-pa-fraga-2024-25-992.txt"
+    assert top["page"] is None
+    assert top["citation"].startswith("Svar på fråga 2024/25:992 av Serkan Köse (S)")
+    assert top["document"]["doctype"] == "Svar på skriftlig fråga"
+    assert top["document"]["authors"][0]["name"] == "Serkan Köse"
+
+
+def test_passage_offsets_point_into_document_text(client, service) -> None:  # type: ignore[no-untyped-def]
+    data = client.post("/api/ask", json={"question": "yrkesvux"}).get_json()
+    for p in data["passages"]:
+        document = service.loaded.reader.document(p["document"]["id"])
+        assert document.text[p["char_start"] : p["char_end"]] == p["text"]
+
+
+def test_passage_lookup_and_permalink(client) -> None:  # type: ignore[no-untyped-def]
+    top = client.post("/api/ask", json={"question": QUESTION}).get_json()["passages"][0]
+    data = client.get(f"/api/passages/{top['id']}").get_json()
+    assert data["text"] == top["text"]
+    assert data["context"]["passage"] == top["text"]
+    page = client.get(top["permalink"])
+    assert page.status_code == 200
+    assert "710 000" in page.get_data(as_text=True)
+
+
+def test_health(client) -> None:  # type: ignore[no-untyped-def]
+    data = client.get("/api/health").get_json()
+    assert data["status"] == "ok" and data["index"]["passages"] > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "message"),
+    [
+        ({"json": {}}, 400, "'question' is required"),
+        ({"json": {"question": ""}}, 400, "must not be empty"),
+        ({"json": {"question": "   "}}, 400, "must not be empty"),
+        ({"json": {"question": 42}}, 400, "must be a string"),
+        ({"json": {"question": None}}, 400, "must be a string"),
+        ({"json": {"question": "x" * 1001}}, 400, "longer than 1000"),
+        ({"json": {"question": "jobb", "top_k": 0}}, 400, "between 1 and 50"),
+        ({"json": {"question": "jobb", "top_k": 51}}, 400, "between 1 and 50"),
+        ({"json": {"question": "jobb", "top_k": "5"}}, 400, "whole number"),
+        ({"json": {"question": "jobb", "top_k": True}}, 400, "whole number"),
+        ({"json": {"question": "jobb", "filters": []}}, 400, "'filters' must be an object"),
+        ({"json": {"question": "jobb", "filters": {"rm": "2023"}}}, 400, "riksmöte"),
+        ({"json": {"question": "jobb", "mode": "magic"}}, 400, "'mode' must be one of"),
+        ({"json": ["question"]}, 400, "JSON object"),
+        ({"data": "{not json", "content_type": "application/json"}, 400, "JSON object"),
+        ({"data": "question=x", "content_type": "text/plain"}, 400, "JSON object"),
+        ({"data": "x" * 70_000, "content_type": "application/json"}, 413, ""),
+    ],
+)
+def test_bad_requests_get_one_json_error_shape(client, kwargs, status, message) -> None:  # type: ignore[no-untyped-def]
+    response = client.post("/api/ask", **kwargs)
+    assert response.status_code == status
+    error = response.get_json()["error"]
+    assert set(error) == {"status", "code", "message"}
+    assert error["status"] == status
+    assert message in error["message"]
+
+
+def test_null_bytes_are_not_a_server_error(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.post("/api/ask", json={"question": "jobb\x00skatteavdrag"})
+    assert response.status_code == 200
+
+
+def test_unknown_routes_and_methods(client) -> None:  # type: ignore[no-untyped-def]
+    assert client.get("/api/nope").get_json()["error"]["status"] == 404
+    assert client.get("/api/ask").get_json()["error"]["status"] == 405
+    assert client.get("/api/passages/doesnotexist").get_json()["error"]["code"] == "not_found"
+
+
+def test_chat_page_is_served_without_external_assets(client) -> None:  # type: ignore[no-untyped-def]
+    html = client.get("/").get_data(as_text=True)
+    assert "<form" in html
+    assert "http://" not in html and "https://" not in html
+    assert client.get("/static/chat.js").status_code == 200
+
+
+def test_cli_ask_json_matches_api(client, runner, small_index) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from qa_service.cli import main
+
+    result = runner.invoke(
+        main, ["ask", QUESTION, "--index", str(small_index.index_dir), "-k", "3", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    api = client.post("/api/ask", json={"question": QUESTION, "top_k": 3}).get_json()
+    assert json.loads(result.output) == api
+
+
+def test_cli_ask_text_and_missing_index(runner, small_index, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from qa_service.cli import main
+
+    result = runner.invoke(main, ["ask", QUESTION, "--index", str(small_index.index_dir)])
+    assert result.exit_code == 0
+    assert "[1] Svar på fråga 2024/25:992" in result.output
+    missing = runner.invoke(main, ["ask", QUESTION, "--index", str(tmp_path / "none")])
+    assert missing.exit_code == 1
+    assert "run `qa ingest" in missing.output

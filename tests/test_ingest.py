@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qa_service.config import Settings
+from qa_service.ingest import discover, run_ingest
+from qa_service.service import QAService
+from qa_service.store import IndexMismatch, IndexReader, check_compatible, read_manifest
+from tests.conftest import write_small_corpus
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    return write_small_corpus(tmp_path / "corpus")
+
+
+def skipped(report) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {item["source"]: item["reason"] for item in report.skipped}
+
+
+def test_every_file_is_indexed_or_skipped_with_a_reason(corpus, settings, embedder) -> None:  # type: ignore[no-untyped-def]
+    report = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    assert report.files_seen == 6
+    assert report.files_indexed == 3
+    reasons = skipped(report)
+    assert reasons["empty.txt"] == "empty file"
+    assert reasons["broken.pdf"].startswith("corrupt PDF")
+    assert reasons["notes.docx"].startswith("unsupported file type")
+    assert report.passages > 0 and report.published
+    reader = IndexReader(settings.index_dir)
+    assert reader.passage_count == report.passages
+    manifest = reader.manifest
+    assert set(manifest["sources"]) == {
+        "svar-pa-fraga-2024-25-992.txt",
+        "ipq/ipq-202223--0999.xml",
+        "press.md",
+    }
+    assert manifest["model"] == settings.model and manifest["dimension"] == 384
+    assert manifest["skipped"]["empty.txt"] == "empty file"
+    for passage_rows in (reader.passages_of(d.id) for d in reader.documents()):
+        for _, passage in passage_rows:
+            assert embedder.count_tokens(passage.text) <= embedder.max_tokens
+
+
+def test_second_run_embeds_nothing_and_touch_reembeds_one_file(corpus, settings, embedder) -> None:  # type: ignore[no-untyped-def]
+    first = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    build = settings.index_dir.resolve()
+    again = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    assert again.passages_embedded == 0 and not again.published
+    assert settings.index_dir.resolve() == build
+
+    seed = corpus / "svar-pa-fraga-2024-25-992.txt"
+    stat = seed.stat()
+    os.utime(seed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    touched = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    seed_passages = len(
+        IndexReader(settings.index_dir).passages_of(
+            next(d.id for d in IndexReader(settings.index_dir).documents() if d.source == seed.name)
+        )
+    )
+    assert touched.passages_embedded == seed_passages
+    assert touched.files_indexed == 1 and touched.files_reused == 2
+    assert touched.passages == first.passages
+
+
+def test_deleted_file_loses_its_passages(corpus, settings, embedder) -> None:  # type: ignore[no-untyped-def]
+    run_ingest([corpus], settings, embedder=embedder, progress=False)
+    (corpus / "press.md").unlink()
+    report = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    assert report.files_removed == 1 and report.passages_embedded == 0
+    sources = {d.source for d in IndexReader(settings.index_dir).documents()}
+    assert "press.md" not in sources
+
+
+def test_search_results_survive_incremental_rebuild(corpus, settings, embedder) -> None:  # type: ignore[no-untyped-def]
+    run_ingest([corpus], settings, embedder=embedder, progress=False)
+    service = QAService(settings, embedder=embedder)
+    service.load()
+    before = [h.passage.id for h in service.search("jobbskatteavdrag", 3)]
+    (corpus / "extra.md").write_text("# Ny text\n\nOm sfi och yrkesvux.\n", encoding="utf-8")
+    run_ingest([corpus], settings, embedder=embedder, progress=False)
+    service.load()
+    assert [h.passage.id for h in service.search("jobbskatteavdrag", 3)] == before
+
+
+def test_index_of_another_model_fails_clearly(corpus, settings, embedder) -> None:  # type: ignore[no-untyped-def]
+    run_ingest([corpus], settings, embedder=embedder, progress=False)
+    manifest = read_manifest(settings.index_dir)
+    with pytest.raises(IndexMismatch, match="built with model"):
+        check_compatible(manifest, model="intfloat/multilingual-e5-small", dimension=None)
+    with pytest.raises(IndexMismatch, match="384-dimensional"):
+        check_compatible(manifest, model=settings.model, dimension=768)
+    other = Settings(index_dir=settings.index_dir, model="/nowhere/e5")
+    from qa_service.errors import IndexUnavailable
+
+    with pytest.raises(IndexUnavailable, match="built with model"):
+        QAService(other, embedder=embedder).load()
+
+
+def test_crash_mid_build_leaves_served_index_intact(corpus, settings, embedder) -> None:  # type: ignore[no-untyped-def]
+    run_ingest([corpus], settings, embedder=embedder, progress=False)
+    published = settings.index_dir.resolve()
+
+    class Exploding:
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return getattr(embedder, name)
+
+        def encode_passages(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            raise KeyboardInterrupt
+
+    (corpus / "new.md").write_text("# Nytt\n\nText om aktivitetskrav.\n", encoding="utf-8")
+    with pytest.raises(KeyboardInterrupt):
+        run_ingest([corpus], settings, embedder=Exploding(), progress=False)  # type: ignore[arg-type]
+    assert settings.index_dir.resolve() == published
+    assert IndexReader(settings.index_dir).passage_count > 0
+    report = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    assert report.published and report.files_indexed == 1
+
+
+def test_discover_reports_broken_links_and_survives_loops(tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "a.txt").write_text("Text.", encoding="utf-8")
+    (root / "sub" / "loop").symlink_to(root, target_is_directory=True)
+    (root / "dangling.txt").symlink_to(tmp_path / "missing.txt")
+    files, problems = discover([root])
+    assert [f.source for f in files] == ["sub/a.txt"]
+    assert problems == [{"source": "dangling.txt", "reason": "broken symbolic link"}]
+
+
+def test_json_report_from_cli(corpus, settings, runner, embedder) -> None:  # type: ignore[no-untyped-def]
+    from qa_service.cli import main
+
+    result = runner.invoke(
+        main, ["ingest", str(corpus), "--index", str(settings.index_dir), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["files_seen"] == 6 and data["files_skipped"] == 3
+    assert data["passages_per_second"] > 0
+
+
+def test_ingest_of_missing_dir_is_a_clear_cli_error(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from qa_service.cli import main
+
+    result = runner.invoke(main, ["ingest", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
+def test_removed_directory_drops_its_documents(corpus, settings, embedder) -> None:  # type: ignore[no-untyped-def]
+    run_ingest([corpus], settings, embedder=embedder, progress=False)
+    shutil.rmtree(corpus / "ipq")
+    report = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    assert report.files_removed == 1 and report.published

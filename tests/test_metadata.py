@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import pytest
+
+from qa_service.metadata import (
+    doctype_name,
+    iso_date,
+    markdown_title,
+    meta_from_filename,
+    meta_from_manifest_record,
+    parse_person,
+    parse_text_header,
+)
+from qa_service.schema import Person
+
+
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [
+        ("frs", "Svar på skriftlig fråga"),
+        ("ip", "Interpellation"),
+        ("mot", "Motion"),
+        ("bet", "Betänkande"),
+        ("prop", "Proposition"),
+        ("xyz", "xyz"),
+        (None, None),
+    ],
+)
+def test_doctype_name(code: str | None, name: str | None) -> None:
+    assert doctype_name(code) == name
+
+
+@pytest.mark.parametrize(
+    ("text", "person"),
+    [
+        ("Teresa Carvalho (S)", Person("Teresa Carvalho", "S")),
+        ("  Johan   Pehrson (L) ", Person("Johan Pehrson", "L")),
+        ("Ulf Kristersson", Person("Ulf Kristersson", None)),
+        ("", None),
+    ],
+)
+def test_parse_person(text: str, person: Person | None) -> None:
+    assert parse_person(text) == person
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("2019-03-22 00:00:00", "2019-03-22"), ("2024-10-04", "2024-10-04"), ("", None), (None, None)],
+)
+def test_iso_date(value: str | None, expected: str | None) -> None:
+    assert iso_date(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "doctype", "rm", "nr", "author", "title", "body_start"),
+    [
+        (
+            " Svar på fråga 2024/25:992 av Serkan Köse (S) \nRegeringens åtgärder för att "
+            "bryta segregationen på \narbetsmarknaden \n\nSerkan Köse har frågat mig",
+            "Svar på skriftlig fråga",
+            "2024/25",
+            "992",
+            Person("Serkan Köse", "S", "författare"),
+            "Regeringens åtgärder för att bryta segregationen på arbetsmarknaden",
+            "Serkan Köse har frågat mig",
+        ),
+        (
+            "Interpellation 2022/23:127 av Teresa Carvalho (S)\nÅtgärder mot segregation\n\nText",
+            "Interpellation",
+            "2022/23",
+            "127",
+            Person("Teresa Carvalho", "S", "författare"),
+            "Åtgärder mot segregation",
+            "Text",
+        ),
+        (
+            "<!-- Budgetmotion 2024/25:3199 (S) | inlämnad 2024-10-04 | dok_id HC023199 -->\n"
+            "Motion till riksdagen\n",
+            "Motion",
+            "2024/25",
+            "3199",
+            Person("S", "S", "parti"),
+            "",
+            "Motion till riksdagen",
+        ),
+    ],
+)
+def test_parse_text_header(
+    text: str, doctype: str, rm: str, nr: str, author: Person, title: str, body_start: str
+) -> None:
+    meta, body = parse_text_header(text)
+    assert (meta.doctype, meta.rm, meta.beteckning) == (doctype, rm, nr)
+    assert meta.authors == [author]
+    assert meta.title == title
+    assert body.lstrip().startswith(body_start)
+
+
+def test_text_without_header_is_unchanged() -> None:
+    meta, body = parse_text_header("Bara vanlig text.\n")
+    assert meta.title == "" and body == "Bara vanlig text.\n"
+
+
+def test_comment_header_reads_date_and_dok_id() -> None:
+    meta, _ = parse_text_header(
+        "<!-- Budgetmotion 2024/25:3199 (S) | inlämnad 2024-10-04 | dok_id HC023199 -->\nx"
+    )
+    assert (meta.date, meta.dok_id) == ("2024-10-04", "HC023199")
+
+
+@pytest.mark.parametrize(
+    ("source", "doctype", "party", "rm", "date"),
+    [
+        ("airiksdagen/data/corpus/partiprogram-s-2025.txt", "Partiprogram", "S", None, "2025"),
+        ("valmanifest-2022-mp.txt", "Valmanifest", "MP", None, "2022"),
+        ("budgetmotion-v-202425.txt", "Motion", "V", "2024/25", None),
+        ("g0vse/data/pressmeddelanden/2025/10/x.md", "Pressmeddelande", None, None, None),
+        ("något/annat.txt", None, None, None, None),
+    ],
+)
+def test_meta_from_filename(
+    source: str, doctype: str | None, party: str | None, rm: str | None, date: str | None
+) -> None:
+    meta = meta_from_filename(source)
+    assert meta.doctype == doctype
+    assert (meta.authors[0].party if meta.authors else None) == party
+    assert (meta.rm, meta.date) == (rm, date)
+
+
+def test_manifest_record_of_an_interpellation() -> None:
+    meta = meta_from_manifest_record(
+        {
+            "file": "data/201415/ipq-201415--0006.xml",
+            "dok_id": "H2106",
+            "rm": "2014/15",
+            "asker": {"name": "Elisabeth Svantesson", "party": "M"},
+            "minister": {"name": "Magdalena Andersson", "party": "S"},
+            "dates": {"sent": "2014-10-09"},
+            "riksdagen_url": "https://data.riksdagen.se/dokument/H2106.html",
+        }
+    )
+    assert meta.authors == [Person("Elisabeth Svantesson", "M", "frågeställare")]
+    assert meta.minister == Person("Magdalena Andersson", "S", "minister")
+    assert (meta.date, meta.dok_id) == ("2014-10-09", "H2106")
+
+
+@pytest.mark.parametrize(
+    ("text", "title"), [("# Rubrik här\n\ntext", "Rubrik här"), ("ingen rubrik", None)]
+)
+def test_markdown_title(text: str, title: str | None) -> None:
+    assert markdown_title(text) == title

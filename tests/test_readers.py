@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fpdf import FPDF
+from pypdf import PdfReader, PdfWriter
+
+from qa_service.readers import SkipFile, read_document
+from qa_service.readers.html import html_to_text
+from tests.conftest import INTERPELLATION_TEI
+
+
+def make_pdf(path: Path, pages: list[str]) -> Path:
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    for text in pages:
+        pdf.add_page()
+        pdf.multi_cell(0, 6, text)
+    pdf.output(str(path))
+    return path
+
+
+def test_pdf_pages_are_numbered_from_one(tmp_path: Path) -> None:
+    path = make_pdf(
+        tmp_path / "a.pdf",
+        ["Första sidan handlar om arbetsmarknaden.", "Andra sidan handlar om yrkesvux."],
+    )
+    result = read_document(path, "a.pdf")
+    assert result.page_count == 2
+    assert [s.page for s in result.sections] == [1, 2]
+    assert "yrkesvux" in result.sections[1].text
+
+
+def test_encrypted_pdf_is_skipped_with_reason(tmp_path: Path) -> None:
+    plain = make_pdf(tmp_path / "plain.pdf", ["Hemlig text om budgeten."])
+    writer = PdfWriter(clone_from=PdfReader(plain))
+    writer.encrypt(user_password="hemligt", algorithm="AES-128")
+    locked = tmp_path / "locked.pdf"
+    with open(locked, "wb") as handle:
+        writer.write(handle)
+    with pytest.raises(SkipFile, match="encrypted"):
+        read_document(locked, "locked.pdf")
+
+
+def test_image_only_pdf_is_skipped(tmp_path: Path) -> None:
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.rect(10, 10, 50, 50, style="F")
+    path = tmp_path / "scan.pdf"
+    pdf.output(str(path))
+    with pytest.raises(SkipFile, match="no text layer"):
+        read_document(path, "scan.pdf")
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("empty.txt", b"", "empty file"),
+        ("blank.md", b"   \n\n", "empty file"),
+        ("corrupt.pdf", b"%PDF-1.4 garbage", "corrupt PDF"),
+        ("truncated.json", b'{"dokumentstatus": {', "corrupt JSON"),
+        ("other.json", b'{"a": 1}', "not a Riksdagen"),
+        ("bad.xml", b"<a><b></a>", "corrupt XML"),
+        ("other.xml", b"<rss></rss>", "unsupported XML"),
+        ("binary.txt", b"\x00\x01\x02binary", "binary file"),
+        ("slides.pptx", b"PK..", "unsupported file type"),
+    ],
+)
+def test_bad_files_are_skipped_with_a_reason(
+    tmp_path: Path, name: str, data: bytes, reason: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(SkipFile, match=reason):
+        read_document(path, name)
+
+
+def test_non_utf8_text_is_read_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("Utanförskap i områden.".encode("cp1252"))
+    result = read_document(path, "latin1.txt")
+    assert "Utanförskap" in result.sections[0].text
+    assert result.warnings
+
+
+def test_tei_interpellation(tmp_path: Path) -> None:
+    path = tmp_path / "ipq.xml"
+    path.write_text(INTERPELLATION_TEI, encoding="utf-8")
+    result = read_document(path, "ipq.xml")
+    meta = result.meta
+    assert (meta.doctype, meta.rm, meta.beteckning) == ("Interpellation", "2022/23", "999")
+    assert meta.title == "Yrkesvux i utsatta områden"
+    assert meta.minister is not None and meta.minister.name == "Johan Pehrson"
+    assert meta.minister.role == "Arbetsmarknads- och integrationsminister"
+    assert meta.date == "2023-02-01"
+    assert "arbetsmarknaden" in result.sections[0].text
+
+
+def _dokumentstatus() -> dict:
+    return {
+        "dokumentstatus": {
+            "dokument": {
+                "dok_id": "H601AU7",
+                "rm": "2018/19",
+                "beteckning": "AU7",
+                "doktyp": "bet",
+                "titel": "Integration",
+                "datum": "2019-03-22 00:00:00",
+                "html": "<p><span>samhällsori</span><span>entering och s</span>"
+                "<span>amhällets stöd</span></p><p>Nytt stycke.</p>",
+            },
+            "dokintressent": {"intressent": {"namn": "Anna A", "partibet": "C", "roll": "x"}},
+            "debatt": {
+                "anforande": [
+                    {
+                        "anf_nummer": "1",
+                        "talare": "Erik Bengtzboe (M)",
+                        "parti": "M",
+                        "anf_text": "<p>Fru talman! Integrationen.</p>",
+                    },
+                ]
+            },
+        }
+    }
+
+
+def test_riksdagen_json_body_and_speeches(tmp_path: Path) -> None:
+    path = tmp_path / "h601au7.json"
+    path.write_text(json.dumps(_dokumentstatus()), encoding="utf-8")
+    result = read_document(path, "h601au7.json")
+    assert result.meta.doctype == "Betänkande"
+    assert result.meta.date == "2019-03-22"
+    assert "samhällsorientering och samhällets stöd" in result.sections[0].text
+    speech = result.sections[1]
+    assert (speech.speaker, speech.party) == ("Erik Bengtzboe (M)", "M")
+    assert speech.heading == "Anförande 1: Erik Bengtzboe (M)"
+
+
+def test_riksdagen_xml_with_escaped_html(tmp_path: Path) -> None:
+    path = tmp_path / "index.xml"
+    path.write_text(
+        "<dokumentstatus><dokument><dok_id>GF03167</dok_id><rm>1991/92</rm>"
+        "<beteckning>167</beteckning><doktyp>prop</doktyp><titel>om EG</titel>"
+        "<html>&lt;br&gt;Regeringens proposition&lt;br&gt;om hemförsäljnings-&lt;br&gt;"
+        "lagen&lt;br&gt;en&lt;br&gt;två&lt;br&gt;</html></dokument></dokumentstatus>",
+        encoding="utf-8",
+    )
+    result = read_document(path, "index.xml")
+    assert result.meta.doctype == "Proposition"
+    assert result.reflow
+    assert "hemförsäljnings-\nlagen" in result.sections[0].text
+
+
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("<p><span>s</span><span>amhällets</span></p>", "samhällets"),
+        ("<p>201<span>8</span></p><p>nästa</p>", "2018\n\nnästa"),
+        ("<div>a<br>b</div>", "a\n\nb"),
+        ("<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>", "<script>alert(1)</script>"),
+        ("<style>p{}</style><p>synlig</p><script>dold()</script>", "synlig"),
+    ],
+)
+def test_html_to_text(markup: str, text: str) -> None:
+    assert html_to_text(markup)[1] == text
+
+
+def test_html_page_starts_at_h1(tmp_path: Path) -> None:
+    path = tmp_path / "page.html"
+    path.write_text(
+        "<html><head><title>Sida - Regeringen.se</title></head><body><ul><li>Meny</li></ul>"
+        "<h1>Rubrik</h1><p>Innehåll.</p></body></html>",
+        encoding="utf-8",
+    )
+    result = read_document(path, "page.html")
+    assert result.meta.title == "Sida"
+    assert result.sections[0].text == "Rubrik\n\nInnehåll."
+
+
+def test_pdf_encrypted_with_empty_password_is_read(tmp_path: Path) -> None:
+    plain = make_pdf(tmp_path / "plain.pdf", ["Öppen text om yrkesvux."])
+    writer = PdfWriter(clone_from=PdfReader(plain))
+    writer.encrypt(user_password="", owner_password="ägare", algorithm="AES-128")
+    path = tmp_path / "open.pdf"
+    with open(path, "wb") as handle:
+        writer.write(handle)
+    assert "yrkesvux" in read_document(path, "open.pdf").sections[0].text

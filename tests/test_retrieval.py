@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import pytest
+
+from qa_service.retrieval import Candidate, diversify, jaccard, rrf, shingles
+
+
+@pytest.mark.parametrize(
+    ("rankings", "k", "weights", "expected"),
+    [
+        ([[(1, 9.0), (2, 8.0)], [(2, 0.9), (3, 0.8)]], 60, None, [2, 1, 3]),
+        ([[(1, 1.0)], []], 60, None, [1]),
+        ([[], []], 60, None, []),
+        # Weights let one list dominate.
+        ([[(1, 1.0), (2, 0.5)], [(2, 1.0), (1, 0.5)]], 60, [1.0, 3.0], [2, 1]),
+        # Equal fused scores: the better best rank wins, then the smaller id.
+        ([[(5, 1.0), (6, 0.5)], [(6, 1.0), (5, 0.5)]], 60, None, [5, 6]),
+        ([[(1, 1.0), (2, 1.0), (3, 1.0)]], 1, None, [1, 2, 3]),
+    ],
+)
+def test_rrf(
+    rankings: list[list[tuple[int, float]]],
+    k: int,
+    weights: list[float] | None,
+    expected: list[int],
+) -> None:
+    assert [item for item, _ in rrf(rankings, k=k, weights=weights)] == expected
+
+
+def test_rrf_scores() -> None:
+    fused = dict(rrf([[(1, 0.0)], [(1, 0.0), (2, 0.0)]], k=10))
+    assert fused[1] == pytest.approx(2 / 11)
+    assert fused[2] == pytest.approx(1 / 12)
+
+
+def test_rrf_needs_one_weight_per_list() -> None:
+    with pytest.raises(ValueError):
+        rrf([[(1, 1.0)]], weights=[1.0, 2.0])
+
+
+def test_jaccard_of_shingles() -> None:
+    a = shingles("Totalt bor 710 000 personer i dessa områden")
+    assert jaccard(a, a) == 1.0
+    assert jaccard(a, shingles("helt annan text om något annat")) == 0.0
+    assert jaccard(set(), a) == 0.0
+
+
+def cand(row: int, doc: str, text: str) -> Candidate:
+    return Candidate(row, 1.0 / (row + 1), doc, text, [])
+
+
+def test_diversify_caps_documents_and_folds_duplicates() -> None:
+    dup = "Sverigedemokraterna och regeringspartierna är överens om en ny migrationspolitik"
+    candidates = [
+        cand(0, "pdf", dup),
+        cand(1, "txt", dup + "."),
+        cand(2, "pdf", "annan text ett om bidragstak och aktivitetskrav"),
+        cand(3, "pdf", "tredje text om jobbskatteavdrag för vanligt folk"),
+        cand(4, "c", "en helt egen text om yrkesvux i kommunerna"),
+    ]
+    kept = diversify(candidates, 3, per_document=2)
+    assert [c.row for c in kept] == [0, 2, 4]
+    assert kept[0].also_in == [1]
+
+
+def test_diversify_without_cap() -> None:
+    candidates = [cand(i, "same", f"text nummer {i} med egna ord {i * 7}") for i in range(4)]
+    assert len(diversify(candidates, 4, per_document=0)) == 4
