@@ -127,5 +127,26 @@ def serve(index: Path | None, host: str, port: int) -> None:
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 
 
+@main.command("eval")
+@click.argument("questions", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--index", type=click.Path(path_type=Path), help="Index directory to read.")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid")
+@click.option("-k", "--top-k", type=int, default=5, show_default=True, help="k of hit@k.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def eval_command(questions: Path, index: Path | None, mode: str, top_k: int, as_json: bool) -> None:
+    """Score retrieval on QUESTIONS.jsonl: hit@k, evidence@k, MRR@10, nDCG@10."""
+    from .evaluate import QuestionFileError, evaluate, format_text, load_questions
+    from .service import QAService
+
+    try:
+        items = load_questions(questions)
+        service = QAService(_settings(index))
+        service.load()
+        report = evaluate(service, items, mode=mode, k=top_k)  # type: ignore[arg-type]
+    except (QuestionFileError, QAError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else format_text(report))
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

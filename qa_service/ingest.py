@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .cleaning import clean_text
 from .config import Settings
-from .embedding import Embedder, SentenceTransformerEmbedder
+from .embedding import Embedder, make_embedder
 from .lexical import LexicalIndex
 from .metadata import meta_from_filename, meta_from_manifest_record
 from .readers import ReadResult, SkipFile, read_document
@@ -288,7 +288,7 @@ def run_ingest(
     report.skipped.extend(problems)
     report.files_seen = len(files) + len(problems)
     sidecars = load_sidecars(files)
-    embedder = embedder or SentenceTransformerEmbedder.from_settings(settings)
+    embedder = embedder or make_embedder(settings)
     wanted = _build_settings(settings)
     with _build_lock(index_path):
         previous = _open_previous(index_path, wanted)

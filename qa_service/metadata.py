@@ -64,6 +64,7 @@ _HTML_COMMENT_HEADER = re.compile(
     r"^\s*<!--\s*(?P<kind>[^|]+?)\s+(?P<rm>\d{4}/\d{2}):(?P<nr>\d+)\s*\((?P<party>[A-ZÅÄÖ]+)\)"
     r"(?P<rest>[^>]*)-->\s*"
 )
+_GENERIC_COMMENT = re.compile(r"^\s*<!--(?P<body>[^>]*?)-->\s*")
 _PERSON_WITH_PARTY = re.compile(r"^(?P<name>.+?)\s*\((?P<party>[A-ZÅÄÖ]{1,3})\)\s*$")
 
 
@@ -102,7 +103,11 @@ def parse_text_header(text: str) -> tuple[DocumentMeta, str]:
     """
     comment = _HTML_COMMENT_HEADER.match(text)
     if comment:
-        return _comment_header_meta(comment), text[comment.end() :]
+        meta, body = _comment_header_meta(comment), text[comment.end() :]
+        return _motion_title(meta, body), body
+    generic = _GENERIC_COMMENT.match(text)
+    if generic:
+        return _generic_comment_meta(generic["body"]), text[generic.end() :]
     stripped = text.lstrip("\n\ufeff")
     first_line = stripped.split("\n", 1)[0]
     for pattern, code in _HEADER_PATTERNS:
@@ -123,6 +128,26 @@ def parse_text_header(text: str) -> tuple[DocumentMeta, str]:
         meta.title = " ".join(first_line.split())
         return meta, rest
     return DocumentMeta(), text
+
+
+def _motion_title(meta: DocumentMeta, body: str) -> DocumentMeta:
+    """A motion's text starts "Motion till riksdagen / 2024/25:3199 / av X m.fl. (S) / Title"."""
+    lines = [line.strip() for line in body.split("\n")[:8] if line.strip()]
+    for i, line in enumerate(lines[:-1]):
+        if line.startswith("av "):
+            person = parse_person(line[3:].replace(" m.fl.", ""), "undertecknare")
+            if person is not None:
+                meta.authors = [person, *meta.authors]
+            meta.title = lines[i + 1]
+            break
+    return meta
+
+
+def _generic_comment_meta(comment: str) -> DocumentMeta:
+    """``<!-- Liberalernas partiprogram 2025 | antaget 2025-11-23 | https://… -->``."""
+    parts = [part.strip() for part in comment.split("|")]
+    url = next((p for p in parts if p.startswith(("http://", "https://"))), None)
+    return DocumentMeta(title=parts[0], date=iso_date(comment), url=url)
 
 
 def _comment_header_meta(match: re.Match[str]) -> DocumentMeta:
@@ -160,6 +185,8 @@ def meta_from_filename(source: str) -> DocumentMeta:
             meta.date = groups["year"]
         if doctype == "Överenskommelse":
             meta.title = "Tidöavtalet"
+        elif doctype in ("Partiprogram", "Valmanifest"):
+            meta.title = f"{doctype} {groups['year']} ({groups['party'].upper()})"
         return meta
     parts = PurePosixPath(source).parts
     for part in parts[:-1]:

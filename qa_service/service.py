@@ -12,7 +12,7 @@ import numpy as np
 
 from .answer import passage_dict
 from .config import Settings
-from .embedding import Embedder, SentenceTransformerEmbedder
+from .embedding import Embedder, make_embedder
 from .errors import IndexUnavailable, InvalidRequest, NotFound
 from .filters import FilterError, Filters, allowed_rows
 from .lexical import LexicalIndex
@@ -49,7 +49,7 @@ class QAService:
 
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.embedder: Embedder = embedder or SentenceTransformerEmbedder.from_settings(settings)
+        self.embedder: Embedder = embedder or make_embedder(settings)
         self._loaded: _Loaded | None = None
         self._lock = threading.Lock()
         self._checked_at = 0.0

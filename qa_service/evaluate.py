@@ -1,0 +1,165 @@
+"""Evaluation: questions with relevant sources -> hit@k, evidence@k, MRR@10, nDCG@10.
+
+A question file is JSON Lines, one object per line::
+
+    {"id": "q01", "question": "…", "relevant": ["path/relative/to/ingest/root.txt"],
+     "evidence": "a sentence that answers it" (optional), "filters": {…} (optional)}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .schema import Hit
+from .service import Mode, QAService
+
+_SPACE = re.compile(r"\s+")
+
+
+class QuestionFileError(ValueError):
+    """A question file that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    relevant: tuple[str, ...]
+    evidence: str | None = None
+    filters: dict[str, Any] = field(default_factory=dict)
+    #: The id of the question this one follows up in a conversation.
+    follows: str | None = None
+
+
+@dataclass
+class QuestionResult:
+    id: str
+    question: str
+    hit: bool
+    evidence: bool | None
+    reciprocal_rank: float
+    ndcg: float
+    first_relevant_rank: int | None
+    top_sources: list[str]
+
+
+def load_questions(path: Path) -> list[Question]:
+    questions: list[Question] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            questions.append(
+                Question(
+                    id=str(data.get("id", number)),
+                    question=data["question"],
+                    relevant=tuple(data["relevant"]),
+                    evidence=data.get("evidence"),
+                    filters=data.get("filters") or {},
+                    follows=data.get("follows"),
+                )
+            )
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise QuestionFileError(f"{path}:{number}: not a question object ({exc})") from exc
+    if not questions:
+        raise QuestionFileError(f"{path} holds no questions")
+    return questions
+
+
+def normalise(text: str) -> str:
+    return _SPACE.sub(" ", text).strip().lower()
+
+
+def score(question: Question, hits: Sequence[Hit], k: int) -> QuestionResult:
+    """Metrics for one question's ranked hits (pure: no retrieval here)."""
+    relevant = set(question.relevant)
+    sources = [h.document.source for h in hits]
+    first = next((i for i, s in enumerate(sources[:10], start=1) if s in relevant), None)
+    evidence: bool | None = None
+    if question.evidence:
+        needle = normalise(question.evidence)
+        evidence = any(needle in normalise(h.passage.text) for h in hits[:k])
+    seen: set[str] = set()
+    dcg = 0.0
+    for i, source in enumerate(sources[:10], start=1):
+        if source in relevant and source not in seen:
+            seen.add(source)
+            dcg += 1 / math.log2(i + 1)
+    ideal = sum(1 / math.log2(i + 1) for i in range(1, min(len(relevant), 10) + 1))
+    return QuestionResult(
+        id=question.id,
+        question=question.question,
+        hit=any(s in relevant for s in sources[:k]),
+        evidence=evidence,
+        reciprocal_rank=1 / first if first else 0.0,
+        ndcg=dcg / ideal if ideal else 0.0,
+        first_relevant_rank=first,
+        top_sources=sources[:k],
+    )
+
+
+def summarise(results: Sequence[QuestionResult], k: int) -> dict[str, Any]:
+    n = len(results)
+    with_evidence = [r for r in results if r.evidence is not None]
+    return {
+        "questions": n,
+        f"hit@{k}": round(sum(r.hit for r in results) / n, 4) if n else 0.0,
+        f"evidence@{k}": (
+            round(sum(bool(r.evidence) for r in with_evidence) / len(with_evidence), 4)
+            if with_evidence
+            else None
+        ),
+        "mrr@10": round(sum(r.reciprocal_rank for r in results) / n, 4) if n else 0.0,
+        "ndcg@10": round(sum(r.ndcg for r in results) / n, 4) if n else 0.0,
+    }
+
+
+def evaluate(
+    service: QAService, questions: Sequence[Question], *, mode: Mode = "hybrid", k: int = 5
+) -> dict[str, Any]:
+    """Run every self-contained question through the service and score it.
+
+    Follow-up questions ("Och hur många av dem är barn?") only make sense inside their
+    conversation; they are counted but not scored here.
+    """
+    results = []
+    follow_ups = [q for q in questions if q.follows]
+    for question in questions:
+        if question.follows:
+            continue
+        hits = service.search(
+            question.question, max(k, 10), filters=question.filters or None, mode=mode
+        )
+        results.append(score(question, hits, k))
+    return {
+        "mode": mode,
+        "k": k,
+        "summary": {**summarise(results, k), "follow_ups_not_scored": len(follow_ups)},
+        "results": [asdict(r) for r in results],
+    }
+
+
+def format_text(report: dict[str, Any]) -> str:
+    k = report["k"]
+    lines = []
+    for r in report["results"]:
+        evidence = "-" if r["evidence"] is None else ("E" if r["evidence"] else "e")
+        rank = r["first_relevant_rank"] or "—"
+        lines.append(
+            f"{'H' if r['hit'] else '.'}{evidence} rank {rank!s:>2}  {r['id']}: {r['question']}"
+        )
+    summary = report["summary"]
+    lines.append("")
+    lines.append(
+        f"mode={report['mode']} questions={summary['questions']} hit@{k}={summary[f'hit@{k}']} "
+        f"evidence@{k}={summary[f'evidence@{k}']} mrr@10={summary['mrr@10']} "
+        f"ndcg@10={summary['ndcg@10']}"
+    )
+    return "\n".join(lines)
