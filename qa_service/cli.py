@@ -94,7 +94,7 @@ def ask(question: str, index: Path | None, top_k: int | None, as_json: bool, mod
     service = QAService(_settings(index))
     try:
         service.load()
-        result = service.ask(question, top_k, mode=mode)  # type: ignore[arg-type]
+        result = service.ask(question, top_k, mode=mode, remember=False)  # type: ignore[arg-type]
     except QAError as exc:
         raise click.ClickException(exc.message) from exc
     if as_json:

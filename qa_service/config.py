@@ -47,6 +47,7 @@ class Settings:
     lexical_weight: float = 1.0
     #: At most this many passages of one document in a result list (0: no cap).
     per_document_cap: int = 2
+    conversations_db: Path = Path("data/conversations.sqlite3")
     ignore_names: tuple[str, ...] = field(
         default=("SOURCE.md", "INDEX.md", "README.md", "codes.json", "manifest.jsonl")
     )

@@ -6,17 +6,27 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
 
 from .answer import passage_dict
 from .config import Settings
+from .conversation import ConversationStore, Turn, is_follow_up, standalone_query
 from .embedding import Embedder, make_embedder
 from .errors import IndexUnavailable, InvalidRequest, NotFound
+from .extractive import choose_sentences
 from .filters import FilterError, Filters, allowed_rows
 from .lexical import LexicalIndex
-from .retrieval import Candidate, DenseRetriever, HybridRetriever, LexicalRetriever, diversify
+from .retrieval import (
+    Candidate,
+    DenseRetriever,
+    HybridRetriever,
+    LexicalRetriever,
+    diversify,
+    rrf,
+)
 from .schema import Hit
 from .store import LEXICAL, IndexReader, IndexStoreError, check_compatible
 
@@ -159,6 +169,7 @@ class QAService:
         *,
         filters: Filters | dict[str, Any] | None = None,
         mode: Mode = "hybrid",
+        rewritten: str | None = None,
     ) -> list[Hit]:
         """The best passages for a question, diversified, filtered, ranked from 1."""
         query = self.validate_question(question)
@@ -175,7 +186,12 @@ class QAService:
         mask = allowed_rows(reader.db, filters, reader.passage_count)
         # Over-fetch so that the per-document cap and duplicate folding still fill k.
         depth = max(k * 4, k + 20)
-        ranking = loaded.retriever(mode).search(query, depth, allowed=mask)
+        retriever = loaded.retriever(mode)
+        ranking = retriever.search(query, depth, allowed=mask)
+        if rewritten and rewritten != query:
+            # A follow-up: the standalone query leads, the literal question still counts.
+            alternative = retriever.search(rewritten, depth, allowed=mask)
+            ranking = rrf([ranking, alternative], k=self.settings.rrf_k, weights=(0.5, 1.0))
         rows = [row for row, _ in ranking]
         passages = reader.passages_by_rows(rows)
         candidates = [
@@ -202,13 +218,66 @@ class QAService:
         *,
         filters: Filters | dict[str, Any] | None = None,
         mode: Mode = "hybrid",
+        conversation_id: Any = None,
+        remember: bool = True,
     ) -> dict[str, Any]:
-        """The API's answer object: the question and its cited passages."""
-        hits = self.search(question, top_k, filters=filters, mode=mode)
-        return {
-            "question": self.validate_question(question),
-            "passages": [passage_dict(hit, f"/p/{hit.passage.id}") for hit in hits],
+        """The API's answer object: the question, an extractive answer, cited passages.
+
+        With ``remember`` the turn is stored in a conversation (a new one when no
+        ``conversation_id`` is given) and follow-ups are rewritten with earlier turns.
+        """
+        query = self.validate_question(question)
+        history: list[str] = []
+        if conversation_id is not None:
+            if not isinstance(conversation_id, str) or not self.conversations.exists(
+                conversation_id
+            ):
+                raise NotFound(f"no conversation with id {conversation_id!r}")
+            history = [t.standalone_query for t in self.conversations.turns(conversation_id)]
+        standalone = query
+        if history and is_follow_up(query):
+            standalone = standalone_query(query, history)
+        hits = self.search(query, top_k, filters=filters, mode=mode, rewritten=standalone)
+        passages = [passage_dict(hit, f"/p/{hit.passage.id}") for hit in hits]
+        answer = build_answer(standalone, hits, passages)
+        result: dict[str, Any] = {
+            "question": query,
+            "standalone_query": standalone,
+            "answer": answer,
+            "passages": passages,
         }
+        if remember:
+            if conversation_id is None:
+                conversation_id = self.conversations.create()
+            self.conversations.append(conversation_id, Turn(query, standalone, result, time.time()))
+            result = {"conversation_id": conversation_id, **result}
+        return result
+
+    @cached_property
+    def conversations(self) -> ConversationStore:
+        return ConversationStore(self.settings.conversations_db)
+
+    def conversation(self, conversation_id: str) -> dict[str, Any]:
+        if not self.conversations.exists(conversation_id):
+            raise NotFound(f"no conversation with id {conversation_id!r}")
+        turns = self.conversations.turns(conversation_id)
+        return {
+            "id": conversation_id,
+            "turns": [
+                {
+                    "question": t.question,
+                    "standalone_query": t.standalone_query,
+                    "answer": t.answer.get("answer"),
+                    "passages": t.answer.get("passages", []),
+                    "created_at": t.created_at,
+                }
+                for t in turns
+            ],
+        }
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        if not self.conversations.delete(conversation_id):
+            raise NotFound(f"no conversation with id {conversation_id!r}")
 
     # -- lookups -------------------------------------------------------------------
     def passage(self, passage_id: str) -> dict[str, Any]:
@@ -240,6 +309,35 @@ class QAService:
                 "built_at": manifest.get("built_at"),
             },
         }
+
+
+NOTHING_FOUND = "Jag hittade inget i dokumenten som besvarar frågan."
+
+
+def build_answer(question: str, hits: list[Hit], passages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Quote the best sentences with markers [n] (n = the passage's rank) and add each
+    passage's ``highlights`` (character ranges in the passage text)."""
+    for item in passages:
+        item["highlights"] = []
+    chosen = choose_sentences(question, [hit.passage.text for hit in hits])
+    if not chosen:
+        return {"found": False, "text": NOTHING_FOUND, "sentences": []}
+    sentences = []
+    for choice in chosen:
+        hit = hits[choice.passage_index]
+        sentence = choice.sentence
+        passages[choice.passage_index]["highlights"].append([sentence.start, sentence.end])
+        sentences.append(
+            {
+                "text": sentence.text,
+                "marker": hit.rank,
+                "passage_id": hit.passage.id,
+                "char_start": hit.passage.char_start + sentence.start,
+                "char_end": hit.passage.char_start + sentence.end,
+            }
+        )
+    text = " ".join(f"{s['text']} [{s['marker']}]" for s in sentences)
+    return {"found": True, "text": text, "sentences": sentences}
 
 
 def _context(text: str, start: int, end: int, margin: int = 1500) -> dict[str, Any]:

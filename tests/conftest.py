@@ -77,7 +77,9 @@ def embedder() -> SentenceTransformerEmbedder:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(index_dir=tmp_path / "indexes" / "test")
+    return Settings(
+        index_dir=tmp_path / "indexes" / "test", conversations_db=tmp_path / "conversations.db"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +89,9 @@ def small_index(
     """A published index over the small corpus, built once per test session."""
     base = tmp_path_factory.mktemp("small")
     corpus = write_small_corpus(base / "corpus")
-    settings = Settings(index_dir=base / "indexes" / "small")
+    settings = Settings(
+        index_dir=base / "indexes" / "small", conversations_db=base / "conversations.sqlite3"
+    )
     run_ingest([corpus], settings, embedder=embedder, progress=False)
     return settings
 

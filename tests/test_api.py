@@ -116,6 +116,7 @@ def test_cli_ask_json_matches_api(client, runner, small_index) -> None:  # type:
     )
     assert result.exit_code == 0, result.output
     api = client.post("/api/ask", json={"question": QUESTION, "top_k": 3}).get_json()
+    api.pop("conversation_id")
     assert json.loads(result.output) == api
 
 
@@ -128,3 +129,56 @@ def test_cli_ask_text_and_missing_index(runner, small_index, tmp_path) -> None: 
     missing = runner.invoke(main, ["ask", QUESTION, "--index", str(tmp_path / "none")])
     assert missing.exit_code == 1
     assert "run `qa ingest" in missing.output
+
+
+def test_extractive_answer_quotes_the_seed_sentence(client) -> None:  # type: ignore[no-untyped-def]
+    data = client.post("/api/ask", json={"question": QUESTION}).get_json()
+    answer = data["answer"]
+    assert answer["found"]
+    first = answer["sentences"][0]
+    assert "710 000 personer" in first["text"] and "varav 170 000 är barn" in first["text"]
+    assert answer["text"].startswith(first["text"]) and f"[{first['marker']}]" in answer["text"]
+    cited = data["passages"][first["marker"] - 1]
+    assert cited["id"] == first["passage_id"]
+    start, end = cited["highlights"][0]
+    assert cited["text"][start:end] == first["text"]
+    assert first["char_start"] == cited["char_start"] + start
+
+
+def test_unanswerable_question_says_so(client) -> None:  # type: ignore[no-untyped-def]
+    answer = client.post(
+        "/api/ask", json={"question": "Vilket lag vann fotbolls-VM 1958?"}
+    ).get_json()["answer"]
+    assert not answer["found"] and "hittade inget" in answer["text"]
+
+
+def test_conversation_follow_up_reaches_the_right_passage(client) -> None:  # type: ignore[no-untyped-def]
+    first = client.post("/api/ask", json={"question": QUESTION}).get_json()
+    cid = first["conversation_id"]
+    second = client.post(
+        "/api/ask", json={"question": "Och hur många av dem är barn?", "conversation_id": cid}
+    ).get_json()
+    assert second["conversation_id"] == cid
+    assert "utanförskapsområden" in second["standalone_query"]
+    assert "170 000 är barn" in second["passages"][0]["text"]
+    turns = client.get(f"/api/conversations/{cid}").get_json()["turns"]
+    assert [t["question"] for t in turns] == [QUESTION, "Och hur många av dem är barn?"]
+    assert turns[1]["passages"][0]["id"] == second["passages"][0]["id"]
+    assert client.delete(f"/api/conversations/{cid}").status_code == 204
+    assert client.get(f"/api/conversations/{cid}").status_code == 404
+
+
+def test_self_contained_question_is_not_dragged_back(client) -> None:  # type: ignore[no-untyped-def]
+    cid = client.post("/api/ask", json={"question": QUESTION}).get_json()["conversation_id"]
+    data = client.post(
+        "/api/ask",
+        json={"question": "Vad är nytt med jobbskatteavdraget?", "conversation_id": cid},
+    ).get_json()
+    assert data["standalone_query"] == "Vad är nytt med jobbskatteavdraget?"
+    assert "jobbskatteavdrag" in data["passages"][0]["text"].lower()
+
+
+def test_unknown_conversation_is_404(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.post("/api/ask", json={"question": "x", "conversation_id": "nope"})
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"

@@ -44,7 +44,7 @@ def shared_index(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(SHARED / "corpus" / relative, target)
     shutil.copy(SEED, corpus / SEED.name)
-    settings = Settings(index_dir=base / "index")
+    settings = Settings(index_dir=base / "index", conversations_db=base / "conv.sqlite3")
     report = run_ingest([corpus], settings, embedder=embedder, progress=False)
     return settings, report
 

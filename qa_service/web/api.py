@@ -41,8 +41,25 @@ def ask() -> Any:
     mode = body.get("mode", "hybrid")
     if not isinstance(mode, str):
         raise InvalidRequest("'mode' must be a string")
-    result = _service().ask(body["question"], body.get("top_k"), filters=filters, mode=mode)  # type: ignore[arg-type]
+    result = _service().ask(
+        body["question"],
+        body.get("top_k"),
+        filters=filters,
+        mode=mode,  # type: ignore[arg-type]
+        conversation_id=body.get("conversation_id"),
+    )
     return jsonify(result)
+
+
+@api.get("/conversations/<conversation_id>")
+def conversation(conversation_id: str) -> Any:
+    return jsonify(_service().conversation(conversation_id))
+
+
+@api.delete("/conversations/<conversation_id>")
+def delete_conversation(conversation_id: str) -> Any:
+    _service().delete_conversation(conversation_id)
+    return "", 204
 
 
 @api.get("/passages/<passage_id>")

@@ -1,0 +1,149 @@
+"""Query latency (in-process and over HTTP) and retrieval quality on a built index.
+
+Usage:
+  .venv/bin/python benchmarks/query_benchmark.py --index indexes/bench-shared [--http]
+
+Quality: dense, lexical and hybrid on eval/questions.jsonl. Latency: every question of
+the set, repeated, through QAService.search (in-process) and, with --http, through a
+real `qa serve` on 127.0.0.1 (a bounded number of sequential requests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from qa_service.config import Settings
+from qa_service.evaluate import evaluate, load_questions
+from qa_service.service import QAService
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def latency_summary(seconds: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in seconds]
+    return {
+        "requests": len(ms),
+        "p50_ms": round(percentile(ms, 50), 2),
+        "p95_ms": round(percentile(ms, 95), 2),
+        "mean_ms": round(statistics.fmean(ms), 2),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_latency(index: Path, questions: list[str], rounds: int) -> dict[str, float]:
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "qa_service.cli",
+            "serve",
+            "--index",
+            str(index),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"{url}/api/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        seconds = []
+        for _ in range(rounds):
+            for question in questions:
+                body = json.dumps({"question": question, "top_k": 5}).encode()
+                request = urllib.request.Request(
+                    f"{url}/api/ask", data=body, headers={"Content-Type": "application/json"}
+                )
+                started = time.perf_counter()
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    response.read()
+                seconds.append(time.perf_counter() - started)
+        return latency_summary(seconds)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--index", type=Path, required=True)
+    parser.add_argument("--questions", type=Path, default=ROOT / "eval" / "questions.jsonl")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--http", action="store_true")
+    args = parser.parse_args()
+
+    settings = Settings.from_env(index_dir=args.index)
+    service = QAService(settings)
+    service.load()
+    service.warm_up()
+    questions = load_questions(args.questions)
+    quality = {
+        mode: evaluate(service, questions, mode=mode, k=5)["summary"]  # type: ignore[arg-type]
+        for mode in ("dense", "lexical", "hybrid")
+    }
+    texts = [q.question for q in questions]
+    seconds = []
+    for _ in range(args.rounds):
+        for text in texts:
+            started = time.perf_counter()
+            service.search(text, 5)
+            seconds.append(time.perf_counter() - started)
+    result = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "index": str(args.index),
+        "model": service.loaded.reader.manifest.get("model"),
+        "passages": service.loaded.reader.passage_count,
+        "settings": {
+            "candidate_depth": settings.candidate_depth,
+            "rrf_k": settings.rrf_k,
+            "dense_weight": settings.dense_weight,
+            "lexical_weight": settings.lexical_weight,
+        },
+        "quality": quality,
+        "in_process": latency_summary(seconds),
+    }
+    if args.http:
+        result["http"] = http_latency(args.index, texts, args.rounds)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"query-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(
+        json.dumps(result, ensure_ascii=False, indent=2)
+    )
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()

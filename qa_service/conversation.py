@@ -1,0 +1,159 @@
+"""Conversations: a SQLite store of turns, and follow-up rewriting without an LLM.
+
+"Hur många bor i utanförskapsområden?" followed by "Och hur många av dem är barn?" is
+answered by retrieving with the literal follow-up and with a standalone query made of the
+follow-up plus the topic words of the earlier turns, fused by RRF.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .lexical import STOPWORDS
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+#: Words that point back to something said before.
+ANAPHORA = frozenset(
+    ["dem", "de", "det", "dessa", "denna", "detta", "där", "dit", "därför", "deras", "dess", "den", "sådana", "samma", "han", "hon", "hen", "honom", "henne", "they", "them", "it", "those", "these", "that", "there"]
+)
+LEADING_LINKS = frozenset({"och", "men", "samt", "plus", "and", "but"})
+QUESTION_WORDS = frozenset(
+    ["vad", "vem", "vilka", "vilken", "vilket", "hur", "när", "var", "varför", "många", "mycket", "finns", "får", "kan", "ska", "skulle", "blir", "blev", "är", "var", "har", "hade", "gör", "görs", "bli"]
+)
+YES_NO_VERBS = frozenset(["kan", "får", "ska", "går", "blir", "finns", "gäller", "har", "är"])
+MAX_TOPIC_TERMS = 8
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased words that carry a topic: no stop words, question words or pronouns."""
+    return [
+        w
+        for w in _WORD.findall(text.lower())
+        if len(w) > 2 and w not in STOPWORDS and w not in QUESTION_WORDS and w not in ANAPHORA
+    ]
+
+
+def is_follow_up(question: str) -> bool:
+    """Whether a question leans on earlier turns rather than standing alone."""
+    words = _WORD.findall(question.lower())
+    if not words:
+        return False
+    own_topic = content_words(question)
+    if words[0] in LEADING_LINKS:
+        return True
+    if any(w in ANAPHORA for w in words) and len(own_topic) <= 2:
+        return True
+    # Elliptical: one topic word at most ("Vad kostar det?"), or a short yes/no question
+    # ("Kan tiden förlängas?"). A wrong guess costs little: the literal question is
+    # always retrieved and fused as well.
+    if len(own_topic) <= 1 and len(words) <= 6:
+        return True
+    return words[0] in YES_NO_VERBS and len(own_topic) <= 2 and len(words) <= 4
+
+
+def standalone_query(question: str, history: list[str]) -> str:
+    """The follow-up plus the topic words of earlier turns (most recent first)."""
+    own = set(content_words(question))
+    terms: list[str] = []
+    for earlier in reversed(history):
+        for word in content_words(earlier):
+            if word not in own and word not in terms:
+                terms.append(word)
+        if len(terms) >= MAX_TOPIC_TERMS:
+            break
+    return " ".join([question, *terms[:MAX_TOPIC_TERMS]]).strip()
+
+
+@dataclass
+class Turn:
+    question: str
+    standalone_query: str
+    answer: dict[str, Any]
+    created_at: float
+
+
+class ConversationStore:
+    """Conversations in one SQLite file, safe to share between threads of a worker."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._db() as db:
+            db.executescript(
+                """
+                CREATE TABLE IF NOT EXISTS conversations (
+                    id TEXT PRIMARY KEY, created_at REAL NOT NULL, updated_at REAL NOT NULL);
+                CREATE TABLE IF NOT EXISTS turns (
+                    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+                    n INTEGER NOT NULL, question TEXT NOT NULL, standalone_query TEXT NOT NULL,
+                    answer_json TEXT NOT NULL, created_at REAL NOT NULL,
+                    PRIMARY KEY (conversation_id, n));
+                """
+            )
+
+    def _db(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    def create(self) -> str:
+        conversation_id = uuid.uuid4().hex
+        now = time.time()
+        with self._db() as db:
+            db.execute("INSERT INTO conversations VALUES (?, ?, ?)", (conversation_id, now, now))
+        return conversation_id
+
+    def exists(self, conversation_id: str) -> bool:
+        row = (
+            self._db()
+            .execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,))
+            .fetchone()
+        )
+        return row is not None
+
+    def turns(self, conversation_id: str) -> list[Turn]:
+        rows = self._db().execute(
+            "SELECT question, standalone_query, answer_json, created_at FROM turns "
+            "WHERE conversation_id = ? ORDER BY n",
+            (conversation_id,),
+        )
+        return [Turn(q, s, json.loads(a), t) for q, s, a, t in rows]
+
+    def append(self, conversation_id: str, turn: Turn) -> None:
+        with self._db() as db:
+            (n,) = db.execute(
+                "SELECT COUNT(*) FROM turns WHERE conversation_id = ?", (conversation_id,)
+            ).fetchone()
+            db.execute(
+                "INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    conversation_id,
+                    n,
+                    turn.question,
+                    turn.standalone_query,
+                    json.dumps(turn.answer, ensure_ascii=False),
+                    turn.created_at,
+                ),
+            )
+            db.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?",
+                (turn.created_at, conversation_id),
+            )
+
+    def delete(self, conversation_id: str) -> bool:
+        with self._db() as db:
+            cursor = db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+        return cursor.rowcount > 0

@@ -1,0 +1,96 @@
+"""Extractive answers: the sentences of the top passages that best answer the question.
+
+Pure functions over strings and offsets; the service supplies the passages.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .lexical import tokenize
+
+_SENTENCE = re.compile(r"[^.!?…\n]+(?:[.!?…]+[\"”')\]]*|\n|$)")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    text: str
+    start: int  # offset in the passage text
+    end: int
+
+
+@dataclass(frozen=True)
+class Chosen:
+    passage_index: int
+    sentence: Sentence
+    score: float
+
+
+def sentences(text: str) -> list[Sentence]:
+    """Sentences of a passage with their offsets; abbreviation-safe enough for ranking."""
+    out: list[Sentence] = []
+    for match in _SENTENCE.finditer(text):
+        raw = match.group(0)
+        stripped = raw.strip()
+        if len(stripped) < 3:
+            continue
+        start = match.start() + (len(raw) - len(raw.lstrip()))
+        out.append(Sentence(stripped, start, start + len(stripped)))
+    return out
+
+
+def sentence_score(query_terms: set[str], sentence: str, weights: dict[str, float]) -> float:
+    """Weighted share of the question's terms the sentence contains."""
+    if not query_terms:
+        return 0.0
+    terms = set(tokenize(sentence))
+    total = sum(weights.get(t, 1.0) for t in query_terms)
+    hit = sum(weights.get(t, 1.0) for t in query_terms & terms)
+    # Very long sentences match by accident; short exact ones are better quotes.
+    length_penalty = 1.0 / (1.0 + max(0, len(terms) - 40) / 40)
+    return hit / total * length_penalty if total else 0.0
+
+
+def term_weights(query_terms: set[str], passages: Sequence[str]) -> dict[str, float]:
+    """An idf over the candidate passages: terms every passage has say little."""
+    n = len(passages) or 1
+    sets = [set(tokenize(p)) for p in passages]
+    return {t: math.log(1 + n / (1 + sum(t in s for s in sets))) + 0.1 for t in query_terms}
+
+
+def choose_sentences(
+    question: str,
+    passages: Sequence[str],
+    *,
+    max_sentences: int = 3,
+    min_score: float = 0.34,
+    passages_considered: int = 3,
+) -> list[Chosen]:
+    """The 1–3 best-scoring sentences among the first passages, in reading order per
+    passage rank. A passage's rank adds a small prior so the best passage is preferred."""
+    query_terms = set(tokenize(question))
+    considered = list(passages[:passages_considered])
+    weights = term_weights(query_terms, considered)
+    scored: list[Chosen] = []
+    for index, text in enumerate(considered):
+        prior = 0.05 * (passages_considered - index) / passages_considered
+        for sentence in sentences(text):
+            score = sentence_score(query_terms, sentence.text, weights)
+            if score > 0:
+                scored.append(Chosen(index, sentence, score + prior))
+    scored.sort(key=lambda c: (-c.score, c.passage_index, c.sentence.start))
+    best = [c for c in scored if c.score >= min_score]
+    picked: list[Chosen] = []
+    seen: set[str] = set()
+    for candidate in best:
+        key = candidate.sentence.text.lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        picked.append(candidate)
+        if len(picked) == max_sentences:
+            break
+    return picked

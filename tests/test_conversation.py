@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qa_service.conversation import ConversationStore, Turn, is_follow_up, standalone_query
+
+
+@pytest.mark.parametrize(
+    ("question", "follow_up"),
+    [
+        ("Och hur många av dem är barn?", True),
+        ("Men bidragstaket?", True),
+        ("Och bidragstaket?", True),
+        ("Vad kostar det?", True),
+        ("Kan tiden förlängas?", True),
+        ("Hur många av dessa är utrikes födda?", True),
+        ("Hur många personer bor i utanförskapsområden?", False),
+        ("Vad säger Tidöavtalet om aktivitetskrav för försörjningsstöd?", False),
+        ("Vilka åtgärder föreslår regeringen mot segregationen på arbetsmarknaden?", False),
+        ("Vad är nytt med jobbskatteavdraget?", False),
+        ("", False),
+    ],
+)
+def test_is_follow_up(question: str, follow_up: bool) -> None:
+    assert is_follow_up(question) is follow_up
+
+
+@pytest.mark.parametrize(
+    ("question", "history", "expected"),
+    [
+        (
+            "Och hur många av dem är barn?",
+            ["Hur många personer bor i utanförskapsområden?"],
+            "Och hur många av dem är barn? personer bor utanförskapsområden",
+        ),
+        (
+            "Kan tiden förlängas?",
+            ["Vad kostar extratjänster?", "Vad innebär tidsgränsen i sfi?"],
+            "Kan tiden förlängas? innebär tidsgränsen sfi kostar extratjänster",
+        ),
+        ("Och barnen?", [], "Och barnen?"),
+    ],
+)
+def test_standalone_query(question: str, history: list[str], expected: str) -> None:
+    assert standalone_query(question, history) == expected
+
+
+def test_store_round_trip_and_delete(tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path / "c.sqlite3")
+    cid = store.create()
+    store.append(cid, Turn("Fråga ett?", "Fråga ett?", {"answer": {"text": "a"}}, 1.0))
+    store.append(cid, Turn("Och två?", "Och två? ett", {"answer": {"text": "b"}}, 2.0))
+    assert [t.question for t in store.turns(cid)] == ["Fråga ett?", "Och två?"]
+    assert store.delete(cid) and not store.exists(cid)
+    assert not store.delete(cid)
