@@ -18,7 +18,7 @@ _SPACES = dict.fromkeys(map(ord, "\u00a0\u2007\u202f\u2009\u200a\u3000\t\f\v"), 
 
 # Words that follow a suspended compound: "arbetsmarknads- och integrationsminister".
 _SUSPENSION_FOLLOWERS = frozenset(
-    ["och", "eller", "samt", "respektive", "resp.", "som", "till", "liksom", "men", "utan", "än"]
+    "och eller samt respektive resp. som till liksom men utan än".split()
 )
 _SENTENCE_END = re.compile(r"[.!?:;…\"”)]$")
 _BARE_PAGE_NUMBER = re.compile(r"^\s*(?:s\.|sid\.?|sida)?\s*[-–]?\s*\d{1,4}\s*[-–]?\s*$", re.I)

@@ -22,13 +22,15 @@ from .lexical import STOPWORDS
 _WORD = re.compile(r"\w+", re.UNICODE)
 #: Words that point back to something said before.
 ANAPHORA = frozenset(
-    ["dem", "de", "det", "dessa", "denna", "detta", "där", "dit", "därför", "deras", "dess", "den", "sådana", "samma", "han", "hon", "hen", "honom", "henne", "they", "them", "it", "those", "these", "that", "there"]
+    "dem de det dessa denna detta där dit därför deras dess den sådana samma han hon "
+    "hen honom henne they them it those these that there".split()
 )
 LEADING_LINKS = frozenset({"och", "men", "samt", "plus", "and", "but"})
 QUESTION_WORDS = frozenset(
-    ["vad", "vem", "vilka", "vilken", "vilket", "hur", "när", "var", "varför", "många", "mycket", "finns", "får", "kan", "ska", "skulle", "blir", "blev", "är", "var", "har", "hade", "gör", "görs", "bli"]
+    "vad vem vilka vilken vilket hur när var varför många mycket finns får kan ska "
+    "skulle blir blev är var har hade gör görs bli".split()
 )
-YES_NO_VERBS = frozenset(["kan", "får", "ska", "går", "blir", "finns", "gäller", "har", "är"])
+YES_NO_VERBS = frozenset("kan får ska går blir finns gäller har är".split())
 MAX_TOPIC_TERMS = 8
 
 

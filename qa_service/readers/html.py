@@ -10,77 +10,15 @@ from ..schema import DocumentMeta, Section
 from .base import ReadResult, SkipFile, decode_text
 
 _BLOCK = frozenset(
-    [
-        "address",
-        "article",
-        "aside",
-        "blockquote",
-        "body",
-        "br",
-        "dd",
-        "div",
-        "dl",
-        "dt",
-        "fieldset",
-        "figcaption",
-        "figure",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "hr",
-        "li",
-        "main",
-        "ol",
-        "p",
-        "pre",
-        "section",
-        "table",
-        "tbody",
-        "thead",
-        "tfoot",
-        "tr",
-        "ul",
-        "caption",
-    ]
+    "address article aside blockquote body br dd div dl dt fieldset figcaption figure "
+    "h1 h2 h3 h4 h5 h6 hr li main ol p pre section table tbody thead tfoot tr ul "
+    "caption".split()
 )
 _CELL = frozenset({"td", "th"})
 _SKIP = frozenset(
-    [
-        "script",
-        "style",
-        "noscript",
-        "template",
-        "head",
-        "nav",
-        "form",
-        "button",
-        "select",
-        "option",
-        "svg",
-        "iframe",
-        "object",
-    ]
+    "script style noscript template head nav form button select option svg iframe object".split()
 )
-_VOID = frozenset(
-    [
-        "area",
-        "base",
-        "br",
-        "col",
-        "embed",
-        "hr",
-        "img",
-        "input",
-        "link",
-        "meta",
-        "source",
-        "track",
-        "wbr",
-    ]
-)
+_VOID = frozenset("area base br col embed hr img input link meta source track wbr".split())
 
 
 class _TextExtractor(HTMLParser):
