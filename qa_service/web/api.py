@@ -67,6 +67,11 @@ def passage(passage_id: str) -> Any:
     return jsonify(_service().passage(passage_id))
 
 
+@api.get("/facets")
+def facets() -> Any:
+    return jsonify(_service().facets())
+
+
 @api.get("/health")
 def health() -> Any:
     return jsonify(_service().health())
