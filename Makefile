@@ -11,7 +11,7 @@ INDEX ?= indexes/default
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint setup
+.PHONY: run test lint setup browser
 
 setup: $(STAMP)
 
@@ -26,8 +26,15 @@ run: $(STAMP)
 	$(BIN)/qa ingest corpus --index $(INDEX)
 	$(BIN)/qa serve --index $(INDEX) --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# The browser tests drive Debian's Chromium; install it when we may (root), else they skip.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is not installed: the browser tests will be skipped"; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check qa_service tests benchmarks
