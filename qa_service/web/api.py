@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
 from ..errors import InvalidRequest
+from ..filters import Filters
 from ..service import QAService
+from .openapi import openapi_document
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -62,6 +65,38 @@ def delete_conversation(conversation_id: str) -> Any:
     return "", 204
 
 
+SEARCH_PARAMS = {"q", "top_k", *Filters.__dataclass_fields__}
+
+
+@api.get("/search")
+def search() -> Any:
+    args = request.args
+    unknown = set(args) - SEARCH_PARAMS
+    if unknown:
+        raise InvalidRequest(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+    if "q" not in args:
+        raise InvalidRequest("query parameter 'q' is required")
+    top_k: Any = args.get("top_k")
+    if top_k is not None:
+        try:
+            top_k = int(top_k)
+        except ValueError as exc:
+            raise InvalidRequest("'top_k' must be a whole number") from exc
+    filters = {key: args[key] for key in Filters.__dataclass_fields__ if key in args}
+    result = _service().lookup(args["q"], top_k, filters=filters)
+    response = jsonify(result)
+    # Same index build + same query => same answer: let proxies and clients cache it.
+    response.set_etag(hashlib.sha256(response.get_data()).hexdigest()[:32])
+    response.cache_control.public = True
+    response.cache_control.max_age = 300
+    return response.make_conditional(request)
+
+
+@api.get("/documents/<doc_id>")
+def document(doc_id: str) -> Any:
+    return jsonify(_service().document(doc_id))
+
+
 @api.get("/passages/<passage_id>")
 def passage(passage_id: str) -> Any:
     return jsonify(_service().passage(passage_id))
@@ -75,3 +110,13 @@ def facets() -> Any:
 @api.get("/health")
 def health() -> Any:
     return jsonify(_service().health())
+
+
+@api.get("/openapi.json")
+def openapi() -> Any:
+    return jsonify(openapi_document())
+
+
+@api.get("/ready")
+def ready() -> Any:
+    return jsonify(_service().ready())
