@@ -111,20 +111,29 @@ def ask(question: str, index: Path | None, top_k: int | None, as_json: bool, mod
 @click.option("--index", type=click.Path(path_type=Path), help="Index directory to serve.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def serve(index: Path | None, host: str, port: int) -> None:
-    """Serve the web chat and the JSON API."""
-    from .web import create_app
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn workers.")
+@click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
+@click.option("--dev", is_flag=True, help="Flask's development server with the reloader.")
+def serve(index: Path | None, host: str, port: int, workers: int, threads: int, dev: bool) -> None:
+    """Serve the web chat and the JSON API (gunicorn; --dev for development)."""
+    from .service import QAService
 
     settings = _settings(index)
-    app = create_app(settings)
-    service = app.extensions["qa"]
     try:
-        service.load()
-        service.warm_up()
+        QAService(settings).load()  # fail here, clearly, rather than in every worker
     except QAError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"Serving {settings.index_dir} on http://{host}:{port}", err=True)
-    app.run(host=host, port=port, threaded=True, use_reloader=False)
+    if dev:
+        from .web import create_app
+
+        app = create_app(settings)
+        app.extensions["qa"].load()
+        app.run(host=host, port=port, debug=True, use_reloader=True)
+        return
+    from .server import serve as run_gunicorn
+
+    run_gunicorn(settings, host=host, port=port, workers=workers, threads=threads)
 
 
 @main.command("eval")

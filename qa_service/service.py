@@ -136,6 +136,12 @@ class QAService:
             raise IndexUnavailable("the index is not loaded")
         return self._loaded
 
+    @property
+    def loaded_passages(self) -> int | None:
+        """Passages in the loaded build, or None before the first load."""
+        loaded = self._loaded
+        return loaded.reader.passage_count if loaded is not None else None
+
     def warm_up(self) -> None:
         """Load the model now rather than on the first question."""
         self.embedder.encode_query("uppvärmning")
@@ -144,7 +150,7 @@ class QAService:
     def validate_question(self, question: Any) -> str:
         if not isinstance(question, str):
             raise InvalidRequest("'question' must be a string")
-        question = question.replace("\x00", "").strip()
+        question = question.replace("\x00", " ").strip()
         if not question:
             raise InvalidRequest("'question' must not be empty")
         if len(question) > self.settings.max_question_chars:
@@ -156,6 +162,8 @@ class QAService:
     def validate_top_k(self, top_k: Any) -> int:
         if top_k is None:
             return self.settings.default_top_k
+        if isinstance(top_k, float) and top_k.is_integer():
+            top_k = int(top_k)  # JSON has one number type: 5.0 is a whole number
         if isinstance(top_k, bool) or not isinstance(top_k, int):
             raise InvalidRequest("'top_k' must be a whole number")
         if not 1 <= top_k <= self.settings.max_top_k:

@@ -17,7 +17,8 @@ def test_api_conforms_to_its_openapi_document(app) -> None:  # type: ignore[no-u
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=30,
+            max_examples=60,
+            derandomize=True,
             deadline=None,
             suppress_health_check=list(HealthCheck),
             database=None,

@@ -29,11 +29,13 @@ def create_app(settings: Settings | None = None, *, service: QAService | None = 
     qa = service or QAService(settings)
     app.extensions["qa"] = qa
 
+    from . import metrics
     from .api import api
     from .chat import chat
 
     app.register_blueprint(api)
     app.register_blueprint(chat)
+    metrics.install(app)
 
     @app.errorhandler(QAError)
     def handle_domain_error(exc: QAError) -> tuple[Any, int]:

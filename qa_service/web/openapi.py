@@ -126,11 +126,14 @@ FILTERS = {
     },
 }
 
+#: At most 1000 characters, at least one of them neither white space nor NUL.
+QUESTION = {"type": "string", "maxLength": 1000, "pattern": "[^\\s\\x00]"}
+
 ASK_REQUEST = {
     "type": "object",
     "required": ["question"],
     "properties": {
-        "question": {"type": "string", "minLength": 1, "maxLength": 1000},
+        "question": QUESTION,
         "top_k": {"type": "integer", "minimum": 1, "maximum": 50},
         "filters": {"$ref": "#/components/schemas/Filters"},
         "mode": {"type": "string", "enum": ["hybrid", "dense", "lexical"]},
@@ -182,7 +185,7 @@ def _query(name: str, schema: dict[str, Any], required: bool = False) -> dict[st
 
 def openapi_document() -> dict[str, Any]:
     search_params = [
-        _query("q", {"type": "string", "minLength": 1, "maxLength": 1000}, required=True),
+        _query("q", QUESTION, required=True),
         _query("top_k", {"type": "integer", "minimum": 1, "maximum": 50}),
         *(
             _query(name, schema)
