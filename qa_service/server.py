@@ -14,7 +14,7 @@ from .config import Settings
 logger = logging.getLogger(__name__)
 
 
-class GunicornServer(BaseApplication):  # type: ignore[misc]
+class GunicornServer(BaseApplication):
     """gunicorn run from Python so that ``qa serve`` needs no separate config file."""
 
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
