@@ -49,6 +49,13 @@ class Settings:
     #: At most this many passages of one document in a result list (0: no cap).
     per_document_cap: int = 2
     conversations_db: Path = Path("data/conversations.sqlite3")
+    #: SHA-256 hex digests of the accepted API keys; empty: the API is open.
+    api_keys_sha256: tuple[str, ...] = ()
+    #: Signs the chat page's session cookie; required when API keys are configured.
+    secret_key: str = ""
+    cors_origins: tuple[str, ...] = ()
+    #: Per key (or address), per worker; flask-limiter syntax. Empty: no limit.
+    rate_limit: str = "600/minute"
     ignore_names: tuple[str, ...] = field(
         default=("SOURCE.md", "INDEX.md", "README.md", "codes.json", "manifest.jsonl")
     )
@@ -75,6 +82,11 @@ class Settings:
             raise ConfigError("QA_CHUNK_OVERLAP_TOKENS must be smaller than QA_CHUNK_TOKENS")
         if not 1 <= self.default_top_k <= self.max_top_k:
             raise ConfigError("QA_DEFAULT_TOP_K must lie between 1 and QA_MAX_TOP_K")
+        if self.api_keys_sha256 and not self.secret_key:
+            raise ConfigError("QA_SECRET_KEY must be set when QA_API_KEYS_SHA256 is")
+        for digest in self.api_keys_sha256:
+            if len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
+                raise ConfigError("QA_API_KEYS_SHA256 holds SHA-256 hex digests, not keys")
         if self.dense_weight < 0 or self.lexical_weight < 0:
             raise ConfigError("RRF weights must not be negative")
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:

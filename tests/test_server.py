@@ -56,7 +56,7 @@ def live(tmp_path: Path, embedder) -> Iterator[tuple[str, Path, Settings]]:  # t
     settings = Settings(index_dir=tmp_path / "index", conversations_db=tmp_path / "c.db")
     run_ingest([corpus], settings, embedder=embedder, progress=False)
     port = free_port()
-    env = {**os.environ, "QA_CONVERSATIONS_DB": str(tmp_path / "c.db")}
+    env = {**os.environ, "QA_CONVERSATIONS_DB": str(tmp_path / "c.db"), "QA_RATE_LIMIT": ""}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     server = subprocess.Popen(
         [

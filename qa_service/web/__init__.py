@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 from flask import Flask, jsonify
@@ -24,18 +25,22 @@ def create_app(settings: Settings | None = None, *, service: QAService | None = 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.config["SECRET_KEY"] = settings.secret_key or secrets.token_hex(32)
+    app.config["SESSION_COOKIE_SAMESITE"] = "Strict"
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     qa = service or QAService(settings)
     app.extensions["qa"] = qa
 
-    from . import metrics
+    from . import metrics, security
     from .api import api
     from .chat import chat
 
     app.register_blueprint(api)
     app.register_blueprint(chat)
     metrics.install(app)
+    security.install(app, settings)
 
     @app.errorhandler(QAError)
     def handle_domain_error(exc: QAError) -> tuple[Any, int]:
