@@ -48,6 +48,8 @@ class Settings:
     lexical_weight: float = 1.0
     #: At most this many passages of one document in a result list (0: no cap).
     per_document_cap: int = 2
+    #: Larger files are skipped with a reason (the biggest real document is ~4 MB).
+    max_file_bytes: int = 25 * 1024 * 1024
     conversations_db: Path = Path("data/conversations.sqlite3")
     #: SHA-256 hex digests of the accepted API keys; empty: the API is open.
     api_keys_sha256: tuple[str, ...] = ()

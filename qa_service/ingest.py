@@ -406,6 +406,11 @@ def _process(
 ) -> tuple[FileRecord, tuple[Document, list[Passage]] | None]:
     sha = ""
     try:
+        if stat.st_size > settings.max_file_bytes:
+            raise SkipFile(
+                f"too large ({stat.st_size / 1e6:.1f} MB > QA_MAX_FILE_BYTES "
+                f"{settings.max_file_bytes / 1e6:.1f} MB)"
+            )
         sha = sha256_of(item.path)
         result = read_document(item.path, item.source)
         for warning in result.warnings:

@@ -255,3 +255,20 @@ def test_document_lookup(client) -> None:  # type: ignore[no-untyped-def]
     assert data["citation"].startswith("Svar på fråga 2024/25:992")
     assert top["id"] in [p["id"] for p in data["passages"]]
     assert client.get("/api/documents/nope").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"question": "jobb", "topk": 3},
+        {"question": "jobb", "extra": None},
+        {"question": "x" * 10_000},
+        {"question": ["lista"]},
+        {"question": {"a": 1}},
+        {"question": "jobb", "conversation_id": 5},
+    ],
+)
+def test_more_bad_bodies_are_4xx(client, body) -> None:  # type: ignore[no-untyped-def]
+    response = client.post("/api/ask", json=body)
+    assert 400 <= response.status_code < 500
+    assert set(response.get_json()["error"]) == {"status", "code", "message"}

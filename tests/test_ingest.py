@@ -213,3 +213,27 @@ def test_missing_model_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-un
         _ = SentenceTransformerEmbedder(str(empty)).model
     with pytest.raises(ModelError, match="offline"):
         _ = SentenceTransformerEmbedder("someone/never-downloaded-model").model
+
+
+def test_hostile_inputs_are_reported_and_the_rest_indexed(tmp_path, embedder) -> None:  # type: ignore[no-untyped-def]
+    corpus = write_small_corpus(tmp_path / "corpus")
+    big = corpus / "huge.txt"
+    with open(big, "wb") as handle:
+        line = "Arbetsmarknaden och integrationen i Sverige. " * 20 + "\n"
+        handle.write(line.encode() * (50 * 1024 * 1024 // len(line) + 1))
+    (corpus / "binary.txt").write_bytes(bytes(range(256)) * 64)
+    (corpus / "latin1.txt").write_bytes("Försörjningsstöd och aktivitetskrav.".encode("cp1252"))
+    tiny = corpus / "tiny"
+    tiny.mkdir()
+    for n in range(10_000):
+        (tiny / f"{n:05d}.txt").write_bytes(b"" if n % 2 else b"   \n")
+    (corpus / "loop").symlink_to(corpus, target_is_directory=True)
+    settings = Settings(index_dir=tmp_path / "index")
+    report = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    reasons = {s["source"]: s["reason"] for s in report.skipped}
+    assert reasons["huge.txt"].startswith("too large (52.")
+    assert reasons["binary.txt"] == "binary file (contains NUL bytes)"
+    assert sum(1 for s in reasons if s.startswith("tiny/")) == 10_000
+    assert report.files_seen == 7 + 3 + 10_000
+    assert report.files_indexed == 5  # the four documents and latin1.txt
+    assert any(w["source"] == "latin1.txt" for w in report.warnings)

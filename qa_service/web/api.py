@@ -36,6 +36,9 @@ def _json_body() -> dict[str, Any]:
 @api.post("/ask")
 def ask() -> Any:
     body = _json_body()
+    unknown = set(body) - ASK_FIELDS
+    if unknown:
+        raise InvalidRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
     if "question" not in body:
         raise InvalidRequest("'question' is required")
     filters = body.get("filters")

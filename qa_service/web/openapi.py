@@ -132,6 +132,7 @@ QUESTION = {"type": "string", "maxLength": 1000, "pattern": "[^\\s\\x00]"}
 ASK_REQUEST = {
     "type": "object",
     "required": ["question"],
+    "additionalProperties": False,
     "properties": {
         "question": QUESTION,
         "top_k": {"type": "integer", "minimum": 1, "maximum": 50},
