@@ -26,8 +26,8 @@ from tqdm import tqdm
 from .cleaning import clean_text
 from .config import Settings
 from .embedding import Embedder, make_embedder
-from .lexical import LexicalIndex
-from .metadata import meta_from_filename, meta_from_manifest_record
+from .lexical import LEXICAL_VERSION, LexicalIndex
+from .metadata import meta_from_filename, meta_from_manifest_record, metadata_line
 from .readers import ReadResult, SkipFile, read_document
 from .schema import Document, DocumentMeta, Passage, document_id, passage_id
 from .splitting import SectionSpan, split_sections
@@ -46,6 +46,12 @@ logger = logging.getLogger(__name__)
 SIDECAR = "manifest.jsonl"
 SPLITTER_NAME = "langchain RecursiveCharacterTextSplitter (model tokenizer)"
 EMBED_BLOCK = 256
+LEXICAL_MANIFEST = {
+    "method": "bm25s",
+    "stemmer": "snowball-swedish",
+    "decompounding": True,
+    "version": LEXICAL_VERSION,
+}
 
 
 class IngestError(RuntimeError):
@@ -329,6 +335,9 @@ def run_ingest(
         report.files_removed = sum(1 for source in old_files if source not in current)
         changed = bool(fresh) or report.files_removed or len(records) != len(old_files)
         changed = changed or any(old_files.get(r.source) != r for r in records)
+        changed = changed or (
+            previous is not None and previous.manifest.get("lexical") != LEXICAL_MANIFEST
+        )
         if previous is not None and not changed:
             report.documents = len(reused)
             report.passages = previous.passage_count
@@ -351,7 +360,7 @@ def run_ingest(
         manifest = dict(wanted)
         manifest["sources"] = {r.source: r.sha256 for r in records if r.status == "indexed"}
         manifest["skipped"] = {r.source: r.reason for r in records if r.status == "skipped"}
-        manifest["lexical"] = {"method": "bm25s", "stemmer": "snowball-swedish"}
+        manifest["lexical"] = LEXICAL_MANIFEST
         manifest["chunk_tokens_effective"] = (
             min(settings.chunk_tokens or embedder.max_tokens, embedder.max_tokens)
             if new_texts
@@ -392,8 +401,9 @@ def run_ingest(
 
 
 def _lexical_text(document: Document, passage: Passage) -> str:
-    # The title and section heading are part of what a passage is about.
-    return f"{document.meta.title}\n{passage.heading or ''}\n{passage.text}"
+    # What a passage is about includes its document: type, title, riksmöte, year, the
+    # parties (by name: people ask about "Moderaterna", not "M") and people involved.
+    return f"{metadata_line(document.meta)}\n{passage.heading or ''}\n{passage.text}"
 
 
 def _process(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,6 +32,66 @@ def tokenize(text: str) -> list[str]:
     return stems
 
 
+#: Bump when what goes into the lexical index changes: the next ingest rebuilds it.
+LEXICAL_VERSION = 2
+_MIN_COMPOUND = 10
+_MIN_PART = 4
+_MIN_PART_COUNT = 5
+
+
+class Decompounder:
+    """Splits Swedish compounds into two known words: "utanförskapsområden" ->
+    "utanförskap" + "områden" (a linking -s- is dropped).
+
+    A part counts as a word when it occurs on its own at least ``min_count`` times in the
+    corpus. The parts are added to a passage's terms (the compound stays), so a question
+    about "områden med utanförskap" finds "utanförskapsområden".
+    """
+
+    def __init__(self, counts: Counter[str], min_count: int = _MIN_PART_COUNT) -> None:
+        self.counts = counts
+        self.min_count = min_count
+        self._cache: dict[str, tuple[str, ...]] = {}
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str]) -> Decompounder:
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(w for w in _TOKEN.findall(text.lower()) if len(w) >= _MIN_PART)
+        return cls(counts)
+
+    def split(self, word: str) -> tuple[str, ...]:
+        cached = self._cache.get(word)
+        if cached is not None:
+            return cached
+        best: tuple[int, str, str] | None = None
+        if len(word) >= _MIN_COMPOUND:
+            for i in range(_MIN_PART, len(word) - _MIN_PART + 1):
+                left, right = word[:i], word[i:]
+                if self.counts.get(right, 0) < self.min_count:
+                    continue
+                for candidate in (left, left[:-1] if left.endswith("s") else ""):
+                    if len(candidate) < _MIN_PART:
+                        continue
+                    support = min(self.counts.get(candidate, 0), self.counts[right])
+                    if support >= self.min_count and (best is None or support > best[0]):
+                        best = (support, candidate, right)
+        parts = (best[1], best[2]) if best else ()
+        self._cache[word] = parts
+        return parts
+
+
+def tokenize_with_parts(text: str, decompounder: Decompounder) -> list[str]:
+    """Like :func:`tokenize`, with the parts of compound words added after each compound."""
+    words = [w for w in _TOKEN.findall(text.lower()) if len(w) > 1 and w not in STOPWORDS]
+    expanded: list[str] = []
+    for word in words:
+        expanded.append(word)
+        expanded.extend(decompounder.split(word))
+    stems: list[str] = _stemmer().stemWords(expanded)
+    return stems
+
+
 class LexicalIndex:
     """A bm25s index whose document ids are FAISS rows (0..n-1)."""
 
@@ -40,10 +101,14 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> LexicalIndex:
+        """Index passages; compound parts are added on the passage side only (measured:
+        adding them to questions too ranks the exact compound lower)."""
         if not texts:
             return cls(None, 0)
+        decompounder = Decompounder.from_texts(texts)
         bm25 = bm25s.BM25()
-        bm25.index([tokenize(t) or ["\u2205"] for t in texts], show_progress=False)
+        corpus = [tokenize_with_parts(t, decompounder) or ["\u2205"] for t in texts]
+        bm25.index(corpus, show_progress=False)
         return cls(bm25, len(texts))
 
     def save(self, path: Path) -> None:

@@ -221,6 +221,35 @@ def meta_from_manifest_record(record: dict[str, Any]) -> DocumentMeta:
     )
 
 
+PARTY_NAMES = {
+    "S": "Socialdemokraterna",
+    "M": "Moderaterna",
+    "SD": "Sverigedemokraterna",
+    "C": "Centerpartiet",
+    "V": "Vänsterpartiet",
+    "KD": "Kristdemokraterna",
+    "L": "Liberalerna",
+    "FP": "Folkpartiet",
+    "MP": "Miljöpartiet",
+}
+
+
+def metadata_line(meta: DocumentMeta) -> str:
+    """The words a document's metadata adds to each of its passages for lexical search."""
+    people = [p for p in [*meta.authors, meta.minister] if p is not None]
+    parties = sorted({p.party for p in people if p.party})
+    names = [p.name for p in people if p.role != "parti"]
+    parts = [
+        meta.doctype,
+        meta.title,
+        meta.rm,
+        (meta.date or "")[:4],
+        " ".join(PARTY_NAMES.get(party, party) for party in parties),
+        " ".join(names),
+    ]
+    return " ".join(part for part in parts if part)
+
+
 def markdown_title(text: str) -> str | None:
     """The first level-one heading of a Markdown text."""
     match = re.search(r"^#\s+(.+?)\s*#*\s*$", text, re.M)

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from qa_service.lexical import Decompounder, LexicalIndex, tokenize, tokenize_with_parts
+from qa_service.metadata import metadata_line
+from qa_service.schema import DocumentMeta, Person
+
+COUNTS = Counter(
+    {
+        "utanförskap": 50,
+        "områden": 80,
+        "arbetsmarknad": 40,
+        "etablering": 30,
+        "stöd": 90,
+        "försörjning": 20,
+        "kort": 5,
+        "barn": 100,
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("word", "parts"),
+    [
+        ("utanförskapsområden", ("utanförskap", "områden")),
+        ("arbetsmarknadsetablering", ("arbetsmarknad", "etablering")),
+        ("försörjningsstöd", ("försörjning", "stöd")),
+        ("barnbidrag", ()),  # "bidrag" is not a known word here
+        ("områden", ()),  # too short to be a compound
+        ("kortkortkort", ()),  # parts too rare
+    ],
+)
+def test_decompounder(word: str, parts: tuple[str, ...]) -> None:
+    assert Decompounder(COUNTS).split(word) == parts
+
+
+def test_parts_are_added_after_the_compound() -> None:
+    terms = tokenize_with_parts("Utanförskapsområden i Sverige", Decompounder(COUNTS))
+    assert terms == tokenize("utanförskapsområden utanförskap områden Sverige")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Hur många bor i utanförskapsområden?", ["mång", "bor", "utanförskapsområd"]),
+        ("och det är de som", []),
+        ("Jobbskatteavdraget 2023", ["jobbskatteavdrag", "2023"]),
+    ],
+)
+def test_tokenize(text: str, expected: list[str]) -> None:
+    assert tokenize(text) == expected
+
+
+def test_compound_in_passage_matches_its_parts_in_a_question() -> None:
+    texts = [
+        "Totalt bor 710 000 personer i utanförskapsområden.",
+        "Utanförskap drabbar många. Områden i städer växer.",
+        "Jobbskatteavdraget sänker skatten.",
+    ] + ["Utanförskap och områden nämns här."] * 5
+    index = LexicalIndex.build(texts)
+    rows = [row for row, _ in index.search("utanförskap i områden", 8)]
+    assert 0 in rows and 2 not in rows
+
+
+def test_metadata_line_names_parties_in_full() -> None:
+    meta = DocumentMeta(
+        title="Från bidrag till jobb",
+        doctype="Motion",
+        rm="2019/20",
+        date="2019-10-01",
+        authors=[Person("Johan Forssell", "M", "undertecknare")],
+    )
+    assert (
+        metadata_line(meta)
+        == "Motion Från bidrag till jobb 2019/20 2019 Moderaterna Johan Forssell"
+    )
