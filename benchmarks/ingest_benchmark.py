@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from qa_service.config import Settings
-from qa_service.embedding import SentenceTransformerEmbedder
+from qa_service.embedding import make_embedder
 from qa_service.ingest import run_ingest
 from qa_service.store import IndexReader
 
@@ -32,6 +32,7 @@ def machine() -> dict[str, object]:
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "python": platform.python_version(),
         "torch": torch.__version__,
     }
@@ -50,7 +51,7 @@ def main() -> None:
         import shutil
 
         args.index.unlink() if args.index.is_symlink() else shutil.rmtree(args.index)
-    embedder = SentenceTransformerEmbedder.from_settings(settings)
+    embedder = make_embedder(settings)
     report = run_ingest([SHARED / "corpus", SHARED / "seed"], settings, embedder=embedder)
 
     texts = IndexReader(args.index).passage_texts()
