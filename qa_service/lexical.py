@@ -135,6 +135,6 @@ class LexicalIndex:
         k = min(k, self.size)
         mask = allowed.astype(np.float32) if allowed is not None else None
         docs, scores = self._bm25.retrieve(
-            [tokens], k=k, show_progress=False, weight_mask=mask, n_threads=1
+            [tokens], k=k, show_progress=False, weight_mask=mask, n_threads=0
         )
         return [(int(d), float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
