@@ -19,6 +19,9 @@ logger = logging.getLogger(__name__)
 SEPARATORS = ["\n\n", "\n", r"(?<=[.!?…])\s+", r"(?<=[;:])\s+", r"(?<=,)\s+", r"\s+", ""]
 
 
+_MAX_CHARS_PER_TOKEN = 24
+
+
 @dataclass(frozen=True)
 class SectionSpan:
     """Where a reader's section lies in the document's cleaned text."""
@@ -65,7 +68,15 @@ def split_text(
     if not text.strip():
         return []
     overlap = min(overlap_tokens, chunk_tokens // 4)
-    pieces = _splitter(count_tokens, chunk_tokens, overlap).split_text(text)
+    ceiling = chunk_tokens * _MAX_CHARS_PER_TOKEN
+
+    def measure(piece: str) -> int:
+        # Tokenizing a whole 300 kB section only to learn it is too long is the slow
+        # part of splitting; no real text averages this many characters per token.
+        # Erring here only ever splits more; emitted chunks are counted exactly below.
+        return chunk_tokens + 1 if len(piece) > ceiling else count_tokens(piece)
+
+    pieces = _splitter(measure, chunk_tokens, overlap).split_text(text)
     result: list[tuple[int, str]] = []
     cursor = 0
     previous_end = 0
