@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .conversation import is_follow_up, standalone_query
 from .schema import Hit
 from .service import Mode, QAService
 
@@ -124,25 +125,38 @@ def summarise(results: Sequence[QuestionResult], k: int) -> dict[str, Any]:
 def evaluate(
     service: QAService, questions: Sequence[Question], *, mode: Mode = "hybrid", k: int = 5
 ) -> dict[str, Any]:
-    """Run every self-contained question through the service and score it.
+    """Run every question through the service and score it.
 
-    Follow-up questions ("Och hur många av dem är barn?") only make sense inside their
-    conversation; they are counted but not scored here.
+    A question that ``follows`` another is asked in that one's conversation: it is
+    rewritten with the earlier turns exactly as the chat does, and scored separately, so
+    follow-ups can be compared with self-contained questions.
     """
-    results = []
-    follow_ups = [q for q in questions if q.follows]
+    results: list[QuestionResult] = []
+    follow_results: list[QuestionResult] = []
+    history: dict[str, list[str]] = {}
     for question in questions:
-        if question.follows:
-            continue
+        earlier = history.get(question.follows, []) if question.follows else []
+        standalone = question.question
+        if earlier and is_follow_up(question.question):
+            standalone = standalone_query(question.question, earlier)
+        history[question.id] = [*earlier, standalone]
         hits = service.search(
-            question.question, max(k, 10), filters=question.filters or None, mode=mode
+            question.question,
+            max(k, 10),
+            filters=question.filters or None,
+            mode=mode,
+            rewritten=standalone,
         )
-        results.append(score(question, hits, k))
+        result = score(question, hits, k)
+        (follow_results if question.follows else results).append(result)
+    summary = summarise(results, k)
+    if follow_results:
+        summary["follow_ups"] = summarise(follow_results, k)
     return {
         "mode": mode,
         "k": k,
-        "summary": {**summarise(results, k), "follow_ups_not_scored": len(follow_ups)},
-        "results": [asdict(r) for r in results],
+        "summary": summary,
+        "results": [asdict(r) for r in [*results, *follow_results]],
     }
 
 
@@ -156,7 +170,14 @@ def format_text(report: dict[str, Any]) -> str:
             f"{'H' if r['hit'] else '.'}{evidence} rank {rank!s:>2}  {r['id']}: {r['question']}"
         )
     summary = report["summary"]
+    follow = summary.get("follow_ups")
     lines.append("")
+    if follow:
+        lines.append(
+            f"follow-ups (in their conversations): questions={follow['questions']} "
+            f"hit@{k}={follow[f'hit@{k}']} evidence@{k}={follow[f'evidence@{k}']} "
+            f"mrr@10={follow['mrr@10']}"
+        )
     lines.append(
         f"mode={report['mode']} questions={summary['questions']} hit@{k}={summary[f'hit@{k}']} "
         f"evidence@{k}={summary[f'evidence@{k}']} mrr@10={summary['mrr@10']} "
