@@ -187,3 +187,17 @@ def test_pdf_encrypted_with_empty_password_is_read(tmp_path: Path) -> None:
     with open(path, "wb") as handle:
         writer.write(handle)
     assert "yrkesvux" in read_document(path, "open.pdf").sections[0].text
+
+
+def test_truncated_pdf_never_raises_past_the_reader(tmp_path: Path) -> None:
+    whole = make_pdf(tmp_path / "whole.pdf", ["Sida ett om sfi.", "Sida två om yrkesvux."])
+    data = whole.read_bytes()
+    for cut in (len(data) // 4, len(data) // 2, len(data) - 30):
+        path = tmp_path / f"cut-{cut}.pdf"
+        path.write_bytes(data[:cut])
+        try:
+            result = read_document(path, path.name)
+        except SkipFile as exc:
+            assert exc.reason.startswith(("corrupt PDF", "no text layer", "PDF has no pages"))
+        else:
+            assert result.reader == "pdf"
