@@ -63,6 +63,11 @@ def request(url: str, question: str, rng: random.Random) -> int:
         return 0
 
 
+def ready_build(url: str) -> str:
+    with urllib.request.urlopen(url + "/api/ready", timeout=30) as response:
+        return str(json.loads(response.read())["index"]["build"])
+
+
 def publish(index: Path, extra: Path) -> dict[str, object]:
     (extra / "publish-marker.md").write_text(
         f"# Publicering\n\nDetta index publicerades {time.time()}.\n", encoding="utf-8"
@@ -135,6 +140,7 @@ def main() -> None:
                     break
             except OSError:
                 time.sleep(0.5)
+        build_before = ready_build(url)
         latencies: list[float] = []
         statuses: dict[int, int] = {}
         lock = threading.Lock()
@@ -162,6 +168,7 @@ def main() -> None:
         for thread in threads:
             thread.join()
         elapsed = time.time() - started
+        build_after = ready_build(url)
         ms = [s * 1000 for s in latencies]
         failed = sum(n for status, n in statuses.items() if not 200 <= status < 400)
         result = {
@@ -176,6 +183,8 @@ def main() -> None:
             "failed": failed,
             "statuses": {str(k): v for k, v in sorted(statuses.items())},
             "publish": publish_result,
+            "build_before": build_before,
+            "build_after": build_after,
         }
     finally:
         server.terminate()
