@@ -15,7 +15,6 @@ import argparse
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import bm25s
@@ -27,22 +26,6 @@ from qa_service.schema import DocumentMeta
 from qa_service.store import IndexReader
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass
-class _Doc:
-    source: str
-
-
-@dataclass
-class _Passage:
-    text: str
-
-
-@dataclass
-class _Hit:
-    document: _Doc
-    passage: _Passage
 
 
 def main() -> None:
@@ -78,14 +61,14 @@ def main() -> None:
             ids, _ = bm25.retrieve(
                 [query_tok(question.question) or ["\u2205"]], k=60, show_progress=False
             )
-            hits: list[_Hit] = []
+            ranked: list[tuple[str, str]] = []
             per_doc: Counter[str] = Counter()
             for i in ids[0]:
                 source = rows[i][3]
                 if per_doc[source] < 2:
                     per_doc[source] += 1
-                    hits.append(_Hit(_Doc(source), _Passage(rows[i][0])))
-            results.append(score(question, hits[:10], 5))  # type: ignore[arg-type]
+                    ranked.append((source, rows[i][0]))
+            results.append(score(question, ranked[:10], 5))
         n = len(results)
         with_evidence = [r for r in results if r.evidence is not None]
         line = {

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,21 +25,12 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from common import percentile, start_server
+
 from qa_service.evaluate import load_questions
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def request(url: str, question: str, rng: random.Random) -> int:
@@ -108,38 +97,13 @@ def main() -> None:
     args = parser.parse_args()
     questions = [q.question for q in load_questions(ROOT / "eval" / "questions.jsonl")]
 
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "qa_service.cli",
-            "serve",
-            "--index",
-            str(args.index),
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        # The benchmark measures the server, not the rate limiter.
-        env={
-            **os.environ,
-            "QA_CONVERSATIONS_DB": tempfile.mktemp(suffix=".sqlite3"),
-            "QA_RATE_LIMIT": "",
-        },
+    # The benchmark measures the server, not the rate limiter.
+    server, url = start_server(
+        args.index,
+        workers=args.workers,
+        env={"QA_CONVERSATIONS_DB": tempfile.mktemp(suffix=".sqlite3"), "QA_RATE_LIMIT": ""},
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 600
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(url + "/api/ready", timeout=5):
-                    break
-            except OSError:
-                time.sleep(0.5)
         build_before = ready_build(url)
         latencies: list[float] = []
         statuses: dict[int, int] = {}

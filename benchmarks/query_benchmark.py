@@ -14,25 +14,18 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from common import percentile, start_server
 
 from qa_service.config import Settings
 from qa_service.evaluate import evaluate, load_questions
 from qa_service.service import QAService
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def latency_summary(seconds: list[float]) -> dict[str, float]:
@@ -45,37 +38,9 @@ def latency_summary(seconds: list[float]) -> dict[str, float]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def http_latency(index: Path, questions: list[str], rounds: int) -> dict[str, float]:
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "qa_service.cli",
-            "serve",
-            "--index",
-            str(index),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server, url = start_server(index, env={"QA_RATE_LIMIT": ""})
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"{url}/api/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
         seconds = []
         for _ in range(rounds):
             for question in questions:

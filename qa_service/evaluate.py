@@ -78,15 +78,15 @@ def normalise(text: str) -> str:
     return _SPACE.sub(" ", text).strip().lower()
 
 
-def score(question: Question, hits: Sequence[Hit], k: int) -> QuestionResult:
-    """Metrics for one question's ranked hits (pure: no retrieval here)."""
+def score(question: Question, ranked: Sequence[tuple[str, str]], k: int) -> QuestionResult:
+    """Metrics for one question's ranked ``(source, passage text)`` pairs (pure)."""
     relevant = set(question.relevant)
-    sources = [h.document.source for h in hits]
+    sources = [source for source, _ in ranked]
     first = next((i for i, s in enumerate(sources[:10], start=1) if s in relevant), None)
     evidence: bool | None = None
     if question.evidence:
         needle = normalise(question.evidence)
-        evidence = any(needle in normalise(h.passage.text) for h in hits[:k])
+        evidence = any(needle in normalise(text) for _, text in ranked[:k])
     seen: set[str] = set()
     dcg = 0.0
     for i, source in enumerate(sources[:10], start=1):
@@ -104,6 +104,10 @@ def score(question: Question, hits: Sequence[Hit], k: int) -> QuestionResult:
         first_relevant_rank=first,
         top_sources=sources[:k],
     )
+
+
+def ranked_pairs(hits: Sequence[Hit]) -> list[tuple[str, str]]:
+    return [(hit.document.source, hit.passage.text) for hit in hits]
 
 
 def summarise(results: Sequence[QuestionResult], k: int) -> dict[str, Any]:
@@ -147,7 +151,7 @@ def evaluate(
             mode=mode,
             rewritten=standalone,
         )
-        result = score(question, hits, k)
+        result = score(question, ranked_pairs(hits), k)
         (follow_results if question.follows else results).append(result)
     summary = summarise(results, k)
     if follow_results:
