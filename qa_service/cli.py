@@ -87,14 +87,34 @@ def format_report(report: IngestReport) -> str:
 @click.option("-k", "--top-k", type=int, default=None, help="How many passages.")
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON object.")
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid")
-def ask(question: str, index: Path | None, top_k: int | None, as_json: bool, mode: str) -> None:
+@click.option("--doctype", help='Only this document type, e.g. "Interpellation".')
+@click.option("--rm", help='Only this riksmöte, e.g. "2022/23".')
+@click.option("--date-from", help="Only documents dated on or after (YYYY[-MM[-DD]]).")
+@click.option("--date-to", help="Only documents dated on or before (YYYY[-MM[-DD]]).")
+@click.option("--party", help='Only documents by this party, e.g. "S".')
+@click.option("--person", help="Only documents naming this person (part of a name).")
+@click.option("--source-prefix", help="Only sources whose path starts with this.")
+def ask(
+    question: str,
+    index: Path | None,
+    top_k: int | None,
+    as_json: bool,
+    mode: str,
+    **filters: str | None,
+) -> None:
     """Print the passages that answer QUESTION, with citations."""
     from .service import QAService
 
     service = QAService(_settings(index))
     try:
         service.load()
-        result = service.ask(question, top_k, mode=mode, remember=False)  # type: ignore[arg-type]
+        result = service.ask(
+            question,
+            top_k,
+            mode=mode,  # type: ignore[arg-type]
+            filters={k: v for k, v in filters.items() if v},
+            remember=False,
+        )
     except QAError as exc:
         raise click.ClickException(exc.message) from exc
     if as_json:

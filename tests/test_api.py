@@ -272,3 +272,17 @@ def test_more_bad_bodies_are_4xx(client, body) -> None:  # type: ignore[no-untyp
     response = client.post("/api/ask", json=body)
     assert 400 <= response.status_code < 500
     assert set(response.get_json()["error"]) == {"status", "code", "message"}
+
+
+def test_cli_ask_with_filters(runner, small_index) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from qa_service.cli import main
+
+    args = ["ask", "yrkesvux", "--index", str(small_index.index_dir), "--json"]
+    result = runner.invoke(main, [*args, "--doctype", "Interpellation", "--rm", "2022/23"])
+    assert result.exit_code == 0, result.output
+    passages = json.loads(result.output)["passages"]
+    assert passages and {p["document"]["doctype"] for p in passages} == {"Interpellation"}
+    bad = runner.invoke(main, [*args, "--rm", "2023"])
+    assert bad.exit_code == 1 and "riksmöte" in bad.output
