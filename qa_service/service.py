@@ -367,11 +367,8 @@ class QAService:
         return {"status": "ok"}
 
     def ready(self) -> dict[str, Any]:
-        """Readiness: the index is loaded; what it holds."""
-        try:
-            loaded = self.loaded
-        except IndexUnavailable:
-            raise
+        """Readiness: the index is loaded; what it holds (503 while it is not)."""
+        loaded = self.loaded
         manifest = loaded.reader.manifest
         return {
             "status": "ready",
