@@ -315,7 +315,9 @@ def run_ingest(
                 continue
             stat = item.path.stat()
             old = old_files.get(item.source)
-            if old and old.size == stat.st_size and old.mtime_ns == stat.st_mtime_ns:
+            # A file that failed with an error (not a reason of its own) is tried again.
+            failed = old is not None and (old.reason or "").startswith("error:")
+            if old and not failed and old.size == stat.st_size and old.mtime_ns == stat.st_mtime_ns:
                 records.append(old)
                 if old.status == "skipped":
                     report.skipped.append({"source": item.source, "reason": old.reason or ""})

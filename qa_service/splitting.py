@@ -20,6 +20,24 @@ SEPARATORS = ["\n\n", "\n", r"(?<=[.!?…])\s+", r"(?<=[;:])\s+", r"(?<=,)\s+", 
 
 
 _MAX_CHARS_PER_TOKEN = 24
+_FLOOR_TOKENS = 16
+
+
+def hard_split(text: str, count_tokens: Callable[[str], int], budget: int) -> list[tuple[int, str]]:
+    """Cut ``text`` into the longest prefixes that fit ``budget`` (binary search)."""
+    pieces: list[tuple[int, str]] = []
+    start = 0
+    while start < len(text):
+        lo, hi = start + 1, len(text)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if count_tokens(text[start:mid]) <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        pieces.append((start, text[start:lo]))
+        start = lo
+    return pieces
 
 
 @dataclass(frozen=True)
@@ -82,12 +100,18 @@ def split_text(
     previous_end = 0
     for piece in pieces:
         start = _locate(text, piece, cursor, previous_end)
-        if count_tokens(piece) > chunk_tokens:
+        if count_tokens(piece) > chunk_tokens and chunk_tokens <= _FLOOR_TOKENS:
+            # Tokenizers need not be additive (SentencePiece marks word starts): when the
+            # splitter cannot get under a small budget, cut by characters, exactly.
+            result.extend(
+                (start + offset, s) for offset, s in hard_split(piece, count_tokens, chunk_tokens)
+            )
+        elif count_tokens(piece) > chunk_tokens:
             # Re-joining splits can add a token or two; split such a piece again, smaller.
             sub = split_text(
                 piece,
                 count_tokens=count_tokens,
-                chunk_tokens=max(8, chunk_tokens * 3 // 4),
+                chunk_tokens=max(_FLOOR_TOKENS, chunk_tokens * 3 // 4),
                 overlap_tokens=overlap,
             )
             result.extend((start + offset, s) for offset, s in sub)

@@ -73,3 +73,14 @@ def test_real_tokenizer_budget(model: str, request: pytest.FixtureRequest) -> No
     )
     assert len(chunks) > 1
     assert max(embedder.count_tokens(c) for _, c in chunks) <= embedder.max_tokens
+
+
+def test_non_additive_tokenizer_does_not_recurse_forever() -> None:
+    # Like SentencePiece: every string pays for a start marker, so parts do not add up.
+    def count(text: str) -> int:
+        return len(text.split()) * 3 + (4 if text else 0)
+
+    text = "ett två tre fyra fem sex sju åtta nio tio " * 20
+    chunks = split_text(text, count_tokens=count, chunk_tokens=20, overlap_tokens=4)
+    assert chunks and all(count(c) <= 20 for _, c in chunks)
+    assert all(text[o : o + len(c)] == c for o, c in chunks)
