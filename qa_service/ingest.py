@@ -299,7 +299,6 @@ def run_ingest(
     with _build_lock(index_path):
         previous = _open_previous(index_path, wanted)
         old_files = previous.files() if previous else {}
-        old_vectors = previous.all_vectors() if previous else None
 
         records: list[FileRecord] = []
         reused: list[tuple[Document, list[tuple[int, Passage]]]] = []
@@ -373,6 +372,8 @@ def run_ingest(
             for record in records:
                 writer.add_file(record)
             lexical_texts: list[str] = []
+            # Only now, once a build is certain: the old matrix is the index's full size.
+            old_vectors = previous.all_vectors() if previous is not None else None
             for doc, rows in reused:
                 assert old_vectors is not None
                 vectors = old_vectors[[row for row, _ in rows]] if rows else np.zeros((0, 0))

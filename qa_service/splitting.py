@@ -100,13 +100,14 @@ def split_text(
     previous_end = 0
     for piece in pieces:
         start = _locate(text, piece, cursor, previous_end)
-        if count_tokens(piece) > chunk_tokens and chunk_tokens <= _FLOOR_TOKENS:
+        too_long = count_tokens(piece) > chunk_tokens
+        if too_long and chunk_tokens <= _FLOOR_TOKENS:
             # Tokenizers need not be additive (SentencePiece marks word starts): when the
             # splitter cannot get under a small budget, cut by characters, exactly.
             result.extend(
                 (start + offset, s) for offset, s in hard_split(piece, count_tokens, chunk_tokens)
             )
-        elif count_tokens(piece) > chunk_tokens:
+        elif too_long:
             # Re-joining splits can add a token or two; split such a piece again, smaller.
             sub = split_text(
                 piece,
