@@ -25,6 +25,8 @@ ANAPHORA = frozenset(
     "dem de det dessa denna detta där dit därför deras dess den sådana samma han hon "
     "hen honom henne they them it those these that there".split()
 )
+#: Pronouns that, unless a relative clause follows ("de som …"), can only point back.
+STRONG_ANAPHORA = frozenset("dem dessa deras dess där dit därav därifrån sådana".split())
 LEADING_LINKS = frozenset({"och", "men", "samt", "plus", "and", "but"})
 QUESTION_WORDS = frozenset(
     "vad vem vilka vilken vilket hur när var varför många mycket finns får kan ska "
@@ -51,13 +53,16 @@ def is_follow_up(question: str) -> bool:
     own_topic = content_words(question)
     if words[0] in LEADING_LINKS:
         return True
+    if any(
+        w in STRONG_ANAPHORA and (i + 1 == len(words) or words[i + 1] != "som")
+        for i, w in enumerate(words)
+    ):
+        return True
     if any(w in ANAPHORA for w in words) and len(own_topic) <= 2:
         return True
-    # Elliptical: one topic word at most ("Vad kostar det?"), or a short yes/no question
-    # ("Kan tiden förlängas?"). A wrong guess costs little: the literal question is
-    # always retrieved and fused as well.
-    if len(own_topic) <= 1 and len(words) <= 6:
-        return True
+    # A short yes/no question ("Kan tiden förlängas?"). Questions with no such sign that
+    # still continue the topic ("Vad kostar reformen?") are recognised by retrieval: see
+    # ``QAService.converse``.
     return words[0] in YES_NO_VERBS and len(own_topic) <= 2 and len(words) <= 4
 
 
@@ -74,12 +79,25 @@ def standalone_query(question: str, history: list[str]) -> str:
     return " ".join([question, *terms[:MAX_TOPIC_TERMS]]).strip()
 
 
+@dataclass(frozen=True)
+class Context:
+    """What a follow-up may lean on from one earlier turn: its query and cited documents."""
+
+    standalone_query: str
+    doc_ids: tuple[str, ...] = ()
+
+
 @dataclass
 class Turn:
     question: str
     standalone_query: str
     answer: dict[str, Any]
     created_at: float
+
+    @property
+    def context(self) -> Context:
+        cited = (p.get("document", {}).get("id") for p in self.answer.get("passages", []))
+        return Context(self.standalone_query, tuple(dict.fromkeys(d for d in cited if d)))
 
 
 class ConversationStore:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .conversation import is_follow_up, standalone_query
+from .conversation import Context
 from .schema import Hit
 from .service import Mode, QAService
 
@@ -36,6 +36,9 @@ class Question:
     filters: dict[str, Any] = field(default_factory=dict)
     #: The id of the question this one follows up in a conversation.
     follows: str | None = None
+    #: Asked in a conversation (``follows``) but about something new: it must not be
+    #: pulled back to the earlier turns' topic.
+    new_topic: bool = False
 
 
 @dataclass
@@ -65,6 +68,7 @@ def load_questions(path: Path) -> list[Question]:
                     evidence=data.get("evidence"),
                     filters=data.get("filters") or {},
                     follows=data.get("follows"),
+                    new_topic=bool(data.get("new_topic", False)),
                 )
             )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
@@ -132,35 +136,42 @@ def evaluate(
     """Run every question through the service and score it.
 
     A question that ``follows`` another is asked in that one's conversation: it is
-    rewritten with the earlier turns exactly as the chat does, and scored separately, so
-    follow-ups can be compared with self-contained questions.
+    searched with the earlier turns exactly as the chat does, and scored separately:
+    follow-ups, and questions on a ``new_topic`` that must not be pulled back.
     """
     results: list[QuestionResult] = []
     follow_results: list[QuestionResult] = []
-    history: dict[str, list[str]] = {}
+    new_topic_results: list[QuestionResult] = []
+    history: dict[str, list[Context]] = {}
     for question in questions:
         earlier = history.get(question.follows, []) if question.follows else []
-        standalone = question.question
-        if earlier and is_follow_up(question.question):
-            standalone = standalone_query(question.question, earlier)
-        history[question.id] = [*earlier, standalone]
-        hits = service.search(
+        standalone, hits = service.converse(
             question.question,
             max(k, 10),
+            history=earlier,
             filters=question.filters or None,
             mode=mode,
-            rewritten=standalone,
         )
+        # The chat cites the top passages of an answer; the next turn leans on those.
+        cited = dict.fromkeys(hit.document.id for hit in hits[: service.settings.default_top_k])
+        history[question.id] = [*earlier, Context(standalone, tuple(cited))]
         result = score(question, ranked_pairs(hits), k)
-        (follow_results if question.follows else results).append(result)
+        if not question.follows:
+            results.append(result)
+        elif question.new_topic:
+            new_topic_results.append(result)
+        else:
+            follow_results.append(result)
     summary = summarise(results, k)
     if follow_results:
         summary["follow_ups"] = summarise(follow_results, k)
+    if new_topic_results:
+        summary["new_topics"] = summarise(new_topic_results, k)
     return {
         "mode": mode,
         "k": k,
         "summary": summary,
-        "results": [asdict(r) for r in [*results, *follow_results]],
+        "results": [asdict(r) for r in [*results, *follow_results, *new_topic_results]],
     }
 
 
@@ -174,14 +185,15 @@ def format_text(report: dict[str, Any]) -> str:
             f"{'H' if r['hit'] else '.'}{evidence} rank {rank!s:>2}  {r['id']}: {r['question']}"
         )
     summary = report["summary"]
-    follow = summary.get("follow_ups")
     lines.append("")
-    if follow:
-        lines.append(
-            f"follow-ups (in their conversations): questions={follow['questions']} "
-            f"hit@{k}={follow[f'hit@{k}']} evidence@{k}={follow[f'evidence@{k}']} "
-            f"mrr@10={follow['mrr@10']}"
-        )
+    for key, label in (("follow_ups", "follow-ups"), ("new_topics", "new topics")):
+        group = summary.get(key)
+        if group:
+            lines.append(
+                f"{label} (in their conversations): questions={group['questions']} "
+                f"hit@{k}={group[f'hit@{k}']} evidence@{k}={group[f'evidence@{k}']} "
+                f"mrr@10={group['mrr@10']}"
+            )
     lines.append(
         f"mode={report['mode']} questions={summary['questions']} hit@{k}={summary[f'hit@{k}']} "
         f"evidence@{k}={summary[f'evidence@{k}']} mrr@10={summary['mrr@10']} "

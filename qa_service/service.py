@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
+import faiss
 import numpy as np
 
 from .answer import citation, passage_dict
 from .config import Settings
-from .conversation import ConversationStore, Turn, is_follow_up, standalone_query
+from .conversation import Context, ConversationStore, Turn, is_follow_up, standalone_query
 from .embedding import Embedder, make_embedder
 from .errors import IndexUnavailable, InvalidRequest, NotFound
 from .extractive import choose_sentences
@@ -35,6 +37,16 @@ logger = logging.getLogger(__name__)
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
 RELOAD_CHECK_SECONDS = 2.0
+#: RRF weights of a follow-up's rankings: the literal question, the standalone query, and
+#: the standalone query within the documents the previous turn cited (BENCHMARKS.md).
+FOLLOW_UP_WEIGHTS = (0.5, 1.0, 0.5)
+#: A question with no pronoun still continues the conversation when the best BM25 score
+#: within the previous turn's documents reaches this share of the corpus-wide best.
+CONTINUITY_RATIO = 0.5
+# A single query vector gains nothing from FAISS's OpenMP threads, and their spinning
+# competes with the embedding engine's threads for the same cores: on 2 cores the dense
+# leg took 28 ms with 2 FAISS threads and 14.5 ms with one (benchmarks/query_benchmark.py).
+FAISS_QUERY_THREADS = 1
 
 
 @dataclass
@@ -63,6 +75,7 @@ class QAService:
         self._loaded: _Loaded | None = None
         self._lock = threading.Lock()
         self._checked_at = 0.0
+        faiss.omp_set_num_threads(FAISS_QUERY_THREADS)
 
     # -- index lifecycle -------------------------------------------------------------
     def load(self) -> None:
@@ -178,8 +191,13 @@ class QAService:
         filters: Filters | dict[str, Any] | None = None,
         mode: Mode = "hybrid",
         rewritten: str | None = None,
+        focus: Sequence[str] = (),
     ) -> list[Hit]:
-        """The best passages for a question, diversified, filtered, ranked from 1."""
+        """The best passages for a question, diversified, filtered, ranked from 1.
+
+        ``rewritten`` is a follow-up's standalone query; ``focus`` the documents the
+        previous turn cited, searched again with it.
+        """
         query = self.validate_question(question)
         k = self.validate_top_k(top_k)
         if mode not in MODES:
@@ -196,10 +214,21 @@ class QAService:
         depth = max(k * 4, k + 20)
         retriever = loaded.retriever(mode)
         ranking = retriever.search(query, depth, allowed=mask)
-        if rewritten and rewritten != query:
-            # A follow-up: the standalone query leads, the literal question still counts.
-            alternative = retriever.search(rewritten, depth, allowed=mask)
-            ranking = rrf([ranking, alternative], k=self.settings.rrf_k, weights=(0.5, 1.0))
+        rewritten = rewritten if rewritten and rewritten != query else None
+        focus_mask = self._focus_mask(reader, focus, mask) if focus else None
+        if rewritten or focus_mask is not None:
+            # A follow-up: the standalone query leads, the literal question still counts,
+            # and the documents the conversation was just about get a ranking of their own.
+            literal_weight, rewritten_weight, focus_weight = FOLLOW_UP_WEIGHTS
+            rankings = [ranking]
+            weights = [literal_weight if rewritten else 1.0]
+            if rewritten:
+                rankings.append(retriever.search(rewritten, depth, allowed=mask))
+                weights.append(rewritten_weight)
+            if focus_mask is not None:
+                rankings.append(retriever.search(rewritten or query, depth, allowed=focus_mask))
+                weights.append(focus_weight)
+            ranking = rrf(rankings, k=self.settings.rrf_k, weights=weights)
         rows = [row for row, _ in ranking]
         passages = reader.passages_by_rows(rows)
         candidates = [
@@ -219,6 +248,61 @@ class QAService:
             hits.append(Hit(passage, document, candidate.score, rank, also))
         return hits
 
+    @staticmethod
+    def _focus_mask(
+        reader: IndexReader, focus: Sequence[str], allowed: np.ndarray | None
+    ) -> np.ndarray | None:
+        rows = reader.rows_of_documents(list(focus))
+        if len(rows) == 0:
+            return None
+        mask = np.zeros(reader.passage_count, dtype=bool)
+        mask[rows] = True
+        if allowed is not None:
+            mask &= allowed
+        return mask if mask.any() else None
+
+    def converse(
+        self,
+        question: Any,
+        top_k: Any = None,
+        *,
+        history: Sequence[Context] = (),
+        filters: Filters | dict[str, Any] | None = None,
+        mode: Mode = "hybrid",
+    ) -> tuple[str, list[Hit]]:
+        """Search for a question asked after ``history``: (standalone query, hits).
+
+        A question that leans on earlier turns is rewritten with their topic words and
+        also searched within the documents the previous turn cited; a self-contained
+        question is searched as it stands, whatever came before.
+        """
+        query = self.validate_question(question)
+        if not history:
+            return query, self.search(query, top_k, filters=filters, mode=mode)
+        focus = history[-1].doc_ids
+        if is_follow_up(query):
+            standalone = standalone_query(query, [c.standalone_query for c in history])
+        elif self._continues(query, focus):
+            # No pronoun, but the conversation's documents answer it about as well as the
+            # whole corpus does ("Hur många fanns i åtgärden i augusti?"): stay with them.
+            standalone = query
+        else:
+            return query, self.search(query, top_k, filters=filters, mode=mode)
+        hits = self.search(
+            query, top_k, filters=filters, mode=mode, rewritten=standalone, focus=focus
+        )
+        return standalone, hits
+
+    def _continues(self, query: str, focus: Sequence[str]) -> bool:
+        """Whether the focus documents match a question nearly as well as the corpus."""
+        loaded = self.loaded
+        mask = self._focus_mask(loaded.reader, focus, None)
+        best = loaded.lexical.search(query, 1)
+        if mask is None or not best or best[0][1] <= 0:
+            return False
+        inside = loaded.lexical.search(query, 1, allowed=mask)
+        return bool(inside) and inside[0][1] >= CONTINUITY_RATIO * best[0][1]
+
     def ask(
         self,
         question: Any,
@@ -235,17 +319,14 @@ class QAService:
         ``conversation_id`` is given) and follow-ups are rewritten with earlier turns.
         """
         query = self.validate_question(question)
-        history: list[str] = []
+        history: list[Context] = []
         if conversation_id is not None:
             if not isinstance(conversation_id, str) or not self.conversations.exists(
                 conversation_id
             ):
                 raise NotFound(f"no conversation with id {conversation_id!r}")
-            history = [t.standalone_query for t in self.conversations.turns(conversation_id)]
-        standalone = query
-        if history and is_follow_up(query):
-            standalone = standalone_query(query, history)
-        hits = self.search(query, top_k, filters=filters, mode=mode, rewritten=standalone)
+            history = [t.context for t in self.conversations.turns(conversation_id)]
+        standalone, hits = self.converse(query, top_k, history=history, filters=filters, mode=mode)
         passages = [passage_dict(hit, f"/p/{hit.passage.id}") for hit in hits]
         answer = build_answer(standalone, hits, passages)
         result: dict[str, Any] = {

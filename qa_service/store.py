@@ -369,6 +369,14 @@ class IndexReader:
         )
         return [(row["row"], _passage_from_row(row)) for row in cursor]
 
+    def rows_of_documents(self, doc_ids: Sequence[str]) -> np.ndarray:
+        """The passage rows of the given documents."""
+        if not doc_ids:
+            return np.zeros(0, dtype=np.int64)
+        marks = ",".join("?" * len(doc_ids))
+        cursor = self.db.execute(f"SELECT row FROM passages WHERE doc_id IN ({marks})", doc_ids)
+        return np.fromiter((r[0] for r in cursor), dtype=np.int64)
+
     def passage_texts(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT text FROM passages ORDER BY row")]
 

@@ -178,6 +178,26 @@ def test_self_contained_question_is_not_dragged_back(client) -> None:  # type: i
     ).get_json()
     assert data["standalone_query"] == "Vad är nytt med jobbskatteavdraget?"
     assert "jobbskatteavdrag" in data["passages"][0]["text"].lower()
+    alone = client.post(
+        "/api/ask", json={"question": "Vad är nytt med jobbskatteavdraget?"}
+    ).get_json()
+    assert [p["id"] for p in data["passages"]] == [p["id"] for p in alone["passages"]]
+
+
+def test_question_without_pronoun_continues_when_the_cited_documents_answer_it(
+    service,
+) -> None:  # type: ignore[no-untyped-def]
+    from qa_service.conversation import Context
+
+    interpellation = next(
+        d.id for d in service.loaded.reader.documents() if d.source.startswith("ipq/")
+    )
+    # "Platserna" points back to the yrkesvux interpellation: its document answers best.
+    assert service._continues("Räcker platserna i Malmö och Göteborg?", [interpellation])
+    assert not service._continues("Hur mycket förstärks jobbskatteavdraget?", [interpellation])
+    history = [Context("Vad vill Anna Andersson med yrkesvux?", (interpellation,))]
+    _, hits = service.converse("Räcker platserna i Malmö och Göteborg?", history=history)
+    assert hits[0].document.id == interpellation
 
 
 def test_unknown_conversation_is_404(client) -> None:  # type: ignore[no-untyped-def]
