@@ -46,6 +46,9 @@ class Settings:
     #: RRF weights of the two legs; chosen by measurement (see BENCHMARKS.md).
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
+    #: The dense score of a passage adds this share of its document's similarity to the
+    #: question (a vector of type, title, riksmöte, parties, people; BENCHMARKS.md).
+    document_weight: float = 0.5
     #: At most this many passages of one document in a result list (0: no cap).
     per_document_cap: int = 2
     #: Larger files are skipped with a reason (the biggest real document is ~4 MB).
@@ -91,6 +94,8 @@ class Settings:
                 raise ConfigError("QA_API_KEYS_SHA256 holds SHA-256 hex digests, not keys")
         if self.dense_weight < 0 or self.lexical_weight < 0:
             raise ConfigError("RRF weights must not be negative")
+        if self.document_weight < 0:
+            raise ConfigError("QA_DOCUMENT_WEIGHT must not be negative")
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:
             raise ConfigError("batch size, candidate depth and rrf_k must be positive")
 

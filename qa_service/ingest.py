@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 SIDECAR = "manifest.jsonl"
 SPLITTER_NAME = "langchain RecursiveCharacterTextSplitter (model tokenizer)"
 EMBED_BLOCK = 256
+#: A document's context text is cut here (about 100 tokens at most).
+MAX_CONTEXT_CHARS = 300
 LEXICAL_MANIFEST = {
     "method": "bm25s",
     "stemmer": "snowball-swedish",
@@ -337,7 +339,11 @@ def run_ingest(
         changed = bool(fresh) or report.files_removed or len(records) != len(old_files)
         changed = changed or any(old_files.get(r.source) != r for r in records)
         changed = changed or (
-            previous is not None and previous.manifest.get("lexical") != LEXICAL_MANIFEST
+            previous is not None
+            and (
+                previous.manifest.get("lexical") != LEXICAL_MANIFEST
+                or previous.document_vectors is None
+            )
         )
         if previous is not None and not changed:
             report.documents = len(reused)
@@ -347,8 +353,24 @@ def run_ingest(
             return report
 
         new_texts = [p.text for _, passages in fresh for p in passages]
+        # Every document has a vector of its own; an older build may not hold them yet.
+        old_doc_vectors = {
+            doc.id: vector
+            for doc, rows in reused
+            if previous is not None
+            and (vector := previous.document_vector([row for row, _ in rows])) is not None
+        }
+        context_docs = [doc for doc, _ in fresh]
+        context_docs += [doc for doc, _ in reused if doc.id not in old_doc_vectors]
         embed_started = time.perf_counter()
         new_vectors = _embed(new_texts, embedder, settings, progress)
+        context_vectors = _embed(
+            [document_context(doc.meta) for doc in context_docs], embedder, settings, False
+        )
+        doc_vectors = {
+            **old_doc_vectors,
+            **{doc.id: context_vectors[i] for i, doc in enumerate(context_docs)},
+        }
         report.embed_seconds = time.perf_counter() - embed_started
         report.passages_embedded = len(new_texts)
         if new_texts:
@@ -378,13 +400,13 @@ def run_ingest(
                 assert old_vectors is not None
                 vectors = old_vectors[[row for row, _ in rows]] if rows else np.zeros((0, 0))
                 passages = [p for _, p in rows]
-                writer.add_document(doc, passages, vectors)
+                writer.add_document(doc, passages, vectors, doc_vectors[doc.id])
                 lexical_texts.extend(_lexical_text(doc, p) for p in passages)
             offset = 0
             for doc, passages in fresh:
                 vectors = new_vectors[offset : offset + len(passages)]
                 offset += len(passages)
-                writer.add_document(doc, passages, vectors)
+                writer.add_document(doc, passages, vectors, doc_vectors[doc.id])
                 lexical_texts.extend(_lexical_text(doc, p) for p in passages)
             LexicalIndex.build(lexical_texts).save(writer.build_path / LEXICAL)
             writer.manifest["documents"] = len(reused) + len(fresh)
@@ -401,6 +423,11 @@ def run_ingest(
         report.files_indexed = len(fresh)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def document_context(meta: DocumentMeta) -> str:
+    """What a document's own vector embeds: its type, title, riksmöte, parties, people."""
+    return metadata_line(meta)[:MAX_CONTEXT_CHARS].strip()
 
 
 def _lexical_text(document: Document, passage: Passage) -> str:

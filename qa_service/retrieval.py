@@ -50,16 +50,47 @@ def rrf(
 
 
 class DenseRetriever:
-    """Cosine similarity over normalised vectors in a FAISS inner-product index."""
+    """Cosine similarity over normalised vectors in a FAISS inner-product index.
 
-    def __init__(self, index: faiss.Index, encode_query: Callable[[str], np.ndarray]) -> None:
-        self.index = index
+    With document vectors and a ``document_weight`` w, a passage scores
+    ``q·p + w·(q·d)`` where d is its document's vector (type, title, people): the passage
+    and its document are both asked whether they match. That equals ``[q, w·q]·[p, d]``,
+    so one exact FAISS search over the passages with their document vectors appended
+    ranks it, filters included.
+    """
+
+    def __init__(
+        self,
+        index: faiss.Index,
+        encode_query: Callable[[str], np.ndarray],
+        *,
+        document_vectors: np.ndarray | None = None,
+        passage_documents: np.ndarray | None = None,
+        document_weight: float = 0.0,
+    ) -> None:
         self.encode_query = encode_query
+        self.document_weight = document_weight
+        self.index = index
+        self._with_documents = False
+        if (
+            document_weight > 0
+            and document_vectors is not None
+            and passage_documents is not None
+            and index.ntotal > 0
+        ):
+            passages = index.reconstruct_n(0, index.ntotal)
+            documents = np.asarray(document_vectors, dtype=np.float32)[passage_documents]
+            combined = faiss.IndexFlatIP(index.d + documents.shape[1])
+            combined.add(np.ascontiguousarray(np.hstack([passages, documents])))
+            self.index = combined
+            self._with_documents = True
 
     def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
         if self.index.ntotal == 0 or k < 1:
             return []
         vector = self.encode_query(query).reshape(1, -1).astype(np.float32)
+        if self._with_documents:
+            vector = np.hstack([vector, self.document_weight * vector])
         k = min(k, self.index.ntotal)
         params = None
         if allowed is not None:

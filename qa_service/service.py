@@ -91,7 +91,13 @@ class QAService:
             lexical = LexicalIndex.load(reader.build_path / LEXICAL)
         except IndexStoreError as exc:
             raise IndexUnavailable(str(exc)) from exc
-        dense = DenseRetriever(reader.vectors, self._encode_query)
+        dense = DenseRetriever(
+            reader.vectors,
+            self._encode_query,
+            document_vectors=reader.document_vectors,
+            passage_documents=reader.passage_documents,
+            document_weight=self.settings.document_weight,
+        )
         lexical_retriever = LexicalRetriever(lexical)
         hybrid = HybridRetriever(
             dense,

@@ -38,6 +38,9 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 DATABASE = "passages.sqlite3"
+#: One vector per document (its metadata line), and each passage row's document row.
+DOCUMENT_VECTORS = "documents.npy"
+PASSAGE_DOCUMENTS = "passage_documents.npy"
 LEXICAL = "lexical"
 KEEP_BUILDS = 3
 
@@ -128,6 +131,8 @@ class IndexWriter:
         self.db = sqlite3.connect(self.build_path / DATABASE)
         self.db.executescript(_SCHEMA)
         self._vectors: list[np.ndarray] = []
+        self._doc_vectors: list[np.ndarray] = []
+        self._passage_docs: list[int] = []
         self._rows = 0
 
     def add_file(self, record: FileRecord) -> None:
@@ -144,7 +149,11 @@ class IndexWriter:
         )
 
     def add_document(
-        self, document: Document, passages: Sequence[Passage], vectors: np.ndarray
+        self,
+        document: Document,
+        passages: Sequence[Passage],
+        vectors: np.ndarray,
+        document_vector: np.ndarray,
     ) -> None:
         if len(passages) != len(vectors):
             raise ValueError("one vector per passage")
@@ -189,6 +198,8 @@ class IndexWriter:
         )
         if len(passages):
             self._vectors.append(np.ascontiguousarray(vectors, dtype=np.float32))
+        self._passage_docs.extend([len(self._doc_vectors)] * len(passages))
+        self._doc_vectors.append(np.asarray(document_vector, dtype=np.float32).reshape(-1))
         self._rows += len(passages)
 
     def publish(self, dimension: int) -> Path:
@@ -200,6 +211,9 @@ class IndexWriter:
         if len(matrix):
             index.add(matrix)
         faiss.write_index(index, str(self.build_path / VECTORS))
+        documents = np.vstack(self._doc_vectors) if self._doc_vectors else np.zeros((0, dimension))
+        np.save(self.build_path / DOCUMENT_VECTORS, documents.astype(np.float32))
+        np.save(self.build_path / PASSAGE_DOCUMENTS, np.asarray(self._passage_docs, np.int32))
         self.manifest.update(
             format_version=FORMAT_VERSION,
             package_version=__version__,
@@ -309,6 +323,11 @@ class IndexReader:
             self.vectors = faiss.read_index(str(self.build_path / VECTORS), faiss.IO_FLAG_MMAP)
         except RuntimeError:
             self.vectors = faiss.read_index(str(self.build_path / VECTORS))
+        self.document_vectors: np.ndarray | None = None
+        self.passage_documents: np.ndarray | None = None
+        if (self.build_path / DOCUMENT_VECTORS).exists():
+            self.document_vectors = np.load(self.build_path / DOCUMENT_VECTORS, mmap_mode="r")
+            self.passage_documents = np.load(self.build_path / PASSAGE_DOCUMENTS)
         self._local = threading.local()
         self._documents: dict[str, Document] = {}
         self._documents_lock = threading.Lock()
@@ -368,6 +387,12 @@ class IndexReader:
             "SELECT * FROM passages WHERE doc_id = ? ORDER BY ordinal", (doc_id,)
         )
         return [(row["row"], _passage_from_row(row)) for row in cursor]
+
+    def document_vector(self, rows: Sequence[int]) -> np.ndarray | None:
+        """The vector of the document the passage ``rows`` belong to (None: not stored)."""
+        if self.document_vectors is None or self.passage_documents is None or not rows:
+            return None
+        return np.asarray(self.document_vectors[self.passage_documents[rows[0]]])
 
     def rows_of_documents(self, doc_ids: Sequence[str]) -> np.ndarray:
         """The passage rows of the given documents."""

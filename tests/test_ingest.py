@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from qa_service.config import Settings
-from qa_service.ingest import discover, run_ingest
+from qa_service.ingest import discover, document_context, run_ingest
 from qa_service.service import QAService
 from qa_service.store import IndexMismatch, IndexReader, check_compatible, read_manifest
 from tests.conftest import write_small_corpus
@@ -48,6 +48,15 @@ def test_every_file_is_indexed_or_skipped_with_a_reason(corpus, settings, embedd
     for passage_rows in (reader.passages_of(d.id) for d in reader.documents()):
         for _, passage in passage_rows:
             assert embedder.count_tokens(passage.text) <= embedder.max_tokens
+    # One vector per document (its metadata line), and every passage points at its own.
+    assert reader.document_vectors is not None and reader.passage_documents is not None
+    assert reader.document_vectors.shape == (4, 384)
+    assert len(reader.passage_documents) == reader.passage_count
+    seed = next(d for d in reader.documents() if d.source == "svar-pa-fraga-2024-25-992.txt")
+    rows = [row for row, _ in reader.passages_of(seed.id)]
+    expected = embedder.encode_passages([document_context(seed.meta)])[0]
+    assert float(reader.document_vector(rows) @ expected) > 0.999
+    assert len({int(reader.passage_documents[r]) for r in rows}) == 1
 
 
 def test_second_run_embeds_nothing_and_touch_reembeds_one_file(corpus, settings, embedder) -> None:  # type: ignore[no-untyped-def]
@@ -237,3 +246,19 @@ def test_hostile_inputs_are_reported_and_the_rest_indexed(tmp_path, embedder) ->
     assert report.files_seen == 7 + 3 + 10_000
     assert report.files_indexed == 5  # the four documents and latin1.txt
     assert any(w["source"] == "latin1.txt" for w in report.warnings)
+
+
+def test_an_index_without_document_vectors_gets_them_without_re_embedding(
+    corpus, settings, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    from qa_service.store import DOCUMENT_VECTORS, PASSAGE_DOCUMENTS
+
+    run_ingest([corpus], settings, embedder=embedder, progress=False)
+    build = settings.index_dir.resolve()
+    (build / DOCUMENT_VECTORS).unlink()
+    (build / PASSAGE_DOCUMENTS).unlink()
+    assert IndexReader(settings.index_dir).document_vectors is None
+    report = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    assert report.published and report.passages_embedded == 0
+    reader = IndexReader(settings.index_dir)
+    assert reader.document_vectors is not None and reader.document_vectors.shape[0] == 4

@@ -1,8 +1,17 @@
 from __future__ import annotations
 
+import faiss
+import numpy as np
 import pytest
 
-from qa_service.retrieval import Candidate, diversify, jaccard, rrf, shingles
+from qa_service.retrieval import (
+    Candidate,
+    DenseRetriever,
+    diversify,
+    jaccard,
+    rrf,
+    shingles,
+)
 
 
 @pytest.mark.parametrize(
@@ -66,3 +75,40 @@ def test_diversify_caps_documents_and_folds_duplicates() -> None:
 def test_diversify_without_cap() -> None:
     candidates = [cand(i, "same", f"text nummer {i} med egna ord {i * 7}") for i in range(4)]
     assert len(diversify(candidates, 4, per_document=0)) == 4
+
+
+def _unit(*values: float) -> np.ndarray:
+    vector = np.asarray(values, dtype=np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+@pytest.mark.parametrize(
+    ("weight", "expected"),
+    [
+        (0.0, [0, 2, 1]),  # the passages alone: row 0 is closest to the question
+        (1.0, [2, 1, 0]),  # row 2's document matches the question: it wins
+    ],
+)
+def test_dense_adds_the_document_similarity(weight: float, expected: list[int]) -> None:
+    passages = np.vstack([_unit(1, 0.2), _unit(0.2, 1), _unit(1, 0.5)])
+    index = faiss.IndexFlatIP(2)
+    index.add(passages)
+    documents = np.vstack([_unit(0, 1), _unit(1, 0)])
+    owner = np.asarray([0, 1, 1], dtype=np.int32)
+    question = _unit(1, 0.1)
+    dense = DenseRetriever(
+        index,
+        lambda _: question,
+        document_vectors=documents,
+        passage_documents=owner,
+        document_weight=weight,
+    )
+    ranking = dense.search("q", 3)
+    assert [row for row, _ in ranking] == expected
+    for row, score in ranking:
+        wanted = passages[row] @ question + weight * (documents[owner[row]] @ question)
+        assert score == pytest.approx(float(wanted), abs=1e-5)
+    allowed = np.asarray([True, True, False])
+    assert [row for row, _ in dense.search("q", 3, allowed=allowed)] == [
+        r for r in expected if r != 2
+    ]
