@@ -49,6 +49,9 @@ class Settings:
     #: The dense score of a passage adds this share of its document's similarity to the
     #: question (a vector of type, title, riksmöte, parties, people; BENCHMARKS.md).
     document_weight: float = 0.5
+    #: An English question's lexical weight is multiplied by this: BM25 over Swedish text
+    #: matches only its names (BENCHMARKS.md).
+    english_lexical_share: float = 0.25
     #: At most this many passages of one document in a result list (0: no cap).
     per_document_cap: int = 2
     #: Larger files are skipped with a reason (the biggest real document is ~4 MB).
@@ -94,8 +97,10 @@ class Settings:
                 raise ConfigError("QA_API_KEYS_SHA256 holds SHA-256 hex digests, not keys")
         if self.dense_weight < 0 or self.lexical_weight < 0:
             raise ConfigError("RRF weights must not be negative")
-        if self.document_weight < 0:
-            raise ConfigError("QA_DOCUMENT_WEIGHT must not be negative")
+        if self.document_weight < 0 or self.english_lexical_share < 0:
+            raise ConfigError(
+                "QA_DOCUMENT_WEIGHT and QA_ENGLISH_LEXICAL_SHARE must not be negative"
+            )
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:
             raise ConfigError("batch size, candidate depth and rrf_k must be positive")
 

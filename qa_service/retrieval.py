@@ -15,6 +15,7 @@ from typing import Protocol
 import faiss
 import numpy as np
 
+from .language import is_english
 from .lexical import LexicalIndex
 
 logger = logging.getLogger(__name__)
@@ -122,18 +123,27 @@ class HybridRetriever:
         depth: int = 100,
         rrf_k: int = 60,
         weights: tuple[float, float] = (1.0, 1.0),
+        english_lexical_share: float = 1.0,
     ) -> None:
         self.dense = dense
         self.lexical = lexical
         self.depth = depth
         self.rrf_k = rrf_k
         self.weights = weights
+        self.english_lexical_share = english_lexical_share
+
+    def weights_for(self, query: str) -> tuple[float, float]:
+        """The legs' weights: an English question leans on the multilingual dense leg."""
+        dense, lexical = self.weights
+        if is_english(query):
+            lexical *= self.english_lexical_share
+        return dense, lexical
 
     def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
         depth = max(k, self.depth)
         dense = self.dense.search(query, depth, allowed=allowed)
         lexical = self.lexical.search(query, depth, allowed=allowed)
-        return rrf([dense, lexical], k=self.rrf_k, weights=self.weights)[:k]
+        return rrf([dense, lexical], k=self.rrf_k, weights=self.weights_for(query))[:k]
 
 
 _WORD = re.compile(r"\w+")

@@ -1,0 +1,27 @@
+"""Which language a question is written in: Swedish (the corpus) or English.
+
+BM25 over Swedish passages cannot match English words (only names), so the hybrid leans
+on the multilingual dense leg for an English question.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .lexical import STOPWORDS
+
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+#: Function words of English questions that are not Swedish words too.
+ENGLISH_WORDS = frozenset(
+    "the a an is are was were be been what which who whom whose why how when where does do "
+    "did of to for with without by from about according under their there this these those "
+    "that it its can could should would will has have had not many much most and or any".split()
+)
+
+
+def is_english(text: str) -> bool:
+    """Whether a question reads as English rather than Swedish (function words decide)."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    english = sum(w in ENGLISH_WORDS for w in words)
+    swedish = sum(w in STOPWORDS and w not in ENGLISH_WORDS for w in words)
+    return english >= 2 and english > swedish
