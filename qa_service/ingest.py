@@ -44,7 +44,8 @@ from .store import (
 logger = logging.getLogger(__name__)
 
 SIDECAR = "manifest.jsonl"
-SPLITTER_NAME = "langchain RecursiveCharacterTextSplitter (model tokenizer)"
+#: Part of the build settings: a change here re-splits and re-embeds every document.
+SPLITTER_NAME = "langchain RecursiveCharacterTextSplitter (model tokenizer) v2"
 EMBED_BLOCK = 256
 #: A document's context text is cut here (about 100 tokens at most).
 MAX_CONTEXT_CHARS = 300

@@ -75,6 +75,30 @@ def test_real_tokenizer_budget(model: str, request: pytest.FixtureRequest) -> No
     assert max(embedder.count_tokens(c) for _, c in chunks) <= embedder.max_tokens
 
 
+TABLE = "| Län | Medel 2025 | Sommarjobb | Jobb för unga |\n| --- | --- | --- | --- |\n" + "".join(
+    f"| {name} län | {n} 910 000 | {n}950 | {n}80 |\n"
+    for n, name in enumerate(["Stockholms", "Uppsala", "Skåne", "Västra Götalands"] * 8, 1)
+)
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("model", ["embedder", "minilm"])
+def test_word_counts_add_up_and_tables_are_not_shattered(
+    model: str, request: pytest.FixtureRequest
+) -> None:
+    embedder = request.getfixturevalue(model)
+    words = TABLE.split()
+    # The splitter adds up the counts of the parts it merges: they must be close to the
+    # count of the merged text (a word counted one token short each was not).
+    assert sum(embedder.count_tokens(w) for w in words) >= embedder.count_tokens(TABLE) * 0.9
+    chunks = split_text(
+        TABLE, count_tokens=embedder.count_tokens, chunk_tokens=256, overlap_tokens=32
+    )
+    tokens = [embedder.count_tokens(c) for _, c in chunks]
+    assert max(tokens) <= 256
+    assert len(chunks) <= -(-embedder.count_tokens(TABLE) // 200) + 1, tokens
+
+
 def test_non_additive_tokenizer_does_not_recurse_forever() -> None:
     # Like SentencePiece: every string pays for a start marker, so parts do not add up.
     def count(text: str) -> int:
