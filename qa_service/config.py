@@ -48,7 +48,7 @@ class Settings:
     lexical_weight: float = 1.0
     #: The dense score of a passage adds this share of its document's similarity to the
     #: question (a vector of type, title, riksmöte, parties, people; BENCHMARKS.md).
-    document_weight: float = 0.5
+    document_weight: float = 0.3
     #: An English question's lexical weight is multiplied by this: BM25 over Swedish text
     #: matches only its names (BENCHMARKS.md).
     english_lexical_share: float = 0.25
