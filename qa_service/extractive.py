@@ -94,3 +94,13 @@ def choose_sentences(
         if len(picked) == max_sentences:
             break
     return picked
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def find_sentence(text: str, wanted: str) -> Sentence | None:
+    """The sentence of ``text`` that reads as ``wanted`` (case and spacing aside)."""
+    key = _normalised(wanted)
+    return next((s for s in sentences(text) if _normalised(s.text) == key), None)

@@ -18,7 +18,7 @@ from .config import Settings
 from .conversation import Context, ConversationStore, Turn, is_follow_up, standalone_query
 from .embedding import Embedder, make_embedder
 from .errors import IndexUnavailable, InvalidRequest, NotFound
-from .extractive import choose_sentences
+from .extractive import choose_sentences, find_sentence
 from .filters import FilterError, Filters, allowed_rows
 from .lexical import LexicalIndex
 from .retrieval import (
@@ -481,11 +481,29 @@ def build_answer(question: str, hits: list[Hit], passages: list[dict[str, Any]])
     chosen = choose_sentences(question, [hit.passage.text for hit in hits])
     if not chosen:
         return {"found": False, "text": NOTHING_FOUND, "sentences": []}
-    sentences = []
+    sentences: list[dict[str, Any]] = []
+    quoted: list[str] = []
     for choice in chosen:
         hit = hits[choice.passage_index]
         sentence = choice.sentence
         passages[choice.passage_index]["highlights"].append([sentence.start, sentence.end])
+        # The same sentence in other listed passages (a press release quoting the answer
+        # to a written question): cite them all, so the primary source is never lost.
+        also: list[dict[str, Any]] = []
+        for index, other in enumerate(hits):
+            if index == choice.passage_index:
+                continue
+            found = find_sentence(other.passage.text, sentence.text)
+            if found is not None:
+                passages[index]["highlights"].append([found.start, found.end])
+                also.append(
+                    {
+                        "marker": other.rank,
+                        "passage_id": other.passage.id,
+                        "char_start": other.passage.char_start + found.start,
+                        "char_end": other.passage.char_start + found.end,
+                    }
+                )
         sentences.append(
             {
                 "text": sentence.text,
@@ -493,9 +511,12 @@ def build_answer(question: str, hits: list[Hit], passages: list[dict[str, Any]])
                 "passage_id": hit.passage.id,
                 "char_start": hit.passage.char_start + sentence.start,
                 "char_end": hit.passage.char_start + sentence.end,
+                "also": also,
             }
         )
-    text = " ".join(f"{s['text']} [{s['marker']}]" for s in sentences)
+        markers = "".join(f"[{m}]" for m in [hit.rank, *(a["marker"] for a in also)])
+        quoted.append(f"{sentence.text} {markers}")
+    text = " ".join(quoted)
     return {"found": True, "text": text, "sentences": sentences}
 
 

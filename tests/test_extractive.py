@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa_service.extractive import choose_sentences, sentences
+from qa_service.extractive import choose_sentences, find_sentence, sentences
 
 PASSAGE = (
     "Den visar att 180 områden i 66 kommuner har så stora utmaningar att de kan betecknas "
@@ -42,3 +42,57 @@ def test_prefers_better_passage_on_ties() -> None:
     chosen = choose_sentences("yrkesvux", [text, text + " Mer."])
     assert chosen[0].passage_index == 0
     assert len(chosen) == 1  # the same sentence is quoted once
+
+
+@pytest.mark.parametrize(
+    ("text", "wanted", "found"),
+    [
+        (
+            "Inledning. Totalt bor 710 000 personer där. Slut.",
+            "Totalt bor 710 000 personer där.",
+            (11, 43),
+        ),
+        (
+            "Inledning.\nTOTALT bor  710 000 personer där.",
+            "Totalt bor 710 000 personer där.",
+            (11, 44),
+        ),
+        ("Totalt bor 700 000 personer där.", "Totalt bor 710 000 personer där.", None),
+        ("", "Något.", None),
+    ],
+)
+def test_find_sentence(text: str, wanted: str, found: tuple[int, int] | None) -> None:
+    sentence = find_sentence(text, wanted)
+    assert (None if sentence is None else (sentence.start, sentence.end)) == found
+    if sentence is not None:
+        assert text[sentence.start : sentence.end] == sentence.text
+
+
+def test_answer_cites_every_listed_passage_with_the_same_sentence() -> None:
+    from qa_service.schema import Document, DocumentMeta, Hit, Passage
+    from qa_service.service import build_answer
+
+    quote = "Totalt bor 710 000 personer i dessa områden, varav 170 000 är barn."
+    texts = [
+        f"Debattartikel. {quote} Problemet är inte nytt.",
+        "Något helt annat om sfi.",
+        "Något annat om yrkesvux.",
+        f"Svar på fråga. {quote}",
+    ]
+    hits = []
+    for rank, text in enumerate(texts, start=1):
+        doc = Document(f"d{rank}", f"s{rank}.txt", "", DocumentMeta(title=f"T{rank}"), text, "text")
+        passage = Passage(f"p{rank}", doc.id, 0, text, 100, 100 + len(text))
+        hits.append(Hit(passage, doc, 1.0 / rank, rank))
+    passages = [{"id": h.passage.id} for h in hits]
+    answer = build_answer(
+        "Hur många personer bor i områdena och hur många är barn?", hits, passages
+    )
+    first = answer["sentences"][0]
+    assert (first["marker"], first["text"]) == (1, quote)
+    assert [(a["marker"], a["passage_id"]) for a in first["also"]] == [(4, "p4")]
+    assert answer["text"].startswith(f"{quote} [1][4]")
+    start = texts[3].index(quote)
+    assert first["also"][0]["char_start"] == 100 + start
+    assert passages[3]["highlights"] == [[start, start + len(quote)]]
+    assert passages[1]["highlights"] == []

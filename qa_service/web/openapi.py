@@ -106,6 +106,20 @@ ANSWER = {
                     "passage_id": {"type": "string"},
                     "char_start": {"type": "integer"},
                     "char_end": {"type": "integer"},
+                    "also": {
+                        "type": "array",
+                        "description": "The same sentence in other listed passages.",
+                        "items": {
+                            "type": "object",
+                            "required": ["marker", "passage_id", "char_start", "char_end"],
+                            "properties": {
+                                "marker": {"type": "integer"},
+                                "passage_id": {"type": "string"},
+                                "char_start": {"type": "integer"},
+                                "char_end": {"type": "integer"},
+                            },
+                        },
+                    },
                 },
             },
         },

@@ -62,10 +62,13 @@
     if (data.answer && data.answer.found) {
       for (const s of data.answer.sentences) {
         answer.appendChild(el("span", "quote", "”" + s.text + "” "));
-        const link = el("a", "marker", "[" + s.marker + "]");
-        link.href = "#" + prefix + s.marker;
-        link.setAttribute("aria-label", "Källa " + s.marker);
-        answer.appendChild(link);
+        const markers = [s.marker].concat((s.also || []).map((a) => a.marker));
+        for (const marker of markers) {
+          const link = el("a", "marker", "[" + marker + "]");
+          link.href = "#" + prefix + marker;
+          link.setAttribute("aria-label", "Källa " + marker);
+          answer.appendChild(link);
+        }
         answer.appendChild(document.createTextNode(" "));
       }
     } else {
