@@ -306,3 +306,15 @@ def test_cli_ask_with_filters(runner, small_index) -> None:  # type: ignore[no-u
     assert passages and {p["document"]["doctype"] for p in passages} == {"Interpellation"}
     bad = runner.invoke(main, [*args, "--rm", "2023"])
     assert bad.exit_code == 1 and "riksmöte" in bad.output
+
+
+def test_question_pattern_agrees_with_what_the_server_strips() -> None:
+    import re
+
+    from qa_service.web.openapi import QUESTION
+
+    pattern = re.compile(str(QUESTION["pattern"]))
+    for code in range(0x3100):
+        char = chr(code)
+        accepted = bool(char.replace("\x00", " ").strip())
+        assert bool(pattern.search(char)) == accepted, hex(code)

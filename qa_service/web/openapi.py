@@ -141,7 +141,9 @@ FILTERS = {
 }
 
 #: At most 1000 characters, at least one of them neither white space nor NUL.
-QUESTION = {"type": "string", "maxLength": 1000, "pattern": "[^\\s\\x00]"}
+# At least one character the server does not strip: NUL, and what Python counts as
+# whitespace beyond ECMA's \s (the information separators \x1c-\x1f and NEL).
+QUESTION = {"type": "string", "maxLength": 1000, "pattern": "[^\\s\\x00\\x1c-\\x1f\\x85]"}
 
 ASK_REQUEST = {
     "type": "object",
