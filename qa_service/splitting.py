@@ -153,6 +153,7 @@ def split_sections(
 ) -> list[Chunk]:
     """Split each section of a document; a passage never crosses a page or a speech."""
     chunks: list[Chunk] = []
+    seen: set[tuple[int, int]] = set()
     for span in spans:
         section = text[span.start : span.end]
         for offset, piece in split_text(
@@ -162,5 +163,10 @@ def split_sections(
             overlap_tokens=overlap_tokens,
         ):
             start = span.start + offset
+            # Re-splitting overlapping pieces can yield the same stretch twice: one
+            # passage per stretch of text (a passage's id derives from it).
+            if (start, start + len(piece)) in seen:
+                continue
+            seen.add((start, start + len(piece)))
             chunks.append(Chunk(piece, start, start + len(piece), span))
     return chunks

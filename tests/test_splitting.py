@@ -108,3 +108,18 @@ def test_non_additive_tokenizer_does_not_recurse_forever() -> None:
     chunks = split_text(text, count_tokens=count, chunk_tokens=20, overlap_tokens=4)
     assert chunks and all(count(c) <= 20 for _, c in chunks)
     assert all(text[o : o + len(c)] == c for o, c in chunks)
+
+
+def test_a_stretch_of_text_becomes_one_passage(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Re-splitting overlapping pieces once produced the same stretch twice, and two
+    # passages with one id stopped a whole ingest at the write.
+    from qa_service import splitting
+
+    monkeypatch.setattr(
+        splitting, "split_text", lambda *_, **__: [(0, "Ett två."), (0, "Ett två."), (9, "Tre.")]
+    )
+    text = "Ett två. Tre."
+    chunks = splitting.split_sections(
+        text, [SectionSpan(0, len(text))], count_tokens=len, chunk_tokens=50, overlap_tokens=0
+    )
+    assert [(c.char_start, c.text) for c in chunks] == [(0, "Ett två."), (9, "Tre.")]
