@@ -112,3 +112,32 @@ def test_dense_adds_the_document_similarity(weight: float, expected: list[int]) 
     assert [row for row, _ in dense.search("q", 3, allowed=allowed)] == [
         r for r in expected if r != 2
     ]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_dense_with_documents_is_exact_top_k(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    passages = rng.normal(size=(600, 16)).astype(np.float32)
+    passages /= np.linalg.norm(passages, axis=1, keepdims=True)
+    documents = rng.normal(size=(30, 16)).astype(np.float32)
+    documents /= np.linalg.norm(documents, axis=1, keepdims=True)
+    owner = rng.integers(0, 30, size=600).astype(np.int32)
+    question = passages[0] + documents[owner[300]]
+    question /= np.linalg.norm(question)
+    index = faiss.IndexFlatIP(16)
+    index.add(passages)
+    dense = DenseRetriever(
+        index,
+        lambda _: question,
+        document_vectors=documents,
+        passage_documents=owner,
+        document_weight=0.8,
+    )
+    truth = passages @ question + 0.8 * (documents @ question)[owner]
+    allowed = rng.random(600) < 0.5
+    for mask in (None, allowed):
+        scores = truth if mask is None else np.where(mask, truth, -np.inf)
+        expected = list(np.argsort(-scores, kind="stable")[:10])
+        got = dense.search("q", 10, allowed=mask)
+        assert [row for row, _ in got] == expected
+        assert [s for _, s in got] == pytest.approx([float(truth[r]) for r in expected], abs=1e-5)
