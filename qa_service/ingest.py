@@ -8,11 +8,13 @@ lose their passages. One bad file never stops the job: it is reported with a rea
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -392,8 +394,6 @@ def run_ingest(
         )
         writer = IndexWriter(index_path, manifest)
         try:
-            for record in records:
-                writer.add_file(record)
             lexical_texts: list[str] = []
             # Only now, once a build is certain: the old matrix is the index's full size.
             old_vectors = previous.all_vectors() if previous is not None else None
@@ -404,13 +404,32 @@ def run_ingest(
                 writer.add_document(doc, passages, vectors, doc_vectors[doc.id])
                 lexical_texts.extend(_lexical_text(doc, p) for p in passages)
             offset = 0
+            unwritten: dict[str, str] = {}
             for doc, passages in fresh:
                 vectors = new_vectors[offset : offset + len(passages)]
                 offset += len(passages)
-                writer.add_document(doc, passages, vectors, doc_vectors[doc.id])
+                try:
+                    writer.add_document(doc, passages, vectors, doc_vectors[doc.id])
+                except sqlite3.Error as exc:
+                    # One document that cannot be stored must not cost the others.
+                    logger.exception("could not write %s", doc.source)
+                    unwritten[doc.source] = f"error: could not be written: {exc}"
+                    continue
                 lexical_texts.extend(_lexical_text(doc, p) for p in passages)
+            for record in records:
+                if record.source in unwritten:
+                    record = dataclasses.replace(
+                        record, status="skipped", reason=unwritten[record.source]
+                    )
+                    report.skipped.append(
+                        {"source": record.source, "reason": unwritten[record.source]}
+                    )
+                writer.add_file(record)
+            for source, reason in unwritten.items():
+                writer.manifest["sources"].pop(source, None)
+                writer.manifest["skipped"][source] = reason
             LexicalIndex.build(lexical_texts).save(writer.build_path / LEXICAL)
-            writer.manifest["documents"] = len(reused) + len(fresh)
+            writer.manifest["documents"] = len(reused) + len(fresh) - len(unwritten)
             writer.publish(dimension)
         except BaseException:
             writer.abort()
@@ -419,9 +438,9 @@ def run_ingest(
             if previous is not None:
                 previous.close()
         report.published = True
-        report.documents = len(reused) + len(fresh)
+        report.documents = len(reused) + len(fresh) - len(unwritten)
         report.passages = len(lexical_texts)
-        report.files_indexed = len(fresh)
+        report.files_indexed = len(fresh) - len(unwritten)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -157,6 +157,22 @@ class IndexWriter:
     ) -> None:
         if len(passages) != len(vectors):
             raise ValueError("one vector per passage")
+        # All of a document or none of it: a failing insert leaves the build consistent.
+        self.db.execute("SAVEPOINT document")
+        try:
+            self._insert_document(document, passages)
+        except sqlite3.Error:
+            self.db.execute("ROLLBACK TO document")
+            self.db.execute("RELEASE document")
+            raise
+        self.db.execute("RELEASE document")
+        if len(passages):
+            self._vectors.append(np.ascontiguousarray(vectors, dtype=np.float32))
+        self._passage_docs.extend([len(self._doc_vectors)] * len(passages))
+        self._doc_vectors.append(np.asarray(document_vector, dtype=np.float32).reshape(-1))
+        self._rows += len(passages)
+
+    def _insert_document(self, document: Document, passages: Sequence[Passage]) -> None:
         people, parties = _people_and_parties(document.meta)
         meta = document.meta
         self.db.execute(
@@ -196,11 +212,6 @@ class IndexWriter:
                 for i, p in enumerate(passages)
             ],
         )
-        if len(passages):
-            self._vectors.append(np.ascontiguousarray(vectors, dtype=np.float32))
-        self._passage_docs.extend([len(self._doc_vectors)] * len(passages))
-        self._doc_vectors.append(np.asarray(document_vector, dtype=np.float32).reshape(-1))
-        self._rows += len(passages)
 
     def publish(self, dimension: int) -> Path:
         """Write vectors and manifest, then swap the index symlink to this build."""

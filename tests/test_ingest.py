@@ -262,3 +262,31 @@ def test_an_index_without_document_vectors_gets_them_without_re_embedding(
     assert report.published and report.passages_embedded == 0
     reader = IndexReader(settings.index_dir)
     assert reader.document_vectors is not None and reader.document_vectors.shape[0] == 4
+
+
+def test_a_document_that_cannot_be_written_is_skipped_and_retried(
+    corpus, settings, embedder, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import qa_service.ingest as ingest
+
+    real = ingest.make_passages
+
+    def duplicating(document, spans, embedder, settings):  # type: ignore[no-untyped-def]
+        passages = real(document, spans, embedder, settings)
+        # Two passages with one id: the database refuses the document.
+        return passages + passages[:1] if document.source == "press.md" else passages
+
+    monkeypatch.setattr(ingest, "make_passages", duplicating)
+    report = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    assert report.published and report.files_indexed == 3
+    assert skipped(report)["press.md"].startswith("error: could not be written")
+    reader = IndexReader(settings.index_dir)
+    assert "press.md" not in {d.source for d in reader.documents()}
+    assert "press.md" in reader.manifest["skipped"] and "press.md" not in reader.manifest["sources"]
+    assert reader.document_vectors is not None and reader.document_vectors.shape[0] == 3
+    assert len(reader.passage_documents) == reader.passage_count == report.passages
+
+    monkeypatch.setattr(ingest, "make_passages", real)
+    again = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    assert again.files_indexed == 1 and again.files_reused == 3
+    assert "press.md" in {d.source for d in IndexReader(settings.index_dir).documents()}
