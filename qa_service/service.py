@@ -45,7 +45,7 @@ FOLLOW_UP_WEIGHTS = (0.5, 1.0, 0.5)
 CONTINUITY_RATIO = 0.5
 # A single query vector gains nothing from FAISS's OpenMP threads, and their spinning
 # competes with the embedding engine's threads for the same cores: on 2 cores the dense
-# leg took 28 ms with 2 FAISS threads and 14.5 ms with one (benchmarks/query_benchmark.py).
+# leg took 28 ms with 2 FAISS threads and 14.5 ms with one (p50, BENCHMARKS.md).
 FAISS_QUERY_THREADS = 1
 
 
