@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .conversation import Context
+from .extractive import normalise
 from .schema import Hit
 from .service import Mode, QAService
-
-_SPACE = re.compile(r"\s+")
 
 
 class QuestionFileError(ValueError):
@@ -76,10 +74,6 @@ def load_questions(path: Path) -> list[Question]:
     if not questions:
         raise QuestionFileError(f"{path} holds no questions")
     return questions
-
-
-def normalise(text: str) -> str:
-    return _SPACE.sub(" ", text).strip().lower()
 
 
 def score(question: Question, ranked: Sequence[tuple[str, str]], k: int) -> QuestionResult:

@@ -96,11 +96,12 @@ def choose_sentences(
     return picked
 
 
-def _normalised(text: str) -> str:
+def normalise(text: str) -> str:
+    """Lower case, every run of white space one space: how quotes are compared."""
     return " ".join(text.lower().split())
 
 
 def find_sentence(text: str, wanted: str) -> Sentence | None:
     """The sentence of ``text`` that reads as ``wanted`` (case and spacing aside)."""
-    key = _normalised(wanted)
-    return next((s for s in sentences(text) if _normalised(s.text) == key), None)
+    key = normalise(wanted)
+    return next((s for s in sentences(text) if normalise(s.text) == key), None)

@@ -25,10 +25,14 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("swedish")
 
 
+def _words(text: str) -> list[str]:
+    """Lower-cased words, stop words and 1-letter words out."""
+    return [w for w in _TOKEN.findall(text.lower()) if len(w) > 1 and w not in STOPWORDS]
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-cased Snowball-Swedish stems of the words, stop words and 1-letter words out."""
-    words = [w for w in _TOKEN.findall(text.lower()) if len(w) > 1 and w not in STOPWORDS]
-    stems: list[str] = _stemmer().stemWords(words)
+    stems: list[str] = _stemmer().stemWords(_words(text))
     return stems
 
 
@@ -83,9 +87,8 @@ class Decompounder:
 
 def tokenize_with_parts(text: str, decompounder: Decompounder) -> list[str]:
     """Like :func:`tokenize`, with the parts of compound words added after each compound."""
-    words = [w for w in _TOKEN.findall(text.lower()) if len(w) > 1 and w not in STOPWORDS]
     expanded: list[str] = []
-    for word in words:
+    for word in _words(text):
         expanded.append(word)
         expanded.extend(decompounder.split(word))
     stems: list[str] = _stemmer().stemWords(expanded)

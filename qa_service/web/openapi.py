@@ -89,6 +89,18 @@ PASSAGE = {
     },
 }
 
+#: Where a quoted sentence stands: the rank of its passage, the passage, document offsets.
+QUOTED_RANGE: dict[str, Any] = {
+    "type": "object",
+    "required": ["marker", "passage_id", "char_start", "char_end"],
+    "properties": {
+        "marker": {"type": "integer"},
+        "passage_id": {"type": "string"},
+        "char_start": {"type": "integer"},
+        "char_end": {"type": "integer"},
+    },
+}
+
 ANSWER = {
     "type": "object",
     "required": ["found", "text", "sentences"],
@@ -99,26 +111,14 @@ ANSWER = {
             "type": "array",
             "items": {
                 "type": "object",
-                "required": ["text", "marker", "passage_id", "char_start", "char_end"],
+                "required": ["text", *QUOTED_RANGE["required"]],
                 "properties": {
                     "text": {"type": "string"},
-                    "marker": {"type": "integer"},
-                    "passage_id": {"type": "string"},
-                    "char_start": {"type": "integer"},
-                    "char_end": {"type": "integer"},
+                    **QUOTED_RANGE["properties"],
                     "also": {
                         "type": "array",
                         "description": "The same sentence in other listed passages.",
-                        "items": {
-                            "type": "object",
-                            "required": ["marker", "passage_id", "char_start", "char_end"],
-                            "properties": {
-                                "marker": {"type": "integer"},
-                                "passage_id": {"type": "string"},
-                                "char_start": {"type": "integer"},
-                                "char_end": {"type": "integer"},
-                            },
-                        },
+                        "items": QUOTED_RANGE,
                     },
                 },
             },
@@ -140,9 +140,8 @@ FILTERS = {
     },
 }
 
-#: At most 1000 characters, at least one of them neither white space nor NUL.
-# At least one character the server does not strip: NUL, and what Python counts as
-# whitespace beyond ECMA's \s (the information separators \x1c-\x1f and NEL).
+#: At most 1000 characters, at least one of them one the server does not strip: not
+#: white space by ECMA's \s or Python's (which adds \x1c-\x1f and NEL), not NUL.
 QUESTION = {"type": "string", "maxLength": 1000, "pattern": "[^\\s\\x00\\x1c-\\x1f\\x85]"}
 
 ASK_REQUEST = {
