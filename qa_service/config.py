@@ -52,6 +52,9 @@ class Settings:
     #: An English question's lexical weight is multiplied by this: BM25 over Swedish text
     #: matches only its names (BENCHMARKS.md).
     english_lexical_share: float = 0.25
+    #: A hybrid result whose document meets the party, kind of document or year the
+    #: question names has its fused score multiplied by 1 + this (BENCHMARKS.md).
+    hint_weight: float = 0.5
     #: At most this many passages of one document in a result list (0: no cap).
     per_document_cap: int = 2
     #: Larger files are skipped with a reason (the biggest real document is ~4 MB).
@@ -97,9 +100,10 @@ class Settings:
                 raise ConfigError("QA_API_KEYS_SHA256 holds SHA-256 hex digests, not keys")
         if self.dense_weight < 0 or self.lexical_weight < 0:
             raise ConfigError("RRF weights must not be negative")
-        if self.document_weight < 0 or self.english_lexical_share < 0:
+        if self.document_weight < 0 or self.english_lexical_share < 0 or self.hint_weight < 0:
             raise ConfigError(
-                "QA_DOCUMENT_WEIGHT and QA_ENGLISH_LEXICAL_SHARE must not be negative"
+                "QA_DOCUMENT_WEIGHT, QA_ENGLISH_LEXICAL_SHARE and QA_HINT_WEIGHT must not be "
+                "negative"
             )
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:
             raise ConfigError("batch size, candidate depth and rrf_k must be positive")

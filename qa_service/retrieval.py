@@ -6,15 +6,17 @@ ranks, not scores (reciprocal rank fusion).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import faiss
 import numpy as np
 
+from .hints import DocumentFacts, Hints, hint_match
 from .language import is_english
 from .lexical import LexicalIndex
 
@@ -205,3 +207,25 @@ def diversify(
         kept.append(candidate)
         kept_shingles.append(grams)
     return kept
+
+
+def lift_hinted(
+    candidates: Sequence[Candidate],
+    hints: Hints,
+    facts: Mapping[str, DocumentFacts],
+    weight: float,
+) -> list[Candidate]:
+    """Re-rank fused candidates: a passage whose document meets the question's hints
+    (party, kind, year) has its score multiplied by ``1 + weight * share met``.
+
+    RRF scores are close together (ranks 1 and 5 of both legs: 0.0328 and 0.0308), so a
+    small weight moves a hinted document a few places, not from the bottom to the top.
+    """
+    if not hints or weight <= 0:
+        return list(candidates)
+    lifted = []
+    for candidate in candidates:
+        document = facts.get(candidate.doc_id)
+        share = hint_match(hints, document) if document is not None else 0.0
+        lifted.append(dataclasses.replace(candidate, score=candidate.score * (1 + weight * share)))
+    return sorted(lifted, key=lambda c: -c.score)

@@ -20,6 +20,7 @@ from .embedding import Embedder, make_embedder
 from .errors import IndexUnavailable, InvalidRequest, NotFound
 from .extractive import choose_sentences, find_sentence
 from .filters import FilterError, Filters, allowed_rows
+from .hints import DocumentFacts, document_facts, read_hints
 from .lexical import LexicalIndex
 from .retrieval import (
     Candidate,
@@ -27,6 +28,7 @@ from .retrieval import (
     HybridRetriever,
     LexicalRetriever,
     diversify,
+    lift_hinted,
     rrf,
 )
 from .schema import Hit
@@ -57,6 +59,8 @@ class _Loaded:
     dense: DenseRetriever
     lexical: LexicalRetriever
     hybrid: HybridRetriever
+    #: Each document's kind, parties and years, for the question's hints.
+    facts: dict[str, DocumentFacts]
 
     def retriever(self, mode: Mode) -> DenseRetriever | LexicalRetriever | HybridRetriever:
         if mode == "dense":
@@ -113,7 +117,8 @@ class QAService:
             reader.passage_count,
             reader.manifest.get("model"),
         )
-        return _Loaded(reader, dense, lexical_retriever, hybrid)
+        facts = {doc_id: document_facts(*columns) for doc_id, *columns in reader.document_columns()}
+        return _Loaded(reader, dense, lexical_retriever, hybrid, facts)
 
     def _encode_query(self, text: str) -> np.ndarray:
         vector = self.embedder.encode_query(text)
@@ -243,6 +248,9 @@ class QAService:
             for row, score in ranking
             if row in passages
         ]
+        if mode == "hybrid":
+            hints = read_hints(rewritten or query)
+            candidates = lift_hinted(candidates, hints, loaded.facts, self.settings.hint_weight)
         chosen = diversify(candidates, k, per_document=self.settings.per_document_cap)
         hits: list[Hit] = []
         extra = reader.passages_by_rows([r for c in chosen for r in c.also_in])

@@ -4,11 +4,13 @@ import faiss
 import numpy as np
 import pytest
 
+from qa_service.hints import DocumentFacts, Hints
 from qa_service.retrieval import (
     Candidate,
     DenseRetriever,
     diversify,
     jaccard,
+    lift_hinted,
     rrf,
     shingles,
 )
@@ -75,6 +77,44 @@ def test_diversify_caps_documents_and_folds_duplicates() -> None:
 def test_diversify_without_cap() -> None:
     candidates = [cand(i, "same", f"text nummer {i} med egna ord {i * 7}") for i in range(4)]
     assert len(diversify(candidates, 4, per_document=0)) == 4
+
+
+FACTS = {
+    "m-motion": DocumentFacts("Motion", frozenset({"M"}), frozenset({2019})),
+    "s-motion": DocumentFacts("Motion", frozenset({"S"}), frozenset({2024})),
+    "press": DocumentFacts("Pressmeddelande", frozenset(), frozenset({2024})),
+}
+# Fused scores of ranks 1, 2 and 3 in both legs (RRF k=60).
+FUSED = [("press", 2 / 61), ("m-motion", 2 / 62), ("s-motion", 2 / 63)]
+
+
+@pytest.mark.parametrize(
+    ("hints", "weight", "expected"),
+    [
+        (Hints(), 0.5, ["press", "m-motion", "s-motion"]),
+        (Hints(parties=frozenset({"S"})), 0.0, ["press", "m-motion", "s-motion"]),
+        (Hints(parties=frozenset({"S"})), 0.5, ["s-motion", "press", "m-motion"]),
+        (Hints(doctypes=frozenset({"Motion"})), 0.5, ["m-motion", "s-motion", "press"]),
+        # Half the hints met (party, not kind) lifts less than all of them.
+        (
+            Hints(parties=frozenset({"M"}), doctypes=frozenset({"Valmanifest"})),
+            0.02,
+            ["press", "m-motion", "s-motion"],
+        ),
+        (
+            Hints(parties=frozenset({"M"}), doctypes=frozenset({"Motion"})),
+            0.02,
+            ["m-motion", "press", "s-motion"],
+        ),
+        # A document the facts do not know is left where it was.
+        (Hints(parties=frozenset({"X"})), 0.5, ["press", "m-motion", "s-motion"]),
+    ],
+)
+def test_lift_hinted(hints: Hints, weight: float, expected: list[str]) -> None:
+    candidates = [Candidate(i, score, doc, doc, []) for i, (doc, score) in enumerate(FUSED)]
+    lifted = lift_hinted(candidates, hints, FACTS, weight)
+    assert [c.doc_id for c in lifted] == expected
+    assert candidates[0].score == 2 / 61  # the input is not changed
 
 
 def _unit(*values: float) -> np.ndarray:

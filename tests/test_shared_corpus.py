@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import pytest
@@ -153,3 +154,19 @@ def test_near_duplicates_do_not_fill_the_list(shared_service) -> None:  # type: 
     for hit in hits:
         per_doc[hit.document.id] = per_doc.get(hit.document.id, 0) + 1
     assert max(per_doc.values()) <= 2
+
+
+def test_named_party_and_kind_lift_their_documents(shared_service) -> None:  # type: ignore[no-untyped-def]
+    question = "Vad vill Moderaterna i sin motion om arbetslösheten bland utrikes födda?"
+    plain = QAService(
+        dataclasses.replace(shared_service.settings, hint_weight=0.0),
+        embedder=shared_service.embedder,
+    )
+    plain.load()
+    without = [h.document.source for h in plain.search(question, 10)]
+    with_hints = [h.document.source for h in shared_service.search(question, 10)]
+    # The Moderate motion ranks below press releases and answers on the same subject by
+    # the question's words alone; naming the party and the kind puts it first.
+    assert without[0] != CHOSEN[10] and CHOSEN[10] in without
+    assert with_hints[:2] == [CHOSEN[10], CHOSEN[10]]
+    assert sorted(with_hints) == sorted(without)  # re-ranked, nothing added or dropped

@@ -1,0 +1,130 @@
+"""What a question says about the documents it wants: party, kind of document, year.
+
+People name their sources: "enligt Moderaternas valmanifest", "i Socialdemokraternas
+budgetmotion hösten 2024", "i vårpropositionen 2023". Those words are weak evidence in
+BM25 (every motion mentions other parties) and in a passage's vector, but they say which
+documents the asker means. :func:`read_hints` finds them; :func:`hint_match` tells how
+many of them a document meets, and the service lifts documents that meet them. A hint is
+a preference, never a filter: filters are explicit (``Filters``).
+
+Pure functions over strings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: Party codes and the words (Swedish and English) that name them, as regex stems.
+_PARTY_WORDS: dict[str, str] = {
+    "S": r"socialdemokrat\w*|sossarna|social democrats?",
+    "M": r"moderaterna\w*|moderata|moderat(?:er)?|the moderates?",
+    "SD": r"sverigedemokrat\w*|sweden democrats?",
+    "C": r"centerpartiet\w*|centerpartist\w*|centre party|center party",
+    "V": r"vänsterpartiet\w*|vänsterpartist\w*|left party",
+    "KD": r"kristdemokrat\w*|christian democrats?",
+    "L": r"liberalerna\w*|the liberals",
+    "MP": r"miljöpartiet\w*|miljöpartist\w*|green party",
+}
+_PARTY_CODE = re.compile(r"\((S|M|SD|C|V|KD|L|MP)\)")
+
+#: Document kinds (as the index names them) and the words that ask for them.
+_DOCTYPE_WORDS: dict[str, str] = {
+    "Motion": r"\w*motion\w*",
+    "Valmanifest": r"valmanifest\w*|(?:inför|i) valet|election manifesto\w*",
+    "Partiprogram": r"partiprogram\w*|party programme\w*",
+    "Interpellation": r"interpellation\w*",
+    "Svar på skriftlig fråga": r"skriftlig(?:a)? fråg\w*|frågesvar\w*|written question\w*",
+    "Proposition": r"\w*proposition\w*|budget bill\w*",
+    "Betänkande": r"\w*betänkande\w*",
+    "Pressmeddelande": r"pressmeddelande\w*|press release\w*",
+    "Debattartikel": r"debattartik\w*",
+    "Kommittédirektiv": r"\w*direktiv\w*",
+    "Överenskommelse": r"tidö\w*|överenskommelse\w*",
+    "SOU": r"sou",
+    "Regeringsuppdrag": r"regeringsuppdrag\w*",
+}
+_YEAR = re.compile(r"\b(19[89]\d|20[0-4]\d)\b")
+_RIKSMOTE = re.compile(r"\b(\d{4})/(\d{2}|\d{4})\b")
+
+
+def _alternatives(table: dict[str, str]) -> list[tuple[str, re.Pattern[str]]]:
+    return [(key, re.compile(rf"\b(?:{words})\b", re.IGNORECASE)) for key, words in table.items()]
+
+
+_PARTIES = _alternatives(_PARTY_WORDS)
+_DOCTYPES = _alternatives(_DOCTYPE_WORDS)
+
+
+@dataclass(frozen=True)
+class Hints:
+    """The parties, document kinds and years a question names."""
+
+    parties: frozenset[str] = frozenset()
+    doctypes: frozenset[str] = frozenset()
+    years: frozenset[int] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.parties or self.doctypes or self.years)
+
+
+@dataclass(frozen=True)
+class DocumentFacts:
+    """What a hint is matched against: one document's kind, parties and years."""
+
+    doctype: str | None
+    parties: frozenset[str]
+    years: frozenset[int]
+
+
+def read_hints(question: str) -> Hints:
+    """The parties, kinds of document and years a question names.
+
+    >>> read_hints("Vad säger Socialdemokraterna i sin budgetmotion hösten 2024?")
+    Hints(parties=frozenset({'S'}), doctypes=frozenset({'Motion'}), years=frozenset({2024}))
+    """
+    parties = {code for code, pattern in _PARTIES if pattern.search(question)}
+    parties.update(_PARTY_CODE.findall(question))
+    doctypes = {name for name, pattern in _DOCTYPES if pattern.search(question)}
+    years: set[int] = set()
+    if doctypes:
+        # A year dates the document only beside a kind of document ("valmanifestet 2022",
+        # "budgetmotionen hösten 2024"); alone it is usually the subject ("fram till 2023").
+        years = {int(year) for year in _YEAR.findall(question)}
+        for first, second in _RIKSMOTE.findall(question):
+            years.update(riksmote_years(f"{first}/{second}"))
+    return Hints(frozenset(parties), frozenset(doctypes), frozenset(years))
+
+
+def riksmote_years(rm: str | None) -> set[int]:
+    """``"2022/23"`` -> {2022, 2023}: the calendar years a riksmöte spans."""
+    match = _RIKSMOTE.fullmatch(rm.strip()) if rm else None
+    if not match:
+        return set()
+    first = int(match[1])
+    return {first, first + 1}
+
+
+def document_facts(
+    doctype: str | None, parties: str | None, rm: str | None, date: str | None
+) -> DocumentFacts:
+    """Facts from a document's stored columns (``parties`` is ``|``-separated codes)."""
+    years = riksmote_years(rm)
+    if date and re.match(r"\d{4}", date):
+        years.add(int(date[:4]))
+    codes = frozenset(code for code in (parties or "").split("|") if code and code != "-")
+    return DocumentFacts(doctype, codes, frozenset(years))
+
+
+def hint_match(hints: Hints, facts: DocumentFacts) -> float:
+    """The share of the question's kinds of hint (party, kind, year) a document meets."""
+    asked = met = 0
+    for wanted, have in (
+        (hints.parties, facts.parties),
+        (hints.doctypes, {facts.doctype} if facts.doctype else set()),
+        (hints.years, facts.years),
+    ):
+        if wanted:
+            asked += 1
+            met += bool(wanted & have)
+    return met / asked if asked else 0.0
