@@ -58,8 +58,8 @@ class DenseRetriever:
     With document vectors and a ``document_weight`` w, a passage scores
     ``q·p + w·(q·d)`` where d is its document's vector (type, title, people): the passage
     and its document are both asked whether they match. That equals ``[q, w·q]·[p, d]``,
-    so one exact FAISS search over the passages with their document vectors appended
-    ranks it, filters included.
+    so one exhaustive FAISS search over the passages with their document vectors appended
+    (kept in half precision) ranks it, filters included.
     """
 
     def __init__(
@@ -83,7 +83,13 @@ class DenseRetriever:
         ):
             passages = index.reconstruct_n(0, index.ntotal)
             documents = np.asarray(document_vectors, dtype=np.float32)[passage_documents]
-            combined = faiss.IndexFlatIP(index.d + documents.shape[1])
+            # Half precision: the scan reads half the memory (4.9 -> 2.1 ms over 28,625
+            # passages, BENCHMARKS.md); a unit vector's components lose less than 1e-3.
+            combined = faiss.IndexScalarQuantizer(
+                index.d + documents.shape[1],
+                faiss.ScalarQuantizer.QT_fp16,
+                faiss.METRIC_INNER_PRODUCT,
+            )
             combined.add(np.ascontiguousarray(np.hstack([passages, documents])))
             self.index = combined
             self._with_documents = True
