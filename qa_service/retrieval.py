@@ -162,13 +162,14 @@ def shingles(text: str, size: int = 3) -> set[tuple[str, ...]]:
     words = _WORD.findall(text.lower())
     if len(words) < size:
         return {tuple(words)} if words else set()
-    return {tuple(words[i : i + size]) for i in range(len(words) - size + 1)}
+    return set(zip(*(words[i:] for i in range(size))))
 
 
 def jaccard(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> float:
     if not a or not b:
         return 0.0
-    return len(a & b) / len(a | b)
+    shared = len(a & b)
+    return shared / (len(a) + len(b) - shared)
 
 
 @dataclass
