@@ -17,6 +17,7 @@ import platform
 import statistics
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from common import percentile, start_server
@@ -82,6 +83,20 @@ def main() -> None:
             started = time.perf_counter()
             service.search(text, 5)
             seconds.append(time.perf_counter() - started)
+    # Where the time goes: each stage of the hybrid search timed on its own.
+    loaded = service.loaded
+    depth = settings.candidate_depth
+    stages: dict[str, list[float]] = {"encode": [], "dense_leg": [], "lexical_leg": []}
+    calls: dict[str, Callable[[str], object]] = {
+        "encode": service.embedder.encode_query,
+        "dense_leg": lambda text: loaded.dense.search(text, depth),
+        "lexical_leg": lambda text: loaded.lexical.search(text, depth),
+    }
+    for text in texts:
+        for stage, call in calls.items():
+            started = time.perf_counter()
+            call(text)
+            stages[stage].append(time.perf_counter() - started)
     result = {
         "machine": {
             "cpu": platform.processor() or platform.machine(),
@@ -98,10 +113,15 @@ def main() -> None:
             "lexical_weight": settings.lexical_weight,
             "document_weight": settings.document_weight,
             "english_lexical_share": settings.english_lexical_share,
+            "hint_weight": settings.hint_weight,
             "per_document_cap": settings.per_document_cap,
         },
         "quality": quality,
         "in_process": latency_summary(seconds),
+        "in_process_stages_p50_ms": {
+            stage: round(percentile([t * 1000 for t in times], 50), 2)
+            for stage, times in stages.items()
+        },
     }
     if args.http:
         result["http"] = http_latency(args.index, texts, args.rounds)
