@@ -1,4 +1,4 @@
-"""What a question says about the documents it wants: party, kind of document, year.
+"""What a question says about the documents it wants: party, kind, year, person.
 
 People name their sources: "enligt Moderaternas valmanifest", "i Socialdemokraternas
 budgetmotion hösten 2024", "i vårpropositionen 2023". Those words are weak evidence in
@@ -13,6 +13,7 @@ Pure functions over strings.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 #: Party codes and the words (Swedish and English) that name them, as regex stems.
@@ -58,27 +59,30 @@ _DOCTYPES = _alternatives(_DOCTYPE_WORDS)
 
 @dataclass(frozen=True)
 class Hints:
-    """The parties, document kinds and years a question names."""
+    """The parties, document kinds, years and people (lower case) a question names."""
 
     parties: frozenset[str] = frozenset()
     doctypes: frozenset[str] = frozenset()
     years: frozenset[int] = frozenset()
+    people: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
-        return bool(self.parties or self.doctypes or self.years)
+        return bool(self.parties or self.doctypes or self.years or self.people)
 
 
 @dataclass(frozen=True)
 class DocumentFacts:
-    """What a hint is matched against: one document's kind, parties and years."""
+    """What a hint is matched against: one document's kind, parties, years, people."""
 
     doctype: str | None
     parties: frozenset[str]
     years: frozenset[int]
+    people: frozenset[str] = frozenset()
 
 
-def read_hints(question: str) -> Hints:
-    """The parties, kinds of document and years a question names.
+def read_hints(question: str, people: Collection[str] = ()) -> Hints:
+    """The parties, kinds of document and years a question names, and which of
+    ``people`` (full names in lower case, as :func:`person_names` gives them) it names.
 
     >>> read_hints("Vad säger Socialdemokraterna i sin budgetmotion hösten 2024?")
     Hints(parties=frozenset({'S'}), doctypes=frozenset({'Motion'}), years=frozenset({2024}))
@@ -93,7 +97,13 @@ def read_hints(question: str) -> Hints:
         years = {int(year) for year in _YEAR.findall(question)}
         for first, second in _RIKSMOTE.findall(question):
             years.update(riksmote_years(f"{first}/{second}"))
-    return Hints(frozenset(parties), frozenset(doctypes), frozenset(years))
+    lowered = question.lower()
+    named = {
+        name
+        for name in people
+        if name in lowered and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", lowered)
+    }
+    return Hints(frozenset(parties), frozenset(doctypes), frozenset(years), frozenset(named))
 
 
 def riksmote_years(rm: str | None) -> set[int]:
@@ -105,24 +115,39 @@ def riksmote_years(rm: str | None) -> set[int]:
     return {first, first + 1}
 
 
+def person_names(people: str | None) -> frozenset[str]:
+    """Full names (two words or more) from a ``|``-separated column, in lower case.
+
+    Single words ("C", "Regeringen") name a party or a body, not a person to look for.
+    """
+    names = (" ".join(name.split()).lower() for name in (people or "").split("|"))
+    return frozenset(name for name in names if " " in name)
+
+
 def document_facts(
-    doctype: str | None, parties: str | None, rm: str | None, date: str | None
+    doctype: str | None,
+    parties: str | None,
+    rm: str | None,
+    date: str | None,
+    people: str | None = None,
 ) -> DocumentFacts:
-    """Facts from a document's stored columns (``parties`` is ``|``-separated codes)."""
+    """Facts from a document's stored columns (``parties``, ``people``: ``|``-separated)."""
     years = riksmote_years(rm)
     if date and re.match(r"\d{4}", date):
         years.add(int(date[:4]))
     codes = frozenset(code for code in (parties or "").split("|") if code and code != "-")
-    return DocumentFacts(doctype, codes, frozenset(years))
+    return DocumentFacts(doctype, codes, frozenset(years), person_names(people))
 
 
 def hint_match(hints: Hints, facts: DocumentFacts) -> float:
-    """The share of the question's kinds of hint (party, kind, year) a document meets."""
+    """The share of the question's kinds of hint (party, kind, year, person) a document
+    meets."""
     asked = met = 0
     for wanted, have in (
         (hints.parties, facts.parties),
         (hints.doctypes, {facts.doctype} if facts.doctype else set()),
         (hints.years, facts.years),
+        (hints.people, facts.people),
     ):
         if wanted:
             asked += 1

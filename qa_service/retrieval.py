@@ -162,7 +162,7 @@ def shingles(text: str, size: int = 3) -> set[tuple[str, ...]]:
     words = _WORD.findall(text.lower())
     if len(words) < size:
         return {tuple(words)} if words else set()
-    return set(zip(*(words[i:] for i in range(size))))
+    return set(zip(*(words[i:] for i in range(size)), strict=False))  # shifted copies
 
 
 def jaccard(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> float:

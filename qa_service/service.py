@@ -61,6 +61,8 @@ class _Loaded:
     hybrid: HybridRetriever
     #: Each document's kind, parties and years, for the question's hints.
     facts: dict[str, DocumentFacts]
+    #: Every person's full name in lower case, for the question's hints.
+    people: frozenset[str]
 
     def retriever(self, mode: Mode) -> DenseRetriever | LexicalRetriever | HybridRetriever:
         if mode == "dense":
@@ -118,7 +120,8 @@ class QAService:
             reader.manifest.get("model"),
         )
         facts = {doc_id: document_facts(*columns) for doc_id, *columns in reader.document_columns()}
-        return _Loaded(reader, dense, lexical_retriever, hybrid, facts)
+        people = frozenset(name for fact in facts.values() for name in fact.people)
+        return _Loaded(reader, dense, lexical_retriever, hybrid, facts, people)
 
     def _encode_query(self, text: str) -> np.ndarray:
         vector = self.embedder.encode_query(text)
@@ -249,7 +252,7 @@ class QAService:
             if row in passages
         ]
         if mode == "hybrid":
-            hints = read_hints(rewritten or query)
+            hints = read_hints(rewritten or query, loaded.people)
             candidates = lift_hinted(candidates, hints, loaded.facts, self.settings.hint_weight)
         chosen = diversify(candidates, k, per_document=self.settings.per_document_cap)
         hits: list[Hit] = []

@@ -382,9 +382,9 @@ class IndexReader:
         for row in self.db.execute("SELECT * FROM documents ORDER BY source"):
             yield _document_from_row(row)
 
-    def document_columns(self) -> list[tuple[str, str | None, str, str | None, str | None]]:
-        """``(id, doctype, parties, rm, date)`` of every document, without their text."""
-        cursor = self.db.execute("SELECT id, doctype, parties, rm, date FROM documents")
+    def document_columns(self) -> list[tuple[str, str | None, str, str | None, str | None, str]]:
+        """``(id, doctype, parties, rm, date, people)`` of every document, without text."""
+        cursor = self.db.execute("SELECT id, doctype, parties, rm, date, people FROM documents")
         return [tuple(row) for row in cursor]
 
     def passages_by_rows(self, rows: Sequence[int]) -> dict[int, Passage]:

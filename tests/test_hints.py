@@ -7,6 +7,7 @@ from qa_service.hints import (
     Hints,
     document_facts,
     hint_match,
+    person_names,
     read_hints,
     riksmote_years,
 )
@@ -73,14 +74,41 @@ def test_riksmote_years(rm: str | None, expected: set[int]) -> None:
     assert riksmote_years(rm) == expected
 
 
+PEOPLE = person_names("Serkan Köse|Johan  Pehrson|Teresa Carvalho|C|Regeringen")
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Vilken satsning föreslår regeringen i svaret till Serkan Köse?", {"serkan köse"}),
+        ("Varför är svenska viktigt enligt johan pehrson?", {"johan pehrson"}),
+        ("What did Teresa Carvalho's interpellation say?", {"teresa carvalho"}),
+        ("Vad sade Carvalho?", set()),  # a surname alone is too weak
+        ("Vad sade Serkan Köseoglu?", set()),  # another name that begins the same
+        ("Vad säger regeringen om C?", set()),
+    ],
+)
+def test_read_hints_people(question: str, expected: set[str]) -> None:
+    assert read_hints(question, PEOPLE).people == expected
+
+
+def test_person_names_are_full_names_in_lower_case() -> None:
+    assert {"serkan köse", "johan pehrson", "teresa carvalho"} == PEOPLE
+    assert person_names(None) == frozenset()
+
+
 def test_document_facts_from_columns() -> None:
-    facts = document_facts("Motion", "-|M|S", "2019/20", "2019-10-04")
-    assert facts == DocumentFacts("Motion", frozenset({"M", "S"}), frozenset({2019, 2020}))
+    facts = document_facts("Motion", "-|M|S", "2019/20", "2019-10-04", "Ulf Kristersson|M")
+    assert facts == DocumentFacts(
+        "Motion", frozenset({"M", "S"}), frozenset({2019, 2020}), frozenset({"ulf kristersson"})
+    )
     assert document_facts(None, "", None, None) == DocumentFacts(None, frozenset(), frozenset())
     assert document_facts("Pressmeddelande", "", None, "2023-08").years == {2023}
 
 
-MOTION_M_2019 = DocumentFacts("Motion", frozenset({"M"}), frozenset({2019, 2020}))
+MOTION_M_2019 = DocumentFacts(
+    "Motion", frozenset({"M"}), frozenset({2019, 2020}), frozenset({"ulf kristersson"})
+)
 
 
 @pytest.mark.parametrize(
@@ -94,6 +122,8 @@ MOTION_M_2019 = DocumentFacts("Motion", frozenset({"M"}), frozenset({2019, 2020}
         (hints("M", ("Valmanifest",)), 0.5),
         (hints("S", ("Motion",), (2024,)), 1 / 3),
         (hints("M", ("Motion",), (2020,)), 1.0),
+        (Hints(people=frozenset({"ulf kristersson"})), 1.0),
+        (Hints(parties=frozenset({"S"}), people=frozenset({"ulf kristersson"})), 0.5),
     ],
 )
 def test_hint_match(wanted: Hints, expected: float) -> None:
