@@ -62,7 +62,8 @@ def format_report(report: IngestReport) -> str:
         f"  removed since last build: {report.files_removed}",
         f"  skipped: {len(report.skipped)}",
         f"Documents: {report.documents}  Passages: {report.passages}",
-        f"Passages embedded: {report.passages_embedded} in {report.embed_seconds:.1f} s",
+        f"Passages embedded: {report.passages_embedded} in {report.embed_seconds:.1f} s"
+        + (f" (vectors kept for {report.vectors_reused})" if report.vectors_reused else ""),
         f"Time: {report.seconds:.1f} s ({report.passages_per_second:.1f} passages/s)",
     ]
     reasons: dict[str, list[str]] = {}

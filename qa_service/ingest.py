@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 SIDECAR = "manifest.jsonl"
 #: Part of the build settings: a change here re-splits and re-embeds every document.
 SPLITTER_NAME = "langchain RecursiveCharacterTextSplitter (model tokenizer) v2"
+#: What reading, cleaning and metadata produce. A change here reads every file again;
+#: passages whose text is unchanged keep their vectors, so only new text is embedded.
+READER_VERSION = 2
 EMBED_BLOCK = 256
 #: A document's context text is cut here (about 100 tokens at most).
 MAX_CONTEXT_CHARS = 300
@@ -81,6 +84,8 @@ class IngestReport:
     documents: int = 0
     passages: int = 0
     passages_embedded: int = 0
+    #: Passages of re-read files whose text an earlier build had embedded already.
+    vectors_reused: int = 0
     seconds: float = 0.0
     embed_seconds: float = 0.0
     published: bool = False
@@ -304,6 +309,9 @@ def run_ingest(
     with _build_lock(index_path):
         previous = _open_previous(index_path, wanted)
         old_files = previous.files() if previous else {}
+        reread = previous is not None and previous.manifest.get("reader") != READER_VERSION
+        if reread:
+            logger.info("the reader has changed: reading every file again")
 
         records: list[FileRecord] = []
         reused: list[tuple[Document, list[tuple[int, Passage]]]] = []
@@ -321,7 +329,13 @@ def run_ingest(
             old = old_files.get(item.source)
             # A file that failed with an error (not a reason of its own) is tried again.
             failed = old is not None and (old.reason or "").startswith("error:")
-            if old and not failed and old.size == stat.st_size and old.mtime_ns == stat.st_mtime_ns:
+            if (
+                old is not None
+                and old.size == stat.st_size
+                and old.mtime_ns == stat.st_mtime_ns
+                and not failed
+                and not reread
+            ):
                 records.append(old)
                 if old.status == "skipped":
                     report.skipped.append({"source": item.source, "reason": old.reason or ""})
@@ -356,6 +370,9 @@ def run_ingest(
             return report
 
         new_texts = [p.text for _, passages in fresh for p in passages]
+        # A re-read or edited file's unchanged passages keep the vectors they had.
+        known_rows = _rows_by_text(previous, new_texts)
+        to_embed = [i for i, text in enumerate(new_texts) if text not in known_rows]
         # Every document has a vector of its own; an older build may not hold them yet.
         old_doc_vectors = {
             doc.id: vector
@@ -366,7 +383,7 @@ def run_ingest(
         context_docs = [doc for doc, _ in fresh]
         context_docs += [doc for doc, _ in reused if doc.id not in old_doc_vectors]
         embed_started = time.perf_counter()
-        new_vectors = _embed(new_texts, embedder, settings, progress)
+        embedded = _embed([new_texts[i] for i in to_embed], embedder, settings, progress)
         context_vectors = _embed(
             [document_context(doc.meta) for doc in context_docs], embedder, settings, False
         )
@@ -375,8 +392,9 @@ def run_ingest(
             **{doc.id: context_vectors[i] for i, doc in enumerate(context_docs)},
         }
         report.embed_seconds = time.perf_counter() - embed_started
-        report.passages_embedded = len(new_texts)
-        if new_texts:
+        report.passages_embedded = len(to_embed)
+        report.vectors_reused = len(new_texts) - len(to_embed)
+        if to_embed:
             dimension = embedder.dimension
         elif previous is not None:
             dimension = int(previous.manifest["dimension"])
@@ -384,12 +402,13 @@ def run_ingest(
             dimension = embedder.dimension
 
         manifest = dict(wanted)
+        manifest["reader"] = READER_VERSION
         manifest["sources"] = {r.source: r.sha256 for r in records if r.status == "indexed"}
         manifest["skipped"] = {r.source: r.reason for r in records if r.status == "skipped"}
         manifest["lexical"] = LEXICAL_MANIFEST
         manifest["chunk_tokens_effective"] = (
             min(settings.chunk_tokens or embedder.max_tokens, embedder.max_tokens)
-            if new_texts
+            if to_embed
             else (previous.manifest.get("chunk_tokens_effective") if previous else None)
         )
         writer = IndexWriter(index_path, manifest)
@@ -397,6 +416,13 @@ def run_ingest(
             lexical_texts: list[str] = []
             # Only now, once a build is certain: the old matrix is the index's full size.
             old_vectors = previous.all_vectors() if previous is not None else None
+            new_vectors = np.zeros((len(new_texts), dimension), dtype=np.float32)
+            if to_embed:
+                new_vectors[to_embed] = embedded
+            if known_rows:
+                assert old_vectors is not None
+                kept = [i for i, text in enumerate(new_texts) if text in known_rows]
+                new_vectors[kept] = old_vectors[[known_rows[new_texts[i]] for i in kept]]
             for doc, rows in reused:
                 assert old_vectors is not None
                 vectors = old_vectors[[row for row, _ in rows]] if rows else np.zeros((0, 0))
@@ -443,6 +469,18 @@ def run_ingest(
         report.files_indexed = len(fresh) - len(unwritten)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _rows_by_text(previous: IndexReader | None, texts: Sequence[str]) -> dict[str, int]:
+    """Rows of the previous build whose passage text is one of ``texts``."""
+    if previous is None or not texts:
+        return {}
+    wanted = set(texts)
+    rows: dict[str, int] = {}
+    for row, text in previous.db.execute("SELECT row, text FROM passages"):
+        if text in wanted:
+            rows.setdefault(text, row)
+    return rows
 
 
 def document_context(meta: DocumentMeta) -> str:

@@ -75,9 +75,39 @@ def test_second_run_embeds_nothing_and_touch_reembeds_one_file(corpus, settings,
             next(d.id for d in IndexReader(settings.index_dir).documents() if d.source == seed.name)
         )
     )
-    assert touched.passages_embedded == seed_passages
+    # The touched file is read again; its text has not changed, so neither have its vectors.
     assert touched.files_indexed == 1 and touched.files_reused == 3
+    assert touched.passages_embedded == 0 and touched.vectors_reused == seed_passages
     assert touched.passages == first.passages
+
+    with seed.open("a", encoding="utf-8") as handle:
+        handle.write("\n\nEtt nytt stycke om yrkesvux och sfi i kommunerna.\n")
+    edited = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    assert edited.files_indexed == 1
+    assert 1 <= edited.passages_embedded < seed_passages
+    assert edited.vectors_reused >= seed_passages - 1
+
+
+def test_a_new_reader_reads_every_file_and_keeps_the_vectors(
+    corpus, settings, embedder, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    import qa_service.ingest as ingest
+
+    first = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    before = IndexReader(settings.index_dir)
+    vectors = dict(zip(before.passage_texts(), before.all_vectors(), strict=True))
+    monkeypatch.setattr(ingest, "READER_VERSION", ingest.READER_VERSION + 1)
+    report = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    assert report.published and report.files_indexed == 4 and report.files_reused == 0
+    assert report.passages_embedded == 0 and report.vectors_reused == first.passages
+    after = IndexReader(settings.index_dir)
+    assert after.manifest["reader"] == ingest.READER_VERSION
+    for text, vector in zip(after.passage_texts(), after.all_vectors(), strict=True):
+        assert np.array_equal(vectors[text], vector)
+    again = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    assert not again.published and again.files_reused == 4
 
 
 def test_deleted_file_loses_its_passages(corpus, settings, embedder) -> None:  # type: ignore[no-untyped-def]
