@@ -29,7 +29,12 @@ from .cleaning import clean_text
 from .config import Settings
 from .embedding import Embedder, make_embedder
 from .lexical import LEXICAL_VERSION, LexicalIndex
-from .metadata import meta_from_filename, meta_from_manifest_record, metadata_line
+from .metadata import (
+    meta_from_filename,
+    meta_from_manifest_record,
+    metadata_line,
+    quoted_minister,
+)
 from .readers import ReadResult, SkipFile, read_document
 from .schema import Document, DocumentMeta, Passage, document_id, passage_id
 from .splitting import SectionSpan, split_sections
@@ -50,7 +55,7 @@ SIDECAR = "manifest.jsonl"
 SPLITTER_NAME = "langchain RecursiveCharacterTextSplitter (model tokenizer) v2"
 #: What reading, cleaning and metadata produce. A change here reads every file again;
 #: passages whose text is unchanged keep their vectors, so only new text is embedded.
-READER_VERSION = 2
+READER_VERSION = 3
 EMBED_BLOCK = 256
 #: A document's context text is cut here (about 100 tokens at most).
 MAX_CONTEXT_CHARS = 300
@@ -207,6 +212,9 @@ def build_document(
     meta = meta.merge(meta_from_filename(item.source))
     if not meta.title:
         meta.title = _fallback_title(text, item.source)
+    if meta.minister is None and meta.doctype == "Pressmeddelande":
+        # regeringen.se press releases name their minister only where they quote them.
+        meta.minister = quoted_minister(text)
     document = Document(
         id=document_id(item.source),
         source=item.source,

@@ -166,6 +166,21 @@ def _comment_header_meta(match: re.Match[str]) -> DocumentMeta:
     )
 
 
+_QUOTED_MINISTER = re.compile(
+    r"\bsäger (?P<role>[a-zåäö][a-zåäö ,-]*?minister(?: med ansvar för [a-zåäö ]+?)?) "
+    r"(?P<name>[A-ZÅÄÖ][\w-]+(?: [A-ZÅÄÖ][\w-]+){1,2})"
+)
+
+
+def quoted_minister(text: str) -> Person | None:
+    """The first minister a press release quotes: "…, säger arbetsmarknads- och
+    integrationsminister Johan Pehrson." -> Person("Johan Pehrson", None, role)."""
+    match = _QUOTED_MINISTER.search(text)
+    if not match:
+        return None
+    return Person(match["name"], None, " ".join(match["role"].split()))
+
+
 def meta_from_filename(source: str) -> DocumentMeta:
     """Document type, party and year from naming conventions of the bundled sources."""
     stem = PurePosixPath(source).stem.lower()

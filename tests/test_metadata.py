@@ -10,6 +10,7 @@ from qa_service.metadata import (
     meta_from_manifest_record,
     parse_person,
     parse_text_header,
+    quoted_minister,
 )
 from qa_service.schema import Person
 
@@ -148,3 +149,40 @@ def test_manifest_record_of_an_interpellation() -> None:
 )
 def test_markdown_title(text: str, title: str | None) -> None:
     assert markdown_title(text) == title
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "– Svenska är avgörande, säger arbetsmarknads- och integrationsminister Johan Pehrson.",
+            ("Johan Pehrson", "arbetsmarknads- och integrationsminister"),
+        ),
+        (
+            "Det är viktigt, säger gymnasie-, högskole-, och forskningsminister Lotta Edholm.",
+            ("Lotta Edholm", "gymnasie-, högskole-, och forskningsminister"),
+        ),
+        (
+            "säger jämställdhetsminister och biträdande arbetsmarknadsminister Paulina Brandberg",
+            ("Paulina Brandberg", "jämställdhetsminister och biträdande arbetsmarknadsminister"),
+        ),
+        (
+            "säger migrationsminister Maria Malmer Stenergard. Regeringen beslutade",
+            ("Maria Malmer Stenergard", "migrationsminister"),
+        ),
+        (
+            "säger arbetsmarknadsminister Johan Britz om beslutet.",
+            ("Johan Britz", "arbetsmarknadsminister"),
+        ),
+        # Only the first quote counts; no minister, no person.
+        (
+            "säger statsminister Ulf Kristersson. Sedan säger finansminister Elisabeth Svantesson",
+            ("Ulf Kristersson", "statsminister"),
+        ),
+        ("Det säger generaldirektören Maria Mindhammar.", None),
+        ("Ministern säger att arbetet fortsätter.", None),
+    ],
+)
+def test_quoted_minister(text: str, expected: tuple[str, str] | None) -> None:
+    person = quoted_minister(text)
+    assert (None if person is None else (person.name, person.role)) == expected

@@ -104,6 +104,7 @@ def test_metadata_from_real_sources(shared_index) -> None:  # type: ignore[no-un
     assert press.doctype == "Pressmeddelande"
     assert press.url and press.url.startswith("https://www.regeringen.se/")
     assert press.date and press.date.startswith("2025-10")
+    assert press.minister is not None and press.minister.name == "Johan Britz"
 
 
 def test_seed_answer_found_with_citation(shared_service) -> None:  # type: ignore[no-untyped-def]
