@@ -52,8 +52,9 @@ class Settings:
     #: An English question's lexical weight is multiplied by this: BM25 over Swedish text
     #: matches only its names (BENCHMARKS.md).
     english_lexical_share: float = 0.25
-    #: A hybrid result whose document meets the party, kind of document or year the
-    #: question names has its fused score multiplied by 1 + this (BENCHMARKS.md).
+    #: A hybrid result whose document meets the party, kind of document, year or person
+    #: the question names has its fused score multiplied by 1 + this times the share of
+    #: those hints it meets (BENCHMARKS.md).
     hint_weight: float = 0.5
     #: At most this many passages of one document in a result list (0: no cap).
     per_document_cap: int = 2

@@ -84,8 +84,9 @@ def read_hints(question: str, people: Collection[str] = ()) -> Hints:
     """The parties, kinds of document and years a question names, and which of
     ``people`` (full names in lower case, as :func:`person_names` gives them) it names.
 
-    >>> read_hints("Vad säger Socialdemokraterna i sin budgetmotion hösten 2024?")
-    Hints(parties=frozenset({'S'}), doctypes=frozenset({'Motion'}), years=frozenset({2024}))
+    >>> hints = read_hints("Vad säger Socialdemokraterna i sin budgetmotion hösten 2024?")
+    >>> sorted(hints.parties), sorted(hints.doctypes), sorted(hints.years)
+    (['S'], ['Motion'], [2024])
     """
     parties = {code for code, pattern in _PARTIES if pattern.search(question)}
     parties.update(_PARTY_CODE.findall(question))
