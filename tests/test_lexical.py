@@ -77,3 +77,24 @@ def test_metadata_line_names_parties_in_full() -> None:
         metadata_line(meta)
         == "Motion Från bidrag till jobb 2019/20 2019 Moderaterna Johan Forssell"
     )
+
+
+def test_search_is_the_best_k_of_all_scores_with_ties_in_row_order() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    words = ["sfi", "yrkesvux", "bidragstak", "aktivitetskrav", "jobbskatteavdrag", "etablering"]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(1, 6)))) for _ in range(400)]
+    texts += ["helt annat ämne"] * 100  # passages no query term reaches
+    index = LexicalIndex.build(texts)
+    allowed = rng.random(len(texts)) < 0.5
+    for query in ("bidragstak och sfi", "etablering", "yrkesvux aktivitetskrav jobbskatteavdrag"):
+        for mask in (None, allowed):
+            scores = index._bm25.get_scores(tokenize(query))  # type: ignore[union-attr]
+            if mask is not None:
+                scores = np.where(mask, scores, 0.0)
+            rows = [r for r in np.lexsort((np.arange(len(texts)), -scores)) if scores[r] > 0]
+            for k in (1, 10, 1000):
+                got = index.search(query, k, allowed=mask)
+                assert [row for row, _ in got] == rows[:k]
+                assert [s for _, s in got] == [float(scores[r]) for r in rows[:k]]
