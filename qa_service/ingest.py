@@ -485,7 +485,7 @@ def _rows_by_text(previous: IndexReader | None, texts: Sequence[str]) -> dict[st
         return {}
     wanted = set(texts)
     rows: dict[str, int] = {}
-    for row, text in previous.db.execute("SELECT row, text FROM passages"):
+    for row, text in enumerate(previous.passage_texts()):
         if text in wanted:
             rows.setdefault(text, row)
     return rows

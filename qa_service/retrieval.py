@@ -223,7 +223,7 @@ def lift_hinted(
     weight: float,
 ) -> list[Candidate]:
     """Re-rank fused candidates: a passage whose document meets the question's hints
-    (party, kind, year) has its score multiplied by ``1 + weight * share met``.
+    (party, kind, year, person) has its score multiplied by ``1 + weight * share met``.
 
     RRF scores are close together (ranks 1 and 5 of both legs: 0.0328 and 0.0308), so a
     small weight moves a hinted document a few places, not from the bottom to the top.

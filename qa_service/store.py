@@ -419,6 +419,7 @@ class IndexReader:
         return np.fromiter((r[0] for r in cursor), dtype=np.int64)
 
     def passage_texts(self) -> list[str]:
+        """Every passage's text; a text's place in the list is its row."""
         return [row[0] for row in self.db.execute("SELECT text FROM passages ORDER BY row")]
 
     def close(self) -> None:
