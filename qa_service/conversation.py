@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,11 @@ class Context:
     standalone_query: str
     doc_ids: tuple[str, ...] = ()
 
+    @classmethod
+    def citing(cls, standalone_query: str, doc_ids: Iterable[str | None]) -> Context:
+        """The context of a turn whose answer cited ``doc_ids`` (in order, once each)."""
+        return cls(standalone_query, tuple(dict.fromkeys(d for d in doc_ids if d)))
+
 
 @dataclass
 class Turn:
@@ -97,7 +103,7 @@ class Turn:
     @property
     def context(self) -> Context:
         cited = (p.get("document", {}).get("id") for p in self.answer.get("passages", []))
-        return Context(self.standalone_query, tuple(dict.fromkeys(d for d in cited if d)))
+        return Context.citing(self.standalone_query, cited)
 
 
 class ConversationStore:

@@ -147,8 +147,8 @@ def evaluate(
             mode=mode,
         )
         # The chat cites the top passages of an answer; the next turn leans on those.
-        cited = dict.fromkeys(hit.document.id for hit in hits[: service.settings.default_top_k])
-        history[question.id] = [*earlier, Context(standalone, tuple(cited))]
+        cited = (hit.document.id for hit in hits[: service.settings.default_top_k])
+        history[question.id] = [*earlier, Context.citing(standalone, cited)]
         result = score(question, ranked_pairs(hits), k)
         if not question.follows:
             results.append(result)
