@@ -368,6 +368,7 @@ def run_ingest(
             and (
                 previous.manifest.get("lexical") != LEXICAL_MANIFEST
                 or previous.document_vectors is None
+                or previous.shingles is None
             )
         )
         if previous is not None and not changed:

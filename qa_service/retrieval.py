@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -19,6 +18,7 @@ import numpy as np
 from .hints import DocumentFacts, Hints, hint_match
 from .language import is_english
 from .lexical import LexicalIndex
+from .nearduplicates import jaccard, shingles
 
 logger = logging.getLogger(__name__)
 
@@ -154,24 +154,6 @@ class HybridRetriever:
         return rrf([dense, lexical], k=self.rrf_k, weights=self.weights_for(query))[:k]
 
 
-_WORD = re.compile(r"\w+")
-
-
-def shingles(text: str, size: int = 3) -> set[tuple[str, ...]]:
-    """Word n-grams of a text, lower-cased: the basis of near-duplicate detection."""
-    words = _WORD.findall(text.lower())
-    if len(words) < size:
-        return {tuple(words)} if words else set()
-    return set(zip(*(words[i:] for i in range(size)), strict=False))  # shifted copies
-
-
-def jaccard(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> float:
-    if not a or not b:
-        return 0.0
-    shared = len(a & b)
-    return shared / (len(a) + len(b) - shared)
-
-
 @dataclass
 class Candidate:
     row: int
@@ -187,14 +169,20 @@ def diversify(
     *,
     per_document: int = 2,
     duplicate_threshold: float = 0.6,
+    fingerprint: Callable[[Candidate], set[int]] | None = None,
 ) -> list[Candidate]:
     """Keep the best ``k``: near-duplicates fold into the first (``also_in``) and no
-    document contributes more than ``per_document`` passages (0: no cap)."""
+    document contributes more than ``per_document`` passages (0: no cap).
+
+    ``fingerprint`` gives a candidate's shingles (stored ones, in the service); without
+    it they are cut from the candidate's text.
+    """
+    fingerprint = fingerprint or (lambda candidate: shingles(candidate.text))
     kept: list[Candidate] = []
-    kept_shingles: list[set[tuple[str, ...]]] = []
+    kept_shingles: list[set[int]] = []
     per_doc: dict[str, int] = {}
     for candidate in candidates:
-        grams = shingles(candidate.text)
+        grams = fingerprint(candidate)
         duplicate_of = next(
             (
                 i

@@ -22,6 +22,7 @@ from .extractive import choose_sentences, find_sentence
 from .filters import FilterError, Filters, allowed_rows
 from .hints import DocumentFacts, document_facts, read_hints
 from .lexical import LexicalIndex
+from .nearduplicates import shingles
 from .retrieval import (
     Candidate,
     DenseRetriever,
@@ -254,7 +255,14 @@ class QAService:
         if mode == "hybrid":
             hints = read_hints(rewritten or query, loaded.people)
             candidates = lift_hinted(candidates, hints, loaded.facts, self.settings.hint_weight)
-        chosen = diversify(candidates, k, per_document=self.settings.per_document_cap)
+
+        def fingerprint(candidate: Candidate) -> set[int]:
+            stored = reader.passage_shingles(candidate.row)
+            return stored if stored is not None else shingles(candidate.text)
+
+        chosen = diversify(
+            candidates, k, per_document=self.settings.per_document_cap, fingerprint=fingerprint
+        )
         hits: list[Hit] = []
         extra = reader.passages_by_rows([r for c in chosen for r in c.also_in])
         for rank, candidate in enumerate(chosen, start=1):

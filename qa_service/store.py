@@ -4,6 +4,8 @@ Layout::
 
     indexes/<name>                  symlink to the current build (swapped atomically)
     indexes/.<name>.builds/<build>/ manifest.json · vectors.faiss · passages.sqlite3 · lexical/
+                                    documents.npy · passage_documents.npy · shingles.npy ·
+                                    shingle_offsets.npy
 
 A build is written into a fresh directory; ``manifest.json`` is written last and the
 symlink is replaced with ``os.replace``, so a reader sees either the old build or the
@@ -30,6 +32,7 @@ import faiss
 import numpy as np
 
 from . import __version__
+from .nearduplicates import shingle_hashes
 from .schema import Document, DocumentMeta, Passage
 
 logger = logging.getLogger(__name__)
@@ -41,6 +44,9 @@ DATABASE = "passages.sqlite3"
 #: One vector per document (its metadata line), and each passage row's document row.
 DOCUMENT_VECTORS = "documents.npy"
 PASSAGE_DOCUMENTS = "passage_documents.npy"
+#: Every passage's shingle hashes end to end, and where each passage's run starts.
+SHINGLES = "shingles.npy"
+SHINGLE_OFFSETS = "shingle_offsets.npy"
 LEXICAL = "lexical"
 KEEP_BUILDS = 3
 
@@ -133,6 +139,7 @@ class IndexWriter:
         self._vectors: list[np.ndarray] = []
         self._doc_vectors: list[np.ndarray] = []
         self._passage_docs: list[int] = []
+        self._shingles: list[np.ndarray] = []
         self._rows = 0
 
     def add_file(self, record: FileRecord) -> None:
@@ -169,6 +176,7 @@ class IndexWriter:
         if len(passages):
             self._vectors.append(np.ascontiguousarray(vectors, dtype=np.float32))
         self._passage_docs.extend([len(self._doc_vectors)] * len(passages))
+        self._shingles.extend(shingle_hashes(p.text) for p in passages)
         self._doc_vectors.append(np.asarray(document_vector, dtype=np.float32).reshape(-1))
         self._rows += len(passages)
 
@@ -225,6 +233,11 @@ class IndexWriter:
         documents = np.vstack(self._doc_vectors) if self._doc_vectors else np.zeros((0, dimension))
         np.save(self.build_path / DOCUMENT_VECTORS, documents.astype(np.float32))
         np.save(self.build_path / PASSAGE_DOCUMENTS, np.asarray(self._passage_docs, np.int32))
+        offsets = np.zeros(len(self._shingles) + 1, dtype=np.int64)
+        np.cumsum([len(h) for h in self._shingles], out=offsets[1:])
+        hashes = np.concatenate(self._shingles) if self._shingles else np.zeros(0, np.uint32)
+        np.save(self.build_path / SHINGLES, hashes.astype(np.uint32))
+        np.save(self.build_path / SHINGLE_OFFSETS, offsets)
         self.manifest.update(
             format_version=FORMAT_VERSION,
             package_version=__version__,
@@ -339,6 +352,12 @@ class IndexReader:
         if (self.build_path / DOCUMENT_VECTORS).exists():
             self.document_vectors = np.load(self.build_path / DOCUMENT_VECTORS, mmap_mode="r")
             self.passage_documents = np.load(self.build_path / PASSAGE_DOCUMENTS)
+        self.shingles: np.ndarray | None = None
+        self.shingle_offsets: np.ndarray | None = None
+        if (self.build_path / SHINGLE_OFFSETS).exists():
+            # A plain view of the mapped file: slicing a memmap goes through Python.
+            self.shingles = np.load(self.build_path / SHINGLES, mmap_mode="r").view(np.ndarray)
+            self.shingle_offsets = np.load(self.build_path / SHINGLE_OFFSETS)
         self._local = threading.local()
         self._documents: dict[str, Document] = {}
         self._documents_lock = threading.Lock()
@@ -393,6 +412,13 @@ class IndexReader:
         marks = ",".join("?" * len(rows))
         cursor = self.db.execute(f"SELECT * FROM passages WHERE row IN ({marks})", list(rows))
         return {row["row"]: _passage_from_row(row) for row in cursor}
+
+    def passage_shingles(self, row: int) -> set[int] | None:
+        """The stored shingles of the passage at ``row`` (None: the build has none)."""
+        if self.shingles is None or self.shingle_offsets is None:
+            return None
+        start, end = self.shingle_offsets[row], self.shingle_offsets[row + 1]
+        return set(self.shingles[start:end].tolist())
 
     def passage(self, passage_id: str) -> tuple[int, Passage] | None:
         row = self.db.execute("SELECT * FROM passages WHERE id = ?", (passage_id,)).fetchone()

@@ -294,6 +294,51 @@ def test_an_index_without_document_vectors_gets_them_without_re_embedding(
     assert reader.document_vectors is not None and reader.document_vectors.shape[0] == 4
 
 
+def test_stored_shingles_are_each_passage_s_own_and_an_older_build_gets_them(
+    corpus, settings, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    from qa_service.nearduplicates import shingles
+    from qa_service.store import SHINGLE_OFFSETS, SHINGLES
+
+    run_ingest([corpus], settings, embedder=embedder, progress=False)
+    reader = IndexReader(settings.index_dir)
+    texts = reader.passage_texts()
+    assert len(texts) > 3
+    assert [reader.passage_shingles(row) for row in range(len(texts))] == [
+        shingles(text) for text in texts
+    ]
+    build = settings.index_dir.resolve()
+    (build / SHINGLES).unlink()
+    (build / SHINGLE_OFFSETS).unlink()
+    assert IndexReader(settings.index_dir).passage_shingles(0) is None
+    report = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    assert report.published and report.passages_embedded == 0
+    assert IndexReader(settings.index_dir).passage_shingles(0) == shingles(texts[0])
+
+
+def test_a_copied_page_folds_into_its_original_with_or_without_stored_shingles(
+    corpus, settings, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    from qa_service.store import SHINGLE_OFFSETS, SHINGLES
+
+    text = (corpus / "press.md").read_text(encoding="utf-8")
+    (corpus / "press-kopia.md").write_text(text.replace("2025.", "2025!"), encoding="utf-8")
+    run_ingest([corpus], settings, embedder=embedder, progress=False)
+
+    def top_hit() -> tuple[str, list[str]]:
+        service = QAService(settings, embedder=embedder)
+        service.load()
+        hit = service.search("Hur mycket förstärks jobbskatteavdraget 2025?", 3)[0]
+        return hit.passage.id, hit.also_in
+
+    first, also_in = top_hit()
+    assert len(also_in) == 1 and also_in[0] != first
+    build = settings.index_dir.resolve()
+    (build / SHINGLES).unlink()
+    (build / SHINGLE_OFFSETS).unlink()
+    assert top_hit() == (first, also_in)
+
+
 def test_a_document_that_cannot_be_written_is_skipped_and_retried(
     corpus, settings, embedder, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]

@@ -9,10 +9,8 @@ from qa_service.retrieval import (
     Candidate,
     DenseRetriever,
     diversify,
-    jaccard,
     lift_hinted,
     rrf,
-    shingles,
 )
 
 
@@ -47,13 +45,6 @@ def test_rrf_scores() -> None:
 def test_rrf_needs_one_weight_per_list() -> None:
     with pytest.raises(ValueError):
         rrf([[(1, 1.0)]], weights=[1.0, 2.0])
-
-
-def test_jaccard_of_shingles() -> None:
-    a = shingles("Totalt bor 710 000 personer i dessa områden")
-    assert jaccard(a, a) == 1.0
-    assert jaccard(a, shingles("helt annan text om något annat")) == 0.0
-    assert jaccard(set(), a) == 0.0
 
 
 def cand(row: int, doc: str, text: str) -> Candidate:
