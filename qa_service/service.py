@@ -16,7 +16,7 @@ import numpy as np
 from .answer import citation, passage_dict
 from .config import Settings
 from .conversation import Context, ConversationStore, Turn, is_follow_up, standalone_query
-from .embedding import Embedder, make_embedder
+from .embedding import Embedder, QueryVectors, make_embedder
 from .errors import IndexUnavailable, InvalidRequest, NotFound
 from .extractive import choose_sentences, find_sentence
 from .filters import FilterError, Filters, allowed_rows
@@ -79,6 +79,7 @@ class QAService:
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder: Embedder = embedder or make_embedder(settings)
+        self.query_vectors = QueryVectors(self.embedder.encode_query, settings.query_cache)
         self._loaded: _Loaded | None = None
         self._lock = threading.Lock()
         self._checked_at = 0.0
@@ -125,7 +126,7 @@ class QAService:
         return _Loaded(reader, dense, lexical_retriever, hybrid, facts, people)
 
     def _encode_query(self, text: str) -> np.ndarray:
-        vector = self.embedder.encode_query(text)
+        vector = self.query_vectors(text)
         loaded = self._loaded
         if loaded is not None and vector.shape[-1] != loaded.reader.vectors.d:
             raise IndexUnavailable(
