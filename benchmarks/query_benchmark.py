@@ -116,7 +116,7 @@ def main() -> None:
             "dense_weight": settings.dense_weight,
             "lexical_weight": settings.lexical_weight,
             "document_weight": settings.document_weight,
-            "english_lexical_share": settings.english_lexical_share,
+            "glossary_weight": settings.glossary_weight,
             "hint_weight": settings.hint_weight,
             "query_cache": "cleared before each timed question",
             "per_document_cap": settings.per_document_cap,

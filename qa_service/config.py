@@ -49,9 +49,9 @@ class Settings:
     #: The dense score of a passage adds this share of its document's similarity to the
     #: question (a vector of type, title, riksmöte, parties, people; BENCHMARKS.md).
     document_weight: float = 0.3
-    #: An English question's lexical weight is multiplied by this: BM25 over Swedish text
-    #: matches only its names (BENCHMARKS.md).
-    english_lexical_share: float = 0.25
+    #: RRF weight of an English question's third ranking: the dense leg searched with the
+    #: Swedish terms of the glossary found in it (0: off; BENCHMARKS.md).
+    glossary_weight: float = 1.0
     #: A hybrid result whose document meets the party, kind of document, year or person
     #: the question names has its fused score multiplied by 1 + this times the share of
     #: those hints it meets (BENCHMARKS.md).
@@ -103,10 +103,9 @@ class Settings:
                 raise ConfigError("QA_API_KEYS_SHA256 holds SHA-256 hex digests, not keys")
         if self.dense_weight < 0 or self.lexical_weight < 0:
             raise ConfigError("RRF weights must not be negative")
-        if self.document_weight < 0 or self.english_lexical_share < 0 or self.hint_weight < 0:
+        if self.document_weight < 0 or self.glossary_weight < 0 or self.hint_weight < 0:
             raise ConfigError(
-                "QA_DOCUMENT_WEIGHT, QA_ENGLISH_LEXICAL_SHARE and QA_HINT_WEIGHT must not be "
-                "negative"
+                "QA_DOCUMENT_WEIGHT, QA_GLOSSARY_WEIGHT and QA_HINT_WEIGHT must not be negative"
             )
         if self.query_cache < 0:
             raise ConfigError("QA_QUERY_CACHE must not be negative")

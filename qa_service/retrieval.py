@@ -15,6 +15,7 @@ from typing import Protocol
 import faiss
 import numpy as np
 
+from .glossary import swedish_terms
 from .hints import DocumentFacts, Hints, hint_match
 from .language import is_english
 from .lexical import LexicalIndex
@@ -113,15 +114,25 @@ class DenseRetriever:
 
 
 class LexicalRetriever:
+    """BM25; an English question is searched with the glossary's Swedish terms added."""
+
     def __init__(self, index: LexicalIndex) -> None:
         self.index = index
 
     def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
+        if is_english(query):
+            query = " ".join([query, *swedish_terms(query)])
         return self.index.search(query, k, allowed=allowed)
 
 
 class HybridRetriever:
-    """Dense and lexical candidates fused with RRF."""
+    """Dense and lexical candidates fused with RRF.
+
+    An English question gets a third ranking: the dense leg searched with the Swedish
+    terms the glossary finds in it, at ``glossary_weight`` (its lexical leg adds the
+    terms itself). The multilingual model alone ranks Swedish passages poorly for an
+    English question (BENCHMARKS.md).
+    """
 
     def __init__(
         self,
@@ -131,27 +142,27 @@ class HybridRetriever:
         depth: int = 100,
         rrf_k: int = 60,
         weights: tuple[float, float] = (1.0, 1.0),
-        english_lexical_share: float = 1.0,
+        glossary_weight: float = 1.0,
     ) -> None:
         self.dense = dense
         self.lexical = lexical
         self.depth = depth
         self.rrf_k = rrf_k
         self.weights = weights
-        self.english_lexical_share = english_lexical_share
-
-    def weights_for(self, query: str) -> tuple[float, float]:
-        """The legs' weights: an English question leans on the multilingual dense leg."""
-        dense, lexical = self.weights
-        if is_english(query):
-            lexical *= self.english_lexical_share
-        return dense, lexical
+        self.glossary_weight = glossary_weight
 
     def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
         depth = max(k, self.depth)
-        dense = self.dense.search(query, depth, allowed=allowed)
-        lexical = self.lexical.search(query, depth, allowed=allowed)
-        return rrf([dense, lexical], k=self.rrf_k, weights=self.weights_for(query))[:k]
+        rankings = [
+            self.dense.search(query, depth, allowed=allowed),
+            self.lexical.search(query, depth, allowed=allowed),
+        ]
+        weights = list(self.weights)
+        terms = swedish_terms(query) if self.glossary_weight > 0 and is_english(query) else []
+        if terms:
+            rankings.append(self.dense.search(" ".join(terms), depth, allowed=allowed))
+            weights.append(self.glossary_weight)
+        return rrf(rankings, k=self.rrf_k, weights=weights)[:k]
 
 
 @dataclass

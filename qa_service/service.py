@@ -113,7 +113,7 @@ class QAService:
             depth=self.settings.candidate_depth,
             rrf_k=self.settings.rrf_k,
             weights=(self.settings.dense_weight, self.settings.lexical_weight),
-            english_lexical_share=self.settings.english_lexical_share,
+            glossary_weight=self.settings.glossary_weight,
         )
         logger.info(
             "loaded index %s (%s passages, model %s)",

@@ -171,3 +171,21 @@ def test_named_party_and_kind_lift_their_documents(shared_service) -> None:  # t
     assert without[0] != CHOSEN[10] and CHOSEN[10] in without
     assert with_hints[:2] == [CHOSEN[10], CHOSEN[10]]
     assert sorted(with_hints) == sorted(without)  # re-ranked, nothing added or dropped
+
+
+def test_an_english_question_reaches_the_swedish_answer_through_the_glossary(
+    shared_service,
+) -> None:  # type: ignore[no-untyped-def]
+    question = "What is the most important measure for establishment in the labour market?"
+    plain = QAService(
+        dataclasses.replace(shared_service.settings, glossary_weight=0.0),
+        embedder=shared_service.embedder,
+    )
+    plain.load()
+    without = plain.search(question, 5)
+    with_terms = shared_service.search(question, 5)
+    # Across languages the multilingual model alone prefers a 1991 bill; the Swedish terms
+    # ("åtgärd insats", "etablering", "arbetsmarknaden") bring the written answer up.
+    assert without[0].document.source != SEED.name
+    assert with_terms[0].document.source == SEED.name
+    assert "viktigaste insatsen" in with_terms[0].passage.text

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa_service.glossary import GLOSSARY, swedish_terms
+from qa_service.lexical import tokenize
+from qa_service.retrieval import HybridRetriever, LexicalRetriever
+
+
+@pytest.mark.parametrize(
+    ("text", "terms"),
+    [
+        ("How many people live in exclusion areas?", ["utanförskapsområden"]),
+        # The longest phrase at a place wins over its parts.
+        ("What does the Public Employment Service do?", ["arbetsförmedlingen"]),
+        ("the unemployment insurance", ["arbetslöshetsförsäkringen a-kassan"]),
+        ("Who is long-term unemployed?", ["långtidsarbetslösa"]),
+        ("the Liberals' party programme", ["liberalerna", "partiprogram"]),
+        ("Can gang criminals be deported?", ["gäng", "kriminella", "utvisas utvisning"]),
+        # Each term once, in order of first mention.
+        ("women and children, women again", ["kvinnor", "barn"]),
+        # Whole words only: no "tax" in "taxi", no "job" in "jobseekers" or "job-seekers".
+        ("a taxi for jobseekers", ["arbetssökande"]),
+        ("job-seekers", []),
+        ("Hur många bor i utanförskapsområden?", []),
+        ("", []),
+    ],
+)
+def test_swedish_terms(text: str, terms: list[str]) -> None:
+    assert swedish_terms(text) == terms
+
+
+def test_every_entry_is_a_lower_case_phrase_with_searchable_swedish() -> None:
+    for english, swedish in GLOSSARY.items():
+        assert english == english.lower().strip(), english
+        assert tokenize(swedish), (english, swedish)
+
+
+class Recording:
+    """A retriever that remembers what it was asked; each answer is a row of its own."""
+
+    def __init__(self, first_row: int) -> None:
+        self.first_row = first_row
+        self.queries: list[str] = []
+
+    def search(
+        self, query: str, k: int, *, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        self.queries.append(query)
+        return [(self.first_row + len(self.queries), 1.0)]
+
+
+@pytest.mark.parametrize(
+    ("question", "glossary_weight", "dense_queries"),
+    [
+        (
+            "What is the benefit cap?",
+            1.0,
+            ["What is the benefit cap?", "bidragstak"],
+        ),
+        ("What is the benefit cap?", 0.0, ["What is the benefit cap?"]),
+        ("Vad är bidragstaket?", 1.0, ["Vad är bidragstaket?"]),
+        # English, but nothing the glossary knows: no third ranking.
+        ("What did Ebba Busch say?", 1.0, ["What did Ebba Busch say?"]),
+    ],
+)
+def test_an_english_question_gets_a_dense_ranking_of_its_swedish_terms(
+    question: str, glossary_weight: float, dense_queries: list[str]
+) -> None:
+    dense, lexical = Recording(100), Recording(200)
+    hybrid = HybridRetriever(dense, lexical, glossary_weight=glossary_weight)
+    fused = hybrid.search(question, 5)
+    assert dense.queries == dense_queries
+    assert lexical.queries == [question]
+    assert len(fused) == len(dense_queries) + 1
+
+
+class FakeIndex:
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+
+    def search(
+        self, query: str, k: int, *, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        self.queries.append(query)
+        return []
+
+
+@pytest.mark.parametrize(
+    ("question", "searched"),
+    [
+        ("Who gets the benefit cap?", "Who gets the benefit cap? bidragstak"),
+        ("Vem får bidragstak?", "Vem får bidragstak?"),
+    ],
+)
+def test_the_lexical_leg_adds_the_swedish_terms_to_an_english_question(
+    question: str, searched: str
+) -> None:
+    index = FakeIndex()
+    LexicalRetriever(index).search(question, 5)  # type: ignore[arg-type]
+    assert index.queries == [searched]
