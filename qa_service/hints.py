@@ -1,4 +1,4 @@
-"""What a question says about the documents it wants: party, kind, year, person.
+"""What a question says about the documents it wants: party, kind, time, person.
 
 People name their sources: "enligt Moderaternas valmanifest", "i Socialdemokraternas
 budgetmotion hösten 2024", "i vårpropositionen 2023". Those words are weak evidence in
@@ -36,17 +36,29 @@ _DOCTYPE_WORDS: dict[str, str] = {
     "Partiprogram": r"partiprogram\w*|party programme\w*",
     "Interpellation": r"interpellation\w*",
     "Svar på skriftlig fråga": r"skriftlig(?:a)? fråg\w*|frågesvar\w*|written question\w*",
-    "Proposition": r"\w*proposition\w*|budget bill\w*",
-    "Betänkande": r"\w*betänkande\w*",
+    "Proposition": r"\w*proposition\w*|budget bills?|government bills?",
+    "Betänkande": r"\w*betänkande\w*|committee reports?",
     "Pressmeddelande": r"pressmeddelande\w*|press release\w*",
-    "Debattartikel": r"debattartik\w*",
-    "Kommittédirektiv": r"\w*direktiv\w*",
+    "Debattartikel": r"debattartik\w*|debate articles?|op-eds?",
+    "Kommittédirektiv": r"\w*direktiv\w*|committee terms of reference|terms of reference",
+    "Tal": (
+        r"regeringsförklaring\w*|anförande\w*|speech(?:es)?|(?:government )?policy "
+        r"statements?|statement of government policy"
+    ),
     "Överenskommelse": r"tidö\w*|överenskommelse\w*",
     "SOU": r"sou",
     "Regeringsuppdrag": r"regeringsuppdrag\w*",
 }
-_YEAR = re.compile(r"\b(19[89]\d|20[0-4]\d)\b")
+_YEAR = re.compile(
+    r"\b(?:(?P<autumn>hösten|autumn|fall)|(?P<spring>våren|spring))?(?:\s+of)?\s*"
+    r"(?<!/)\b(?P<year>19[89]\d|20[0-4]\d)\b(?!/)",
+    re.IGNORECASE,
+)
 _RIKSMOTE = re.compile(r"\b(\d{4})/(\d{2}|\d{4})\b")
+
+#: Half-years: a hint or a document's time is a set of (year, SPRING) and (year, AUTUMN).
+SPRING, AUTUMN = 1, 2
+Period = tuple[int, int]
 
 
 def _alternatives(table: dict[str, str]) -> list[tuple[str, re.Pattern[str]]]:
@@ -59,61 +71,88 @@ _DOCTYPES = _alternatives(_DOCTYPE_WORDS)
 
 @dataclass(frozen=True)
 class Hints:
-    """The parties, document kinds, years and people (lower case) a question names."""
+    """The parties, document kinds, half-years and people (lower case) a question names."""
 
     parties: frozenset[str] = frozenset()
     doctypes: frozenset[str] = frozenset()
-    years: frozenset[int] = frozenset()
+    periods: frozenset[Period] = frozenset()
     people: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
-        return bool(self.parties or self.doctypes or self.years or self.people)
+        return bool(self.parties or self.doctypes or self.periods or self.people)
 
 
 @dataclass(frozen=True)
 class DocumentFacts:
-    """What a hint is matched against: one document's kind, parties, years, people."""
+    """What a hint is matched against: one document's kind, parties, half-years, people."""
 
     doctype: str | None
     parties: frozenset[str]
-    years: frozenset[int]
+    periods: frozenset[Period]
     people: frozenset[str] = frozenset()
 
 
 def read_hints(question: str, people: Collection[str] = ()) -> Hints:
-    """The parties, kinds of document and years a question names, and which of
+    """The parties, kinds of document and half-years a question names, and which of
     ``people`` (full names in lower case, as :func:`person_names` gives them) it names.
 
+    A year is both its halves; "hösten 2024" / "autumn 2024" only the second, "våren
+    2024" / "spring 2024" only the first; a riksmöte "2024/25" is autumn 2024 and
+    spring 2025.
+
     >>> hints = read_hints("Vad säger Socialdemokraterna i sin budgetmotion hösten 2024?")
-    >>> sorted(hints.parties), sorted(hints.doctypes), sorted(hints.years)
-    (['S'], ['Motion'], [2024])
+    >>> sorted(hints.parties), sorted(hints.doctypes), sorted(hints.periods)
+    (['S'], ['Motion'], [(2024, 2)])
     """
     parties = {code for code, pattern in _PARTIES if pattern.search(question)}
     parties.update(_PARTY_CODE.findall(question))
     doctypes = {name for name, pattern in _DOCTYPES if pattern.search(question)}
-    years: set[int] = set()
+    periods: set[Period] = set()
     if doctypes:
         # A year dates the document only beside a kind of document ("valmanifestet 2022",
         # "budgetmotionen hösten 2024"); alone it is usually the subject ("fram till 2023").
-        years = {int(year) for year in _YEAR.findall(question)}
+        for match in _YEAR.finditer(question):
+            year = int(match["year"])
+            if match["autumn"]:
+                periods.add((year, AUTUMN))
+            elif match["spring"]:
+                periods.add((year, SPRING))
+            else:
+                periods.update(year_periods(year))
         for first, second in _RIKSMOTE.findall(question):
-            years.update(riksmote_years(f"{first}/{second}"))
+            periods.update(riksmote_periods(f"{first}/{second}"))
     lowered = question.lower()
     named = {
         name
         for name in people
         if name in lowered and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", lowered)
     }
-    return Hints(frozenset(parties), frozenset(doctypes), frozenset(years), frozenset(named))
+    return Hints(frozenset(parties), frozenset(doctypes), frozenset(periods), frozenset(named))
 
 
-def riksmote_years(rm: str | None) -> set[int]:
-    """``"2022/23"`` -> {2022, 2023}: the calendar years a riksmöte spans."""
+def year_periods(year: int) -> set[Period]:
+    """Both halves of a year."""
+    return {(year, SPRING), (year, AUTUMN)}
+
+
+def riksmote_periods(rm: str | None) -> set[Period]:
+    """``"2022/23"`` -> autumn 2022 and spring 2023: a riksmöte opens in September."""
     match = _RIKSMOTE.fullmatch(rm.strip()) if rm else None
     if not match:
         return set()
     first = int(match[1])
-    return {first, first + 1}
+    return {(first, AUTUMN), (first + 1, SPRING)}
+
+
+def date_periods(date: str | None) -> set[Period]:
+    """The half-year of an ISO date; both halves when only the year is known."""
+    match = re.match(r"(\d{4})(?:-(\d{2}))?", date or "")
+    if not match:
+        return set()
+    year = int(match[1])
+    if not match[2]:
+        return year_periods(year)
+    return {(year, SPRING if int(match[2]) <= 6 else AUTUMN)}
 
 
 def person_names(people: str | None) -> frozenset[str]:
@@ -132,12 +171,14 @@ def document_facts(
     date: str | None,
     people: str | None = None,
 ) -> DocumentFacts:
-    """Facts from a document's stored columns (``parties``, ``people``: ``|``-separated)."""
-    years = riksmote_years(rm)
-    if date and re.match(r"\d{4}", date):
-        years.add(int(date[:4]))
+    """Facts from a document's stored columns (``parties``, ``people``: ``|``-separated).
+
+    Its time is its date's half-year and its riksmöte's two halves: the budget bill for
+    2025 is dated September 2024 and belongs to 2024/25.
+    """
+    periods = riksmote_periods(rm) | date_periods(date)
     codes = frozenset(code for code in (parties or "").split("|") if code and code != "-")
-    return DocumentFacts(doctype, codes, frozenset(years), person_names(people))
+    return DocumentFacts(doctype, codes, frozenset(periods), person_names(people))
 
 
 def hint_match(hints: Hints, facts: DocumentFacts) -> float:
@@ -147,7 +188,7 @@ def hint_match(hints: Hints, facts: DocumentFacts) -> float:
     for wanted, have in (
         (hints.parties, facts.parties),
         (hints.doctypes, {facts.doctype} if facts.doctype else set()),
-        (hints.years, facts.years),
+        (hints.periods, facts.periods),
         (hints.people, facts.people),
     ):
         if wanted:

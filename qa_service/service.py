@@ -60,7 +60,7 @@ class _Loaded:
     dense: DenseRetriever
     lexical: LexicalRetriever
     hybrid: HybridRetriever
-    #: Each document's kind, parties, years and people, for the question's hints.
+    #: Each document's kind, parties, half-years and people, for the question's hints.
     facts: dict[str, DocumentFacts]
     #: Every person's full name in lower case, for the question's hints.
     people: frozenset[str]

@@ -3,18 +3,28 @@ from __future__ import annotations
 import pytest
 
 from qa_service.hints import (
+    AUTUMN,
+    SPRING,
     DocumentFacts,
     Hints,
+    Period,
+    date_periods,
     document_facts,
     hint_match,
     person_names,
     read_hints,
-    riksmote_years,
+    riksmote_periods,
 )
 
 
 def hints(parties: str = "", doctypes: tuple[str, ...] = (), years: tuple[int, ...] = ()) -> Hints:
-    return Hints(frozenset(parties.split()), frozenset(doctypes), frozenset(years))
+    """Hints of whole years (both halves)."""
+    periods = {(year, half) for year in years for half in (SPRING, AUTUMN)}
+    return Hints(frozenset(parties.split()), frozenset(doctypes), frozenset(periods))
+
+
+def seasons(parties: str, doctypes: tuple[str, ...], *periods: Period) -> Hints:
+    return Hints(frozenset(parties.split()), frozenset(doctypes), frozenset(periods))
 
 
 @pytest.mark.parametrize(
@@ -22,7 +32,15 @@ def hints(parties: str = "", doctypes: tuple[str, ...] = (), years: tuple[int, .
     [
         (
             "Vad säger Socialdemokraterna om arbetslösheten i sin budgetmotion hösten 2024?",
-            hints("S", ("Motion",), (2024,)),
+            seasons("S", ("Motion",), (2024, AUTUMN)),
+        ),
+        (
+            "Vad skrev Moderaterna i sin motion våren 2019?",
+            seasons("M", ("Motion",), (2019, SPRING)),
+        ),
+        (
+            "What did the Liberals' motion say in the autumn of 2021?",
+            seasons("L", ("Motion",), (2021, AUTUMN)),
         ),
         (
             "Vad ville Moderaterna göra med bidragen enligt valmanifestet?",
@@ -33,6 +51,15 @@ def hints(parties: str = "", doctypes: tuple[str, ...] = (), years: tuple[int, .
             hints("M", ("Valmanifest",), (2022,)),
         ),
         ("Vad innebär bidragstaket i Tidöavtalet?", hints(doctypes=("Överenskommelse",))),
+        (
+            "Vad lovade statsministern i regeringsförklaringen 2025?",
+            hints(doctypes=("Tal",), years=(2025,)),
+        ),
+        (
+            "What did the government's 2023 budget bill propose for older workers?",
+            hints(doctypes=("Proposition",), years=(2023,)),
+        ),
+        ("Which committee reports dealt with sfi?", hints(doctypes=("Betänkande",))),
         (
             "Hur ska kvalificeringen gå till enligt Tidöpartierna?",
             hints(doctypes=("Överenskommelse",)),
@@ -45,7 +72,11 @@ def hints(parties: str = "", doctypes: tuple[str, ...] = (), years: tuple[int, .
         ("Vad vill Vänsterpartiet och Centerpartiet?", hints("V C")),
         (
             "What do the Sweden Democrats propose in motion 2019/20?",
-            hints("SD", ("Motion",), (2019, 2020)),
+            seasons("SD", ("Motion",), (2019, AUTUMN), (2020, SPRING)),
+        ),
+        (
+            "Vilka motioner från 1999/2000 handlar om sfi?",
+            seasons("", ("Motion",), (1999, AUTUMN), (2000, SPRING)),
         ),
         ("Vad sade Kristdemokraternas partiprogram 2025?", hints("KD", ("Partiprogram",), (2025,))),
         # A year without a kind of document is the subject, not the document's date.
@@ -63,15 +94,31 @@ def test_read_hints(question: str, expected: Hints) -> None:
 @pytest.mark.parametrize(
     ("rm", "expected"),
     [
-        ("2022/23", {2022, 2023}),
-        ("1999/2000", {1999, 2000}),
+        ("2022/23", {(2022, AUTUMN), (2023, SPRING)}),
+        ("1999/2000", {(1999, AUTUMN), (2000, SPRING)}),
         ("", set()),
         (None, set()),
         ("2022", set()),
     ],
 )
-def test_riksmote_years(rm: str | None, expected: set[int]) -> None:
-    assert riksmote_years(rm) == expected
+def test_riksmote_periods(rm: str | None, expected: set[Period]) -> None:
+    assert riksmote_periods(rm) == expected
+
+
+@pytest.mark.parametrize(
+    ("date", "expected"),
+    [
+        ("2024-10-04", {(2024, AUTUMN)}),
+        ("2024-06-30", {(2024, SPRING)}),
+        ("2023-07", {(2023, AUTUMN)}),
+        ("2023", {(2023, SPRING), (2023, AUTUMN)}),
+        ("", set()),
+        (None, set()),
+        ("okänt", set()),
+    ],
+)
+def test_date_periods(date: str | None, expected: set[Period]) -> None:
+    assert date_periods(date) == expected
 
 
 PEOPLE = person_names("Serkan Köse|Johan  Pehrson|Teresa Carvalho|C|Regeringen")
@@ -99,15 +146,20 @@ def test_person_names_are_full_names_in_lower_case() -> None:
 
 def test_document_facts_from_columns() -> None:
     facts = document_facts("Motion", "-|M|S", "2019/20", "2019-10-04", "Ulf Kristersson|M")
-    assert facts == DocumentFacts(
-        "Motion", frozenset({"M", "S"}), frozenset({2019, 2020}), frozenset({"ulf kristersson"})
-    )
+    assert facts == MOTION_M_2019
+    assert facts.parties == {"M", "S"}
     assert document_facts(None, "", None, None) == DocumentFacts(None, frozenset(), frozenset())
-    assert document_facts("Pressmeddelande", "", None, "2023-08").years == {2023}
+    assert document_facts("Pressmeddelande", "", None, "2023-08").periods == {(2023, AUTUMN)}
+    # The budget bill for 2025: dated September 2024, riksmöte 2024/25.
+    bill = document_facts("Proposition", "", "2024/25", "2024-09-19")
+    assert bill.periods == {(2024, AUTUMN), (2025, SPRING)}
 
 
 MOTION_M_2019 = DocumentFacts(
-    "Motion", frozenset({"M"}), frozenset({2019, 2020}), frozenset({"ulf kristersson"})
+    "Motion",
+    frozenset({"M", "S"}),
+    frozenset({(2019, AUTUMN), (2020, SPRING)}),
+    frozenset({"ulf kristersson"}),
 )
 
 
@@ -116,14 +168,17 @@ MOTION_M_2019 = DocumentFacts(
     [
         (hints(), 0.0),
         (hints("M"), 1.0),
-        (hints("S"), 0.0),
-        (hints("S M"), 1.0),  # any of the named parties
+        (hints("KD"), 0.0),
+        (hints("KD M"), 1.0),  # any of the named parties
         (hints("M", ("Motion",)), 1.0),
         (hints("M", ("Valmanifest",)), 0.5),
-        (hints("S", ("Motion",), (2024,)), 1 / 3),
+        (hints("KD", ("Motion",), (2024,)), 1 / 3),
         (hints("M", ("Motion",), (2020,)), 1.0),
+        (seasons("M", ("Motion",), (2019, AUTUMN)), 1.0),
+        # Spring 2019 was the riksmöte before.
+        (seasons("M", ("Motion",), (2019, SPRING)), 2 / 3),
         (Hints(people=frozenset({"ulf kristersson"})), 1.0),
-        (Hints(parties=frozenset({"S"}), people=frozenset({"ulf kristersson"})), 0.5),
+        (Hints(parties=frozenset({"KD"}), people=frozenset({"ulf kristersson"})), 0.5),
     ],
 )
 def test_hint_match(wanted: Hints, expected: float) -> None:

@@ -4,7 +4,7 @@ import faiss
 import numpy as np
 import pytest
 
-from qa_service.hints import DocumentFacts, Hints
+from qa_service.hints import AUTUMN, SPRING, DocumentFacts, Hints
 from qa_service.retrieval import (
     Candidate,
     DenseRetriever,
@@ -71,9 +71,9 @@ def test_diversify_without_cap() -> None:
 
 
 FACTS = {
-    "m-motion": DocumentFacts("Motion", frozenset({"M"}), frozenset({2019})),
-    "s-motion": DocumentFacts("Motion", frozenset({"S"}), frozenset({2024})),
-    "press": DocumentFacts("Pressmeddelande", frozenset(), frozenset({2024})),
+    "m-motion": DocumentFacts("Motion", frozenset({"M"}), frozenset({(2019, AUTUMN)})),
+    "s-motion": DocumentFacts("Motion", frozenset({"S"}), frozenset({(2024, AUTUMN)})),
+    "press": DocumentFacts("Pressmeddelande", frozenset(), frozenset({(2024, SPRING)})),
 }
 # Fused scores of ranks 1, 2 and 3 in both legs (RRF k=60).
 FUSED = [("press", 2 / 61), ("m-motion", 2 / 62), ("s-motion", 2 / 63)]
@@ -96,6 +96,13 @@ FUSED = [("press", 2 / 61), ("m-motion", 2 / 62), ("s-motion", 2 / 63)]
             Hints(parties=frozenset({"M"}), doctypes=frozenset({"Motion"})),
             0.02,
             ["m-motion", "press", "s-motion"],
+        ),
+        # The autumn of 2024: the S motion meets kind and time, the press release of the
+        # spring only neither.
+        (
+            Hints(doctypes=frozenset({"Motion"}), periods=frozenset({(2024, AUTUMN)})),
+            0.5,
+            ["s-motion", "m-motion", "press"],
         ),
         # A document the facts do not know is left where it was.
         (Hints(parties=frozenset({"X"})), 0.5, ["press", "m-motion", "s-motion"]),
