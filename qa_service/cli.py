@@ -58,7 +58,8 @@ def format_report(report: IngestReport) -> str:
         f"Index: {report.index}" + ("" if report.published else " (up to date, unchanged)"),
         f"Files seen: {report.files_seen}",
         f"  indexed now: {report.files_indexed}",
-        f"  unchanged (reused): {report.files_reused}",
+        f"  unchanged (reused): {report.files_reused}"
+        + (f" ({report.files_touched} touched, same content)" if report.files_touched else ""),
         f"  removed since last build: {report.files_removed}",
         f"  skipped: {len(report.skipped)}",
         f"Documents: {report.documents}  Passages: {report.passages}",

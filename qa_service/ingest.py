@@ -83,6 +83,8 @@ class IngestReport:
     files_seen: int = 0
     files_indexed: int = 0
     files_reused: int = 0
+    #: Files with a new modification time but the content read before (not read again).
+    files_touched: int = 0
     files_removed: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)
@@ -340,10 +342,14 @@ def run_ingest(
             if (
                 old is not None
                 and old.size == stat.st_size
-                and old.mtime_ns == stat.st_mtime_ns
                 and not failed
                 and not reread
+                and (old.mtime_ns == stat.st_mtime_ns or _same_content(item.path, old))
             ):
+                if old.mtime_ns != stat.st_mtime_ns:
+                    # Touched (copied, checked out again) but not changed: not read again.
+                    old = dataclasses.replace(old, mtime_ns=stat.st_mtime_ns)
+                    report.files_touched += 1
                 records.append(old)
                 if old.status == "skipped":
                     report.skipped.append({"source": item.source, "reason": old.reason or ""})
@@ -478,6 +484,16 @@ def run_ingest(
         report.files_indexed = len(fresh) - len(unwritten)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _same_content(path: Path, old: FileRecord) -> bool:
+    """Whether a file whose modification time changed still holds what was read before."""
+    if not old.sha256:
+        return False
+    try:
+        return sha256_of(path) == old.sha256
+    except OSError:
+        return False  # reading it again reports the error
 
 
 def _rows_by_text(previous: IndexReader | None, texts: Sequence[str]) -> dict[str, int]:

@@ -59,7 +59,9 @@ def test_every_file_is_indexed_or_skipped_with_a_reason(corpus, settings, embedd
     assert len({int(reader.passage_documents[r]) for r in rows}) == 1
 
 
-def test_second_run_embeds_nothing_and_touch_reembeds_one_file(corpus, settings, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_second_run_embeds_nothing_and_a_touched_file_is_not_read_again(
+    corpus, settings, embedder
+) -> None:  # type: ignore[no-untyped-def]
     first = run_ingest([corpus], settings, embedder=embedder, progress=False)
     build = settings.index_dir.resolve()
     again = run_ingest([corpus], settings, embedder=embedder, progress=False)
@@ -75,10 +77,20 @@ def test_second_run_embeds_nothing_and_touch_reembeds_one_file(corpus, settings,
             next(d.id for d in IndexReader(settings.index_dir).documents() if d.source == seed.name)
         )
     )
-    # The touched file is read again; its text has not changed, so neither have its vectors.
-    assert touched.files_indexed == 1 and touched.files_reused == 3
-    assert touched.passages_embedded == 0 and touched.vectors_reused == seed_passages
+    # A new modification time over the same bytes: the file is hashed, not read again.
+    assert touched.files_indexed == 0 and touched.files_reused == 4
+    assert touched.files_touched == 1 and touched.passages_embedded == 0
     assert touched.passages == first.passages
+    # The new time is recorded, so the next run does not hash it again.
+    assert not run_ingest([corpus], settings, embedder=embedder, progress=False).files_touched
+
+    # The same size, another content: read again; its unchanged passages keep their vectors.
+    text = seed.read_text(encoding="utf-8")
+    seed.write_text(text.replace("Totalt bor 710 000", "Totalt bor 720 000"), encoding="utf-8")
+    changed = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    assert changed.files_indexed == 1 and changed.files_touched == 0
+    assert changed.passages_embedded == 1
+    assert changed.vectors_reused == seed_passages - 1
 
     with seed.open("a", encoding="utf-8") as handle:
         handle.write("\n\nEtt nytt stycke om yrkesvux och sfi i kommunerna.\n")
