@@ -19,7 +19,7 @@ from dataclasses import dataclass
 #: Party codes and the words (Swedish and English) that name them, as regex stems.
 _PARTY_WORDS: dict[str, str] = {
     "S": r"socialdemokrat\w*|sossarna|social democrats?",
-    "M": r"moderaterna\w*|moderata|moderat(?:er)?|the moderates?",
+    "M": r"moderaterna\w*|(?-i:Moderata|Moderat(?:er)?)|the moderates?",
     "SD": r"sverigedemokrat\w*|sweden democrats?",
     "C": r"centerpartiet\w*|centerpartist\w*|centre party|center party",
     "V": r"vänsterpartiet\w*|vänsterpartist\w*|left party",
@@ -40,7 +40,7 @@ _DOCTYPE_WORDS: dict[str, str] = {
     "Betänkande": r"\w*betänkande\w*|committee reports?",
     "Pressmeddelande": r"pressmeddelande\w*|press release\w*",
     "Debattartikel": r"debattartik\w*|debate articles?|op-eds?",
-    "Kommittédirektiv": r"\w*direktiv\w*|committee terms of reference|terms of reference",
+    "Kommittédirektiv": r"(?<!-)\w*direktiv\w*|committee terms of reference|terms of reference",
     "Tal": (
         r"regeringsförklaring\w*|anförande\w*|speech(?:es)?|(?:government )?policy "
         r"statements?|statement of government policy"

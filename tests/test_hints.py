@@ -84,6 +84,11 @@ def seasons(parties: str, doctypes: tuple[str, ...], *periods: Period) -> Hints:
         ("Hur hög var arbetslösheten andra kvartalet 2023?", hints()),
         # Words that only look like a party or a kind.
         ("Vad säger liberal migrationspolitik om öppen förskola?", hints()),
+        ("Blir höjningen moderat för hushållen?", hints()),
+        ("Hur genomförs EU-direktivet om lönetransparens?", hints()),
+        ("Vad vill de Moderata ledamöterna?", hints("M")),
+        ("Vad vill moderaterna med bidragen?", hints("M")),
+        ("Vilket direktiv fick utredningen?", hints(doctypes=("Kommittédirektiv",))),
         ("Hur många bor i utanförskapsområden?", hints()),
     ],
 )
