@@ -1,7 +1,7 @@
 """Which language a question is written in: Swedish (the corpus) or English.
 
-BM25 over Swedish passages cannot match English words (only names), so the hybrid leans
-on the multilingual dense leg for an English question.
+BM25 over Swedish passages cannot match English words (only names), so an English
+question is also searched with the Swedish terms of the domain glossary (``glossary.py``).
 """
 
 from __future__ import annotations
