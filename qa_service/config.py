@@ -63,6 +63,8 @@ class Settings:
     #: Larger files are skipped with a reason (the biggest real document is ~4 MB).
     max_file_bytes: int = 25 * 1024 * 1024
     conversations_db: Path = Path("data/conversations.sqlite3")
+    #: A conversation untouched for this many days is deleted with its turns (0: kept).
+    conversation_days: float = 30.0
     #: SHA-256 hex digests of the accepted API keys; empty: the API is open.
     api_keys_sha256: tuple[str, ...] = ()
     #: Signs the chat page's session cookie; required when API keys are configured.
@@ -107,6 +109,8 @@ class Settings:
             raise ConfigError(
                 "QA_DOCUMENT_WEIGHT, QA_GLOSSARY_WEIGHT and QA_HINT_WEIGHT must not be negative"
             )
+        if self.conversation_days < 0:
+            raise ConfigError("QA_CONVERSATION_DAYS must not be negative")
         if self.query_cache < 0:
             raise ConfigError("QA_QUERY_CACHE must not be negative")
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:

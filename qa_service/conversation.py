@@ -106,13 +106,23 @@ class Turn:
         return Context.citing(self.standalone_query, cited)
 
 
-class ConversationStore:
-    """Conversations in one SQLite file, safe to share between threads of a worker."""
+#: A store deletes expired conversations at most this often (and when it opens).
+PRUNE_EVERY_SECONDS = 3600.0
 
-    def __init__(self, path: Path) -> None:
+
+class ConversationStore:
+    """Conversations in one SQLite file, safe to share between threads of a worker.
+
+    A conversation untouched for ``max_age_days`` is deleted with its turns (questions
+    people asked are kept no longer than needed); ``None`` keeps them.
+    """
+
+    def __init__(self, path: Path, max_age_days: float | None = None) -> None:
         self.path = path
+        self.max_age_days = max_age_days
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._pruned_at = 0.0
         with self._db() as db:
             db.executescript(
                 """
@@ -123,8 +133,10 @@ class ConversationStore:
                     n INTEGER NOT NULL, question TEXT NOT NULL, standalone_query TEXT NOT NULL,
                     answer_json TEXT NOT NULL, created_at REAL NOT NULL,
                     PRIMARY KEY (conversation_id, n));
+                CREATE INDEX IF NOT EXISTS conversations_updated ON conversations(updated_at);
                 """
             )
+        self.prune()
 
     def _db(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -135,9 +147,24 @@ class ConversationStore:
             self._local.conn = conn
         return conn
 
+    def prune(self, now: float | None = None) -> int:
+        """Delete the conversations untouched for longer than the store keeps them."""
+        if self.max_age_days is None:
+            return 0
+        now = time.time() if now is None else now
+        self._pruned_at = now
+        with self._db() as db:
+            cursor = db.execute(
+                "DELETE FROM conversations WHERE updated_at < ?",
+                (now - self.max_age_days * 86400,),
+            )
+        return cursor.rowcount
+
     def create(self) -> str:
         conversation_id = uuid.uuid4().hex
         now = time.time()
+        if now - self._pruned_at >= PRUNE_EVERY_SECONDS:
+            self.prune(now)
         with self._db() as db:
             db.execute("INSERT INTO conversations VALUES (?, ?, ?)", (conversation_id, now, now))
         return conversation_id

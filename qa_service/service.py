@@ -371,7 +371,8 @@ class QAService:
 
     @cached_property
     def conversations(self) -> ConversationStore:
-        return ConversationStore(self.settings.conversations_db)
+        days = self.settings.conversation_days
+        return ConversationStore(self.settings.conversations_db, max_age_days=days or None)
 
     def conversation(self, conversation_id: str) -> dict[str, Any]:
         if not self.conversations.exists(conversation_id):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,43 @@ def test_store_round_trip_and_delete(tmp_path: Path) -> None:
     assert [t.question for t in store.turns(cid)] == ["Fråga ett?", "Och två?"]
     assert store.delete(cid) and not store.exists(cid)
     assert not store.delete(cid)
+
+
+@pytest.mark.parametrize(
+    ("max_age_days", "idle_days", "kept"),
+    [
+        (30.0, 29.0, True),
+        (30.0, 31.0, False),
+        (None, 3650.0, True),
+    ],
+)
+def test_conversations_untouched_too_long_are_deleted(
+    tmp_path: Path, max_age_days: float | None, idle_days: float, kept: bool
+) -> None:
+    import sqlite3
+
+    store = ConversationStore(tmp_path / "c.sqlite3", max_age_days=max_age_days)
+    cid = store.create()
+    store.append(cid, Turn("Fråga?", "Fråga?", {"answer": {"text": "a"}}, 1.0))
+    now = time.time()
+    # The last turn was idle_days ago.
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE conversations SET updated_at = ?", (now - idle_days * 86400,))
+    store.prune(now)
+    assert store.exists(cid) is kept
+    with sqlite3.connect(store.path) as db:
+        (turns,) = db.execute("SELECT COUNT(*) FROM turns").fetchone()
+    assert turns == (1 if kept else 0)  # the turns go with their conversation
+    # A store opened later prunes on opening.
+    if kept and max_age_days is not None:
+        with sqlite3.connect(store.path) as db:
+            db.execute("UPDATE conversations SET updated_at = 0")
+        assert not ConversationStore(store.path, max_age_days=max_age_days).exists(cid)
+
+
+def test_conversation_days_setting() -> None:
+    from qa_service.config import ConfigError, Settings
+
+    assert Settings.from_env({"QA_CONVERSATION_DAYS": "7"}).conversation_days == 7.0
+    with pytest.raises(ConfigError, match="QA_CONVERSATION_DAYS"):
+        Settings.from_env({"QA_CONVERSATION_DAYS": "-1"})
