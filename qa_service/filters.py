@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ class Filters:
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Filters:
         values: dict[str, str] = {}
-        for key in asdict(cls()):
+        for key in _FIELDS:
             value = data.get(key)
             if value is None or value == "":
                 continue
@@ -54,10 +54,14 @@ class Filters:
             raise FilterError("rm (riksmöte) must look like 2022/23")
 
     def is_empty(self) -> bool:
-        return not any(asdict(self).values())
+        return not any(getattr(self, key) for key in _FIELDS)
 
     def to_dict(self) -> dict[str, str]:
-        return {k: v for k, v in asdict(self).items() if v}
+        return {key: value for key in _FIELDS if (value := getattr(self, key))}
+
+
+#: The filter names, in order (read once, not on every request).
+_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Filters))
 
 
 def _where(filters: Filters) -> tuple[str, list[str]]:

@@ -42,3 +42,12 @@ def jaccard(a: set[int], b: set[int]) -> float:
         return 0.0
     shared = len(a & b)
     return shared / (len(a) + len(b) - shared)
+
+
+def near_duplicates(a: set[int], b: set[int], threshold: float) -> bool:
+    """Whether ``jaccard(a, b) >= threshold``; sets whose sizes differ too much to get
+    there (the smaller over the larger below the threshold) are not intersected."""
+    small, large = sorted((len(a), len(b)))
+    if not large or small < threshold * large:
+        return False
+    return jaccard(a, b) >= threshold

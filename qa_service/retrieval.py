@@ -19,7 +19,7 @@ from .glossary import swedish_terms
 from .hints import DocumentFacts, Hints, hint_match
 from .language import is_english
 from .lexical import LexicalIndex
-from .nearduplicates import jaccard, shingles
+from .nearduplicates import near_duplicates, shingles
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +174,9 @@ class DenseRetriever:
                 )
                 if allowed is not None:
                     extra = extra[np.asarray(allowed, dtype=bool)[extra]]
-                extra = np.setdiff1d(extra, rows, assume_unique=True)
+                candidate = np.zeros(len(self._owner), dtype=bool)
+                candidate[rows] = True
+                extra = extra[~candidate[extra]]
                 extra_scores = (
                     _dot(self._passages[extra], vector) + document_scores[self._owner[extra]]
                 )
@@ -269,7 +271,7 @@ def diversify(
             (
                 i
                 for i, other in enumerate(kept_shingles)
-                if jaccard(grams, other) >= duplicate_threshold
+                if near_duplicates(grams, other, duplicate_threshold)
             ),
             None,
         )

@@ -5,7 +5,7 @@ import zlib
 import numpy as np
 import pytest
 
-from qa_service.nearduplicates import jaccard, shingle_hashes, shingles
+from qa_service.nearduplicates import jaccard, near_duplicates, shingle_hashes, shingles
 
 
 def crc(gram: str) -> int:
@@ -49,3 +49,21 @@ def test_shingle_hashes(text: str, grams: list[str]) -> None:
 def test_jaccard(a: str, b: str, expected: float) -> None:
     assert jaccard(shingles(a), shingles(b)) == pytest.approx(expected)
     assert jaccard(shingles(b), shingles(a)) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "threshold"),
+    [
+        (set(range(10)), set(range(10)), 0.6),
+        (set(range(10)), set(range(6)), 0.6),  # exactly 6 / 10
+        (set(range(10)), set(range(5)), 0.6),  # sizes too far apart
+        (set(range(10)), set(range(3, 13)), 0.6),  # 7 / 13
+        (set(range(10)), set(range(2, 12)), 0.6),  # 8 / 12
+        (set(), set(), 0.6),
+        (set(range(4)), set(range(100)), 0.0),
+    ],
+)
+def test_near_duplicates_agrees_with_jaccard(a: set[int], b: set[int], threshold: float) -> None:
+    expected = bool(a) and bool(b) and jaccard(a, b) >= threshold
+    assert near_duplicates(a, b, threshold) is expected
+    assert near_duplicates(b, a, threshold) is expected
