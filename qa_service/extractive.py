@@ -61,16 +61,26 @@ def term_weights(query_terms: set[str], passages: Sequence[str]) -> dict[str, fl
     return {t: math.log(1 + n / (1 + sum(t in s for s in sets))) + 0.1 for t in query_terms}
 
 
+#: A quoted sentence holds at least this weighted share of the question's terms
+#: (BENCHMARKS.md, "nothing found").
+QUOTE_MIN_SCORE = 0.34
+
+
 def choose_sentences(
     question: str,
     passages: Sequence[str],
     *,
     max_sentences: int = 3,
-    min_score: float = 0.34,
+    min_score: float = QUOTE_MIN_SCORE,
+    min_best: float | None = None,
     passages_considered: int = 3,
 ) -> list[Chosen]:
     """The 1–3 best-scoring sentences among the first passages, in reading order per
-    passage rank. A passage's rank adds a small prior so the best passage is preferred."""
+    passage rank. A passage's rank adds a small prior so the best passage is preferred.
+
+    Sentences below ``min_score`` are left out; when none reaches it, the best one alone
+    is still quoted if it reaches ``min_best``.
+    """
     query_terms = set(tokenize(question))
     considered = list(passages[:passages_considered])
     weights = term_weights(query_terms, considered)
@@ -83,6 +93,8 @@ def choose_sentences(
                 scored.append(Chosen(index, sentence, score + prior))
     scored.sort(key=lambda c: (-c.score, c.passage_index, c.sentence.start))
     best = [c for c in scored if c.score >= min_score]
+    if not best and min_best is not None and scored and scored[0].score >= min_best:
+        best = scored[:1]
     picked: list[Chosen] = []
     seen: set[str] = set()
     for candidate in best:

@@ -118,3 +118,5 @@ class Hit:
     score: float
     rank: int = 0
     also_in: list[str] = field(default_factory=list)
+    #: The passage's row in the index (None: not from a search).
+    row: int | None = None

@@ -14,11 +14,11 @@ import faiss
 import numpy as np
 
 from .answer import citation, passage_dict
-from .config import Settings
+from .config import Settings, answer_thresholds
 from .conversation import Context, ConversationStore, Turn, is_follow_up, standalone_query
 from .embedding import Embedder, QueryVectors, make_embedder
 from .errors import IndexUnavailable, InvalidRequest, NotFound
-from .extractive import choose_sentences, find_sentence
+from .extractive import QUOTE_MIN_SCORE, choose_sentences, find_sentence
 from .filters import FilterError, Filters, allowed_rows
 from .hints import DocumentFacts, document_facts, read_hints
 from .lexical import LexicalIndex
@@ -272,7 +272,7 @@ class QAService:
             if document is None:  # pragma: no cover - the database is consistent
                 continue
             also = [extra[r].id for r in candidate.also_in if r in extra]
-            hits.append(Hit(passage, document, candidate.score, rank, also))
+            hits.append(Hit(passage, document, candidate.score, rank, also, candidate.row))
         return hits
 
     @staticmethod
@@ -355,7 +355,11 @@ class QAService:
             history = [t.context for t in self.conversations.turns(conversation_id)]
         standalone, hits = self.converse(query, top_k, history=history, filters=filters, mode=mode)
         passages = [passage_dict(hit, f"/p/{hit.passage.id}") for hit in hits]
-        answer = build_answer(standalone, hits, passages)
+        min_terms, min_similarity = answer_thresholds(self.settings)
+        close_enough = min_similarity <= 0 or self.closeness(standalone, hits) >= min_similarity
+        answer = build_answer(
+            standalone, hits, passages, min_terms=min_terms, close_enough=close_enough
+        )
         result: dict[str, Any] = {
             "question": query,
             "standalone_query": standalone,
@@ -368,6 +372,14 @@ class QAService:
             self.conversations.append(conversation_id, Turn(query, standalone, result, time.time()))
             result = {"conversation_id": conversation_id, **result}
         return result
+
+    def closeness(self, query: str, hits: Sequence[Hit]) -> float:
+        """How similar the most similar listed passage is to the question (the embedding
+        model's cosine; -1 without passages)."""
+        rows = [hit.row for hit in hits if hit.row is not None]
+        if not rows:
+            return -1.0
+        return float(np.max(self.loaded.dense.similarities(query, rows)))
 
     @cached_property
     def conversations(self) -> ConversationStore:
@@ -494,13 +506,28 @@ class QAService:
 NOTHING_FOUND = "Jag hittade inget i dokumenten som besvarar frågan."
 
 
-def build_answer(question: str, hits: list[Hit], passages: list[dict[str, Any]]) -> dict[str, Any]:
+def build_answer(
+    question: str,
+    hits: list[Hit],
+    passages: list[dict[str, Any]],
+    *,
+    min_terms: float = QUOTE_MIN_SCORE,
+    close_enough: bool = True,
+) -> dict[str, Any]:
     """Quote the best sentences with markers [n] (n = the passage's rank) and add each
-    passage's ``highlights`` (character ranges in the passage text)."""
+    passage's ``highlights`` (character ranges in the passage text).
+
+    Nothing is quoted when no sentence holds ``min_terms`` of the question's weighted
+    terms, or when the passages are not ``close_enough`` to the question in meaning. A
+    lower ``min_terms`` than the quoting threshold admits the best sentence alone.
+    """
     for item in passages:
         item["highlights"] = []
-    chosen = choose_sentences(question, [hit.passage.text for hit in hits])
-    if not chosen:
+    texts = [hit.passage.text for hit in hits]
+    chosen = choose_sentences(
+        question, texts, min_score=max(min_terms, QUOTE_MIN_SCORE), min_best=min_terms
+    )
+    if not chosen or not close_enough:
         return {"found": False, "text": NOTHING_FOUND, "sentences": []}
     sentences: list[dict[str, Any]] = []
     quoted: list[str] = []

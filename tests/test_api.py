@@ -154,6 +154,26 @@ def test_unanswerable_question_says_so(client) -> None:  # type: ignore[no-untyp
     assert not answer["found"] and "hittade inget" in answer["text"]
 
 
+def test_a_question_the_passages_only_share_words_with_finds_nothing(
+    service, small_index, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from qa_service.service import QAService
+
+    question = "Hur många personer bor på Mars?"
+    # Its words match the seed's "Totalt bor 710 000 personer …", its meaning does not.
+    assert service.ask(question, remember=False)["answer"]["found"] is False
+    assert service.closeness(question, service.search(question, 5)) < 0.84
+    terms_only = QAService(
+        dataclasses.replace(small_index, answer_min_similarity=0.0), embedder=embedder
+    )
+    terms_only.load()
+    assert terms_only.ask(question, remember=False)["answer"]["found"] is True
+    asked = service.ask("Hur många personer bor i utanförskapsområden?", remember=False)
+    assert asked["answer"]["found"] is True
+
+
 def test_conversation_follow_up_reaches_the_right_passage(client) -> None:  # type: ignore[no-untyped-def]
     first = client.post("/api/ask", json={"question": QUESTION}).get_json()
     cid = first["conversation_id"]

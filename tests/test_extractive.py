@@ -96,3 +96,40 @@ def test_answer_cites_every_listed_passage_with_the_same_sentence() -> None:
     assert first["also"][0]["char_start"] == 100 + start
     assert passages[3]["highlights"] == [[start, start + len(quote)]]
     assert passages[1]["highlights"] == []
+
+
+def test_answer_says_nothing_found_when_the_passages_are_not_close_in_meaning() -> None:
+    from qa_service.schema import Document, DocumentMeta, Hit, Passage
+    from qa_service.service import NOTHING_FOUND, build_answer
+
+    text = "Totalt bor 710 000 personer i dessa områden, varav 170 000 är barn."
+    doc = Document("d", "s.txt", "", DocumentMeta(title="T"), text, "text")
+    hits = [Hit(Passage("p", "d", 0, text, 0, len(text)), doc, 1.0, 1)]
+    question = "Hur många personer bor i områdena?"
+    assert build_answer(question, hits, [{}], close_enough=True)["found"] is True
+    answer = build_answer(question, hits, [{}], close_enough=False)
+    assert (answer["found"], answer["text"], answer["sentences"]) == (False, NOTHING_FOUND, [])
+
+
+TWO = "Regeringen satsar på yrkesvux i kommunerna. Vädret var fint i går."
+
+
+@pytest.mark.parametrize(
+    ("min_score", "min_best", "quoted"),
+    [
+        (0.34, None, []),  # the best sentence holds too few of the question's terms
+        (0.34, 0.2, ["Regeringen satsar på yrkesvux i kommunerna."]),  # alone
+        (0.34, 0.3, []),
+        (0.1, None, ["Regeringen satsar på yrkesvux i kommunerna."]),
+    ],
+)
+def test_the_best_sentence_alone_when_none_reaches_the_quoting_threshold(
+    min_score: float, min_best: float | None, quoted: list[str]
+) -> None:
+    # The best sentence holds about a quarter of the question's weighted terms.
+    question = (
+        "Hur mycket satsar regeringen på yrkesvux för arbetslösa unga kvinnor och män i "
+        "Malmö och Göteborg under hösten?"
+    )
+    chosen = choose_sentences(question, [TWO], min_score=min_score, min_best=min_best)
+    assert [c.sentence.text for c in chosen] == quoted
