@@ -23,6 +23,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,8 @@ SHINGLES = "shingles.npy"
 SHINGLE_OFFSETS = "shingle_offsets.npy"
 LEXICAL = "lexical"
 KEEP_BUILDS = 3
+#: Documents a reader keeps in memory after serving them (the longest is ~4 MB of text).
+DOCUMENT_CACHE = 256
 
 _SCHEMA = """
 CREATE TABLE files (
@@ -359,7 +362,8 @@ class IndexReader:
             self.shingles = np.load(self.build_path / SHINGLES, mmap_mode="r").view(np.ndarray)
             self.shingle_offsets = np.load(self.build_path / SHINGLE_OFFSETS)
         self._local = threading.local()
-        self._documents: dict[str, Document] = {}
+        # The documents served last (text included), a bounded number of them.
+        self._documents: OrderedDict[str, Document] = OrderedDict()
         self._documents_lock = threading.Lock()
 
     @property
@@ -386,15 +390,19 @@ class IndexReader:
         return np.asarray(self.vectors.reconstruct_n(0, self.vectors.ntotal), dtype=np.float32)
 
     def document(self, doc_id: str) -> Document | None:
-        cached = self._documents.get(doc_id)
-        if cached is not None:
-            return cached
+        with self._documents_lock:
+            cached = self._documents.get(doc_id)
+            if cached is not None:
+                self._documents.move_to_end(doc_id)
+                return cached
         row = self.db.execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone()
         if row is None:
             return None
         document = _document_from_row(row)
         with self._documents_lock:
             self._documents[doc_id] = document
+            while len(self._documents) > DOCUMENT_CACHE:
+                self._documents.popitem(last=False)
         return document
 
     def documents(self) -> Iterable[Document]:

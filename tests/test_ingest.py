@@ -377,3 +377,18 @@ def test_a_document_that_cannot_be_written_is_skipped_and_retried(
     again = run_ingest([corpus], settings, embedder=embedder, progress=False)
     assert again.files_indexed == 1 and again.files_reused == 3
     assert "press.md" in {d.source for d in IndexReader(settings.index_dir).documents()}
+
+
+def test_a_reader_keeps_a_bounded_number_of_documents(small_index, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import qa_service.store as store
+
+    monkeypatch.setattr(store, "DOCUMENT_CACHE", 2)
+    reader = IndexReader(small_index.index_dir)
+    ids = [d.id for d in reader.documents()]
+    assert len(ids) >= 3
+    first = reader.document(ids[0])
+    for doc_id in ids[1:3]:
+        reader.document(doc_id)
+    assert list(reader._documents) == ids[1:3]  # the least recently served went first
+    assert reader.document(ids[0]) == first  # read again, the same
+    assert reader.document("no-such-document") is None
