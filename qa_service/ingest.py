@@ -162,6 +162,15 @@ def load_sidecars(files: Sequence[SourceFile]) -> dict[Path, dict[str, Any]]:
     return records
 
 
+def sidecar_digest(record: dict[str, Any] | None) -> str:
+    """A fingerprint of a file's sidecar record ("" without one): a changed record means
+    the file's metadata changed, so it is read again."""
+    if record is None:
+        return ""
+    canonical = json.dumps(record, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -320,6 +329,13 @@ def run_ingest(
         previous = _open_previous(index_path, wanted)
         old_files = previous.files() if previous else {}
         reread = previous is not None and previous.manifest.get("reader") != READER_VERSION
+        # Builds from before sidecar fingerprints were kept: assume their records unchanged.
+        old_digests: dict[str, str] | None = previous.manifest.get("sidecars") if previous else None
+        digests = {
+            item.source: digest
+            for item in files
+            if (digest := sidecar_digest(sidecars.get(item.path.resolve())))
+        }
         if reread:
             logger.info("the reader has changed: reading every file again")
 
@@ -344,6 +360,10 @@ def run_ingest(
                 and old.size == stat.st_size
                 and not failed
                 and not reread
+                and (
+                    old_digests is None
+                    or old_digests.get(item.source, "") == digests.get(item.source, "")
+                )
                 and (old.mtime_ns == stat.st_mtime_ns or _same_content(item.path, old))
             ):
                 if old.mtime_ns != stat.st_mtime_ns:
@@ -375,6 +395,7 @@ def run_ingest(
                 previous.manifest.get("lexical") != LEXICAL_MANIFEST
                 or previous.document_vectors is None
                 or previous.shingles is None
+                or old_digests is None
             )
         )
         if previous is not None and not changed:
@@ -421,6 +442,8 @@ def run_ingest(
         manifest["sources"] = {r.source: r.sha256 for r in records if r.status == "indexed"}
         manifest["skipped"] = {r.source: r.reason for r in records if r.status == "skipped"}
         manifest["lexical"] = LEXICAL_MANIFEST
+        # Every file's sidecar fingerprint, skipped files too: a changed record re-reads it.
+        manifest["sidecars"] = {r.source: digests[r.source] for r in records if r.source in digests}
         manifest["chunk_tokens_effective"] = (
             min(settings.chunk_tokens or embedder.max_tokens, embedder.max_tokens)
             if to_embed

@@ -392,3 +392,41 @@ def test_a_reader_keeps_a_bounded_number_of_documents(small_index, monkeypatch) 
     assert list(reader._documents) == ids[1:3]  # the least recently served went first
     assert reader.document(ids[0]) == first  # read again, the same
     assert reader.document("no-such-document") is None
+
+
+def test_a_changed_sidecar_record_reads_its_file_again(corpus, settings, embedder) -> None:  # type: ignore[no-untyped-def]
+    sidecar = corpus / "manifest.jsonl"
+
+    def describe(date: str) -> None:
+        record = {"file": "press.md", "title": "Nytt jobbskatteavdrag", "published": date}
+        sidecar.write_text(json.dumps(record) + "\n", encoding="utf-8")
+
+    def press_date() -> str | None:
+        reader = IndexReader(settings.index_dir)
+        return next(d.meta.date for d in reader.documents() if d.source == "press.md")
+
+    describe("2024-09-19")
+    first = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    assert press_date() == "2024-09-19"
+    assert first.files_indexed == 4  # the four documents; the sidecar is metadata
+
+    assert not run_ingest([corpus], settings, embedder=embedder, progress=False).published
+    describe("2024-09-20")  # the file itself is untouched
+    changed = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    assert changed.files_indexed == 1 and changed.passages_embedded == 0
+    assert press_date() == "2024-09-20"
+
+
+def test_a_build_without_sidecar_fingerprints_gets_them_without_reading(
+    corpus, settings, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    from qa_service.store import MANIFEST
+
+    run_ingest([corpus], settings, embedder=embedder, progress=False)
+    manifest_path = settings.index_dir.resolve() / MANIFEST
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    del manifest["sidecars"]
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    report = run_ingest([corpus], settings, embedder=embedder, progress=False)
+    assert report.published and report.files_indexed == 0
+    assert "sidecars" in IndexReader(settings.index_dir).manifest
