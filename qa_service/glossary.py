@@ -247,3 +247,11 @@ def _pattern() -> re.Pattern[str]:
 def swedish_terms(text: str) -> list[str]:
     """The Swedish terms of the glossary phrases in an English text, in order, each once."""
     return list(dict.fromkeys(GLOSSARY[match] for match in _pattern().findall(text.lower())))
+
+
+def english_only_terms(text: str) -> list[str]:
+    """The glossary phrases in a text that Swedish does not spell the same way
+    ("unemployment", not "integration" or "motion")."""
+    return [
+        match for match in _pattern().findall(text.lower()) if match not in GLOSSARY[match].split()
+    ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from .glossary import english_only_terms
 from .lexical import STOPWORDS
 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
@@ -20,8 +21,15 @@ ENGLISH_WORDS = frozenset(
 
 
 def is_english(text: str) -> bool:
-    """Whether a question reads as English rather than Swedish (function words decide)."""
+    """Whether a question reads as English rather than Swedish.
+
+    Function words decide a sentence ("What is the benefit cap?"); a string of keywords
+    ("Public Employment Service budget 2024") without a Swedish function word reads as
+    English when the glossary knows one of its English terms by another Swedish name.
+    """
     words = [w.lower() for w in _WORD.findall(text)]
     english = sum(w in ENGLISH_WORDS for w in words)
     swedish = sum(w in STOPWORDS and w not in ENGLISH_WORDS for w in words)
-    return english >= 2 and english > swedish
+    if english >= 2 and english > swedish:
+        return True
+    return swedish == 0 and bool(english_only_terms(text))

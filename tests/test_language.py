@@ -18,6 +18,15 @@ from qa_service.language import is_english
         ("Tidöavtalet", False),
         ("Arbetsförmedlingen", False),
         ("", False),
+        # Keywords: an English term the glossary knows by another Swedish name, and no
+        # Swedish function word.
+        ("Unemployment among immigrants", True),
+        ("Public Employment Service budget 2024", True),
+        ("Tidö agreement deportation rules", True),
+        ("Segregation och integration?", False),
+        ("integration segregation migration", False),  # spelled the same in Swedish
+        ("Reform av a-kassan", False),
+        ("Bidragstak", False),
     ],
 )
 def test_is_english(question: str, english: bool) -> None:
