@@ -174,6 +174,15 @@ def test_a_question_the_passages_only_share_words_with_finds_nothing(
     assert asked["answer"]["found"] is True
 
 
+def test_an_english_question_gets_its_sources_and_no_quote(client) -> None:  # type: ignore[no-untyped-def]
+    data = client.post(
+        "/api/ask", json={"question": "How many people live in exclusion areas?"}
+    ).get_json()
+    assert data["answer"]["found"] is False and data["answer"]["sentences"] == []
+    assert "Swedish only" in data["answer"]["text"]
+    assert data["passages"] and data["passages"][0]["document"]["source"].startswith("svar-pa")
+
+
 def test_conversation_follow_up_reaches_the_right_passage(client) -> None:  # type: ignore[no-untyped-def]
     first = client.post("/api/ask", json={"question": QUESTION}).get_json()
     cid = first["conversation_id"]
