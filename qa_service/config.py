@@ -56,6 +56,9 @@ class Settings:
     #: the question names has its fused score multiplied by 1 + this times the share of
     #: those hints it meets (BENCHMARKS.md).
     hint_weight: float = 0.5
+    #: RRF weight of a ranking searched within the documents that meet every hint of the
+    #: question (0: no such ranking; BENCHMARKS.md).
+    hint_ranking_weight: float = 1.0
     #: When the answer says "nothing found": its best sentence must hold this weighted
     #: share of the question's terms, and one of the listed passages must be at least this
     #: similar to the question in the embedding model (0: no such test). Below 0: the

@@ -13,8 +13,9 @@ Pure functions over strings.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 #: Party codes and the words (Swedish and English) that name them, as regex stems.
 _PARTY_WORDS: dict[str, str] = {
@@ -195,3 +196,40 @@ def hint_match(hints: Hints, facts: DocumentFacts) -> float:
             asked += 1
             met += bool(wanted & have)
     return met / asked if asked else 0.0
+
+
+class HintIndex:
+    """For each party, kind, half-year and person, the documents that have it: the
+    documents meeting every hint of a question are then a few set operations away."""
+
+    def __init__(self, facts: Mapping[str, DocumentFacts]) -> None:
+        self.size = len(facts)
+        self._parties: dict[str, set[str]] = {}
+        self._doctypes: dict[str, set[str]] = {}
+        self._periods: dict[Period, set[str]] = {}
+        self._people: dict[str, set[str]] = {}
+        for doc_id, fact in facts.items():
+            for party in fact.parties:
+                self._parties.setdefault(party, set()).add(doc_id)
+            if fact.doctype:
+                self._doctypes.setdefault(fact.doctype, set()).add(doc_id)
+            for period in fact.periods:
+                self._periods.setdefault(period, set()).add(doc_id)
+            for person in fact.people:
+                self._people.setdefault(person, set()).add(doc_id)
+
+    def meeting_all(self, hints: Hints) -> set[str]:
+        """The documents that meet every kind of hint given (as ``hint_match`` = 1)."""
+        found: set[str] | None = None
+        kinds: Iterable[tuple[Collection[Any], Mapping[Any, set[str]]]] = (
+            (hints.parties, self._parties),
+            (hints.doctypes, self._doctypes),
+            (hints.periods, self._periods),
+            (hints.people, self._people),
+        )
+        for wanted, index in kinds:
+            if not wanted:
+                continue
+            having = set().union(*(index.get(value, set()) for value in wanted))
+            found = having if found is None else found & having
+        return found or set()

@@ -20,7 +20,7 @@ from .embedding import Embedder, QueryVectors, make_embedder
 from .errors import IndexUnavailable, InvalidRequest, NotFound
 from .extractive import QUOTE_MIN_SCORE, choose_sentences, find_sentence
 from .filters import FilterError, Filters, allowed_rows
-from .hints import DocumentFacts, document_facts, read_hints
+from .hints import DocumentFacts, HintIndex, Hints, document_facts, read_hints
 from .language import is_english
 from .lexical import LexicalIndex
 from .nearduplicates import shingles
@@ -65,6 +65,8 @@ class _Loaded:
     facts: dict[str, DocumentFacts]
     #: Every person's full name in lower case, for the question's hints.
     people: frozenset[str]
+    #: Which documents meet each hint.
+    hint_index: HintIndex
 
     def retriever(self, mode: Mode) -> DenseRetriever | LexicalRetriever | HybridRetriever:
         if mode == "dense":
@@ -124,7 +126,7 @@ class QAService:
         )
         facts = {doc_id: document_facts(*columns) for doc_id, *columns in reader.document_columns()}
         people = frozenset(name for fact in facts.values() for name in fact.people)
-        return _Loaded(reader, dense, lexical_retriever, hybrid, facts, people)
+        return _Loaded(reader, dense, lexical_retriever, hybrid, facts, people, HintIndex(facts))
 
     def _encode_query(self, text: str) -> np.ndarray:
         vector = self.query_vectors(text)
@@ -247,6 +249,17 @@ class QAService:
                 rankings.append(retriever.search(rewritten or query, depth, allowed=focus_mask))
                 weights.append(focus_weight)
             ranking = rrf(rankings, k=self.settings.rrf_k, weights=weights)
+        hints = read_hints(rewritten or query, loaded.people) if mode == "hybrid" else Hints()
+        hinted_mask = self._hinted_mask(loaded, hints, mask)
+        if hinted_mask is not None:
+            # The documents that meet every hint the question gives get a ranking of their
+            # own, so one that the words alone rank deep still becomes a candidate.
+            hinted = retriever.search(rewritten or query, depth, allowed=hinted_mask)
+            ranking = rrf(
+                [ranking, hinted],
+                k=self.settings.rrf_k,
+                weights=[1.0, self.settings.hint_ranking_weight],
+            )
         rows = [row for row, _ in ranking]
         passages = reader.passages_by_rows(rows)
         candidates = [
@@ -255,7 +268,6 @@ class QAService:
             if row in passages
         ]
         if mode == "hybrid":
-            hints = read_hints(rewritten or query, loaded.people)
             candidates = lift_hinted(candidates, hints, loaded.facts, self.settings.hint_weight)
 
         def fingerprint(candidate: Candidate) -> set[int]:
@@ -288,6 +300,18 @@ class QAService:
         if allowed is not None:
             mask &= allowed
         return mask if mask.any() else None
+
+    def _hinted_mask(
+        self, loaded: _Loaded, hints: Hints, allowed: np.ndarray | None
+    ) -> np.ndarray | None:
+        """The rows of the documents that meet every hint (None: no hint, or no such
+        document, or every document)."""
+        if not hints or self.settings.hint_ranking_weight <= 0:
+            return None
+        meeting = loaded.hint_index.meeting_all(hints)
+        if not meeting or len(meeting) == loaded.hint_index.size:
+            return None
+        return self._focus_mask(loaded.reader, sorted(meeting), allowed)
 
     def converse(
         self,

@@ -26,6 +26,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -448,9 +449,26 @@ class IndexReader:
         """The passage rows of the given documents."""
         if not doc_ids:
             return np.zeros(0, dtype=np.int64)
+        ranges = self._row_ranges
+        if ranges is not None:
+            spans = [ranges[d] for d in doc_ids if d in ranges]
+            parts = [np.arange(start, end, dtype=np.int64) for start, end in spans]
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         marks = ",".join("?" * len(doc_ids))
         cursor = self.db.execute(f"SELECT row FROM passages WHERE doc_id IN ({marks})", doc_ids)
         return np.fromiter((r[0] for r in cursor), dtype=np.int64)
+
+    @cached_property
+    def _row_ranges(self) -> dict[str, tuple[int, int]] | None:
+        """Each document's rows ``[start, end)``: a build writes a document's passages one
+        after another, in the order of its documents' rows (None: an older build)."""
+        owners = self.passage_documents
+        if owners is None or (len(owners) > 1 and np.any(np.diff(owners) < 0)):
+            return None
+        ids = [row[0] for row in self.db.execute("SELECT id FROM documents ORDER BY rowid")]
+        starts = np.searchsorted(owners, np.arange(len(ids)), side="left")
+        ends = np.searchsorted(owners, np.arange(len(ids)), side="right")
+        return {doc_id: (int(a), int(b)) for doc_id, a, b in zip(ids, starts, ends, strict=True)}
 
     def passage_texts(self) -> list[str]:
         """Every passage's text; a text's place in the list is its row."""

@@ -347,3 +347,17 @@ def test_question_pattern_agrees_with_what_the_server_strips() -> None:
         char = chr(code)
         accepted = bool(char.replace("\x00", " ").strip())
         assert bool(pattern.search(char)) == accepted, hex(code)
+
+
+def test_the_documents_meeting_a_questions_hints_get_their_own_ranking(service) -> None:  # type: ignore[no-untyped-def]
+    from qa_service.hints import read_hints
+
+    loaded = service.loaded
+    interpellation = next(d.id for d in loaded.reader.documents() if d.source.startswith("ipq/"))
+    hints = read_hints("Vad säger interpellationen om yrkesvux?", loaded.people)
+    mask = service._hinted_mask(loaded, hints, None)
+    assert mask is not None
+    assert mask.nonzero()[0].tolist() == loaded.reader.rows_of_documents([interpellation]).tolist()
+    assert service._hinted_mask(loaded, read_hints("Vad är yrkesvux?"), None) is None
+    hits = service.search("Vad säger interpellationen om yrkesvux?", 3)
+    assert hits[0].document.id == interpellation

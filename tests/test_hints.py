@@ -6,6 +6,7 @@ from qa_service.hints import (
     AUTUMN,
     SPRING,
     DocumentFacts,
+    HintIndex,
     Hints,
     Period,
     date_periods,
@@ -188,3 +189,34 @@ MOTION_M_2019 = DocumentFacts(
 )
 def test_hint_match(wanted: Hints, expected: float) -> None:
     assert hint_match(wanted, MOTION_M_2019) == pytest.approx(expected)
+
+
+INDEXED = {
+    "m-motion-2019": MOTION_M_2019,
+    "s-motion-2024": DocumentFacts(
+        "Motion", frozenset({"S"}), frozenset({(2024, AUTUMN), (2025, SPRING)})
+    ),
+    "s-manifest": DocumentFacts("Valmanifest", frozenset({"S"}), frozenset({(2022, SPRING)})),
+    "press": DocumentFacts(
+        "Pressmeddelande", frozenset(), frozenset({(2024, AUTUMN)}), frozenset({"johan pehrson"})
+    ),
+    "unknown": DocumentFacts(None, frozenset(), frozenset()),
+}
+
+
+@pytest.mark.parametrize(
+    "wanted",
+    [
+        hints(),
+        hints("S"),
+        hints("S M", ("Motion",)),
+        seasons("S", ("Motion",), (2024, AUTUMN)),
+        hints(doctypes=("Valmanifest", "Motion"), years=(2022,)),
+        Hints(people=frozenset({"johan pehrson"}), periods=frozenset({(2024, AUTUMN)})),
+        Hints(people=frozenset({"ulf kristersson"}), parties=frozenset({"S"})),
+        hints("KD"),
+    ],
+)
+def test_hint_index_finds_the_documents_meeting_every_hint(wanted: Hints) -> None:
+    expected = {doc for doc, facts in INDEXED.items() if wanted and hint_match(wanted, facts) == 1}
+    assert HintIndex(INDEXED).meeting_all(wanted) == expected

@@ -430,3 +430,14 @@ def test_a_build_without_sidecar_fingerprints_gets_them_without_reading(
     report = run_ingest([corpus], settings, embedder=embedder, progress=False)
     assert report.published and report.files_indexed == 0
     assert "sidecars" in IndexReader(settings.index_dir).manifest
+
+
+def test_rows_of_documents_from_the_row_ranges_match_the_database(small_index) -> None:  # type: ignore[no-untyped-def]
+    reader = IndexReader(small_index.index_dir)
+    assert reader._row_ranges is not None
+    for document in reader.documents():
+        from_database = [row for row, _ in reader.passages_of(document.id)]
+        assert reader.rows_of_documents([document.id]).tolist() == from_database
+    ids = [d.id for d in reader.documents()]
+    assert sorted(reader.rows_of_documents(ids).tolist()) == list(range(reader.passage_count))
+    assert reader.rows_of_documents(["no-such-document"]).tolist() == []

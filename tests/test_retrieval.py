@@ -196,7 +196,9 @@ def test_dense_with_documents_is_exact_top_k(seed: int, first_stage: int) -> Non
     # the first step takes (the second step scores the documents that may still win).
     dense, truth = _dense_case(seed, 600, 16, 30, 0.8, half=True, first_stage=first_stage)
     allowed = np.random.default_rng(seed + 100).random(600) < 0.5
-    for mask in (None, allowed):
+    # A filter leaving few passages (here 5 %) is scored directly, without the index scan.
+    few = np.random.default_rng(seed + 200).random(600) < 0.05
+    for mask in (None, allowed, few):
         scores = truth if mask is None else np.where(mask, truth, -np.inf)
         expected = list(np.argsort(-scores, kind="stable")[:10])
         got = dense.search("q", 10, allowed=mask)
