@@ -159,18 +159,27 @@ def test_near_duplicates_do_not_fill_the_list(shared_service) -> None:  # type: 
 
 def test_named_party_and_kind_lift_their_documents(shared_service) -> None:  # type: ignore[no-untyped-def]
     question = "Vad vill Moderaterna i sin motion om arbetslösheten bland utrikes födda?"
-    plain = QAService(
-        dataclasses.replace(shared_service.settings, hint_weight=0.0),
-        embedder=shared_service.embedder,
-    )
-    plain.load()
-    without = [h.document.source for h in plain.search(question, 10)]
+
+    def ranked(**weights: float) -> list[str]:
+        service = QAService(
+            dataclasses.replace(shared_service.settings, **weights),
+            embedder=shared_service.embedder,
+        )
+        service.load()
+        return [h.document.source for h in service.search(question, 10)]
+
+    without = ranked(hint_weight=0.0, hint_ranking_weight=0.0)
+    lifted = ranked(hint_ranking_weight=0.0)
+    searched = ranked(hint_weight=0.0)
     with_hints = [h.document.source for h in shared_service.search(question, 10)]
     # The Moderate motion ranks below press releases and answers on the same subject by
-    # the question's words alone; naming the party and the kind puts it first.
+    # the question's words alone; naming the party and the kind puts it first, whether
+    # the hinted documents are lifted, searched on their own, or both (the default).
     assert without[0] != CHOSEN[10] and CHOSEN[10] in without
+    assert lifted[:2] == [CHOSEN[10], CHOSEN[10]]
+    assert sorted(lifted) == sorted(without)  # re-ranked, nothing added or dropped
+    assert searched[0] == CHOSEN[10]
     assert with_hints[:2] == [CHOSEN[10], CHOSEN[10]]
-    assert sorted(with_hints) == sorted(without)  # re-ranked, nothing added or dropped
 
 
 def test_an_english_question_reaches_the_swedish_answer_through_the_glossary(
