@@ -136,13 +136,6 @@ class DenseRetriever:
                 self._owner[self._rows_by_document], np.arange(len(self._documents) + 1)
             )
 
-    def warm_up(self) -> None:
-        """Touch every page of the full-precision vectors (memory-mapped from the index
-        file), so that early questions do not pay for mapping them in."""
-        if len(self._passages):
-            per_page = max(1, 4096 // self._passages.strides[0])
-            float(self._passages[::per_page, 0].sum())
-
     def similarities(self, query: str, rows: Sequence[int]) -> np.ndarray:
         """``q·p`` of the question and the passages at ``rows`` (full precision)."""
         vector = np.asarray(self.encode_query(query), dtype=np.float32).reshape(-1)

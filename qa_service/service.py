@@ -109,7 +109,6 @@ class QAService:
             passage_documents=reader.passage_documents,
             document_weight=self.settings.document_weight,
         )
-        dense.warm_up()  # a new build's vectors are mapped in before it serves
         lexical_retriever = LexicalRetriever(lexical)
         hybrid = HybridRetriever(
             dense,
