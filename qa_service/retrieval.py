@@ -20,6 +20,7 @@ from .hints import DocumentFacts, Hints, hint_match
 from .language import is_english
 from .lexical import LexicalIndex
 from .nearduplicates import near_duplicates, shingles
+from .store import RowGroups
 
 logger = logging.getLogger(__name__)
 
@@ -130,11 +131,7 @@ class DenseRetriever:
             self._rounding = 2.0**-10 * longest
             self._documents = np.asarray(document_vectors, dtype=np.float32)
             self._owner = np.asarray(passage_documents, dtype=np.int64)
-            # Each document's rows, contiguous: rows_by_document[starts[d]:starts[d + 1]].
-            self._rows_by_document = np.argsort(self._owner, kind="stable")
-            self._starts = np.searchsorted(
-                self._owner[self._rows_by_document], np.arange(len(self._documents) + 1)
-            )
+            self._rows_by_document = RowGroups(self._owner, len(self._documents))
 
     def similarities(self, query: str, rows: Sequence[int]) -> np.ndarray:
         """``q·p`` of the question and the passages at ``rows`` (full precision)."""
@@ -188,12 +185,7 @@ class DenseRetriever:
             kth = np.partition(scores, len(scores) - k)[len(scores) - k]
             open_documents = np.flatnonzero(theta + document_scores >= kth)
             if len(open_documents):
-                extra = np.concatenate(
-                    [
-                        self._rows_by_document[self._starts[d] : self._starts[d + 1]]
-                        for d in open_documents
-                    ]
-                )
+                extra = self._rows_by_document.rows(open_documents)
                 if allowed is not None:
                     extra = extra[np.asarray(allowed, dtype=bool)[extra]]
                 candidate = np.zeros(len(self._owner), dtype=bool)

@@ -129,6 +129,20 @@ def _people_and_parties(meta: DocumentMeta) -> tuple[str, str]:
     return names, parties
 
 
+class RowGroups:
+    """The rows of each owner, from an array giving each row's owner (``0 .. count-1``):
+    a passage row's document, in the order the build wrote the documents."""
+
+    def __init__(self, owners: np.ndarray, count: int) -> None:
+        self._order = np.argsort(owners, kind="stable")
+        self._starts = np.searchsorted(owners[self._order], np.arange(count + 1))
+
+    def rows(self, owners: Iterable[int]) -> np.ndarray:
+        """The rows of the given owners, owner by owner, each in row order."""
+        parts = [self._order[self._starts[o] : self._starts[o + 1]] for o in owners]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
 class IndexWriter:
     """Writes one build; :meth:`publish` makes it the one readers see."""
 
@@ -449,26 +463,24 @@ class IndexReader:
         """The passage rows of the given documents."""
         if not doc_ids:
             return np.zeros(0, dtype=np.int64)
-        ranges = self._row_ranges
-        if ranges is not None:
-            spans = [ranges[d] for d in doc_ids if d in ranges]
-            parts = [np.arange(start, end, dtype=np.int64) for start, end in spans]
-            return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        grouped = self._rows_by_document
+        if grouped is not None:
+            groups, positions = grouped
+            return groups.rows(positions[d] for d in doc_ids if d in positions)
         marks = ",".join("?" * len(doc_ids))
         cursor = self.db.execute(f"SELECT row FROM passages WHERE doc_id IN ({marks})", doc_ids)
         return np.fromiter((r[0] for r in cursor), dtype=np.int64)
 
     @cached_property
-    def _row_ranges(self) -> dict[str, tuple[int, int]] | None:
-        """Each document's rows ``[start, end)``: a build writes a document's passages one
-        after another, in the order of its documents' rows (None: an older build)."""
-        owners = self.passage_documents
-        if owners is None or (len(owners) > 1 and np.any(np.diff(owners) < 0)):
+    def _rows_by_document(self) -> tuple[RowGroups, dict[str, int]] | None:
+        """Each document's rows from ``passage_documents`` (documents in the order the
+        build wrote them, which is their database order), and each document id's place
+        in that order (None: an older build without the array)."""
+        if self.passage_documents is None:
             return None
         ids = [row[0] for row in self.db.execute("SELECT id FROM documents ORDER BY rowid")]
-        starts = np.searchsorted(owners, np.arange(len(ids)), side="left")
-        ends = np.searchsorted(owners, np.arange(len(ids)), side="right")
-        return {doc_id: (int(a), int(b)) for doc_id, a, b in zip(ids, starts, ends, strict=True)}
+        positions = {doc_id: i for i, doc_id in enumerate(ids)}
+        return RowGroups(self.passage_documents, len(ids)), positions
 
     def passage_texts(self) -> list[str]:
         """Every passage's text; a text's place in the list is its row."""

@@ -432,9 +432,9 @@ def test_a_build_without_sidecar_fingerprints_gets_them_without_reading(
     assert "sidecars" in IndexReader(settings.index_dir).manifest
 
 
-def test_rows_of_documents_from_the_row_ranges_match_the_database(small_index) -> None:  # type: ignore[no-untyped-def]
+def test_rows_of_documents_from_the_row_groups_match_the_database(small_index) -> None:  # type: ignore[no-untyped-def]
     reader = IndexReader(small_index.index_dir)
-    assert reader._row_ranges is not None
+    assert reader._rows_by_document is not None
     for document in reader.documents():
         from_database = [row for row, _ in reader.passages_of(document.id)]
         assert reader.rows_of_documents([document.id]).tolist() == from_database

@@ -215,3 +215,20 @@ def test_dense_with_documents_is_exact_for_any_vectors(first_stage: int) -> None
     assert got[0][0] == 0
     assert [row for row, _ in got] == list(np.argsort(-truth, kind="stable")[:20])
     assert [s for _, s in got] == pytest.approx([float(truth[r]) for r, _ in got], abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("owners", "asked", "rows"),
+    [
+        ([0, 0, 1, 1, 1, 2], [1], [2, 3, 4]),
+        ([0, 0, 1, 1, 1, 2], [2, 0], [5, 0, 1]),
+        ([1, 0, 1, 0, 2], [1], [0, 2]),  # rows of one owner need not be contiguous
+        ([0, 2, 2], [1], []),  # an owner without rows
+        ([0, 1], [], []),
+    ],
+)
+def test_row_groups(owners: list[int], asked: list[int], rows: list[int]) -> None:
+    from qa_service.store import RowGroups
+
+    groups = RowGroups(np.asarray(owners), max(owners) + 1)
+    assert groups.rows(asked).tolist() == rows
