@@ -217,6 +217,8 @@ class HintIndex:
                 self._periods.setdefault(period, set()).add(doc_id)
             for person in fact.people:
                 self._people.setdefault(person, set()).add(doc_id)
+        #: Every person's full name in lower case, for ``read_hints``.
+        self.people = frozenset(self._people)
 
     def meeting_all(self, hints: Hints) -> set[str]:
         """The documents that meet every kind of hint given (as ``hint_match`` = 1)."""

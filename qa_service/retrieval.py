@@ -60,6 +60,12 @@ def _dot(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
     return np.einsum("ij,j->i", matrix, vector)
 
 
+def _best(rows: np.ndarray, scores: np.ndarray, k: int) -> Ranking:
+    """The ``k`` best ``(row, score)`` pairs, best first, equal scores by row."""
+    order = np.lexsort((rows, -scores))[:k]
+    return [(int(rows[i]), float(scores[i])) for i in order]
+
+
 def _rows_of(index: faiss.Index) -> np.ndarray:
     """An index's vectors as a float32 matrix: a view of a flat index's own (possibly
     memory-mapped) storage, a copy otherwise."""
@@ -164,8 +170,7 @@ class DenseRetriever:
         if self._documents is not None:
             documents = self.document_weight * _dot(self._documents, vector)
             scores = scores + documents[self._owner[rows]]
-        order = np.lexsort((rows, -scores))[:k]  # best first, ties by row
-        return [(int(rows[i]), float(scores[i])) for i in order]
+        return _best(rows, scores, k)
 
     def _search_with_documents(
         self,
@@ -196,8 +201,7 @@ class DenseRetriever:
                 )
                 rows = np.concatenate([rows, extra])
                 scores = np.concatenate([scores, extra_scores])
-        order = np.lexsort((rows, -scores))[:k]  # best first, ties by row
-        return [(int(rows[i]), float(scores[i])) for i in order]
+        return _best(rows, scores, k)
 
 
 class LexicalRetriever:

@@ -63,9 +63,7 @@ class _Loaded:
     hybrid: HybridRetriever
     #: Each document's kind, parties, half-years and people, for the question's hints.
     facts: dict[str, DocumentFacts]
-    #: Every person's full name in lower case, for the question's hints.
-    people: frozenset[str]
-    #: Which documents meet each hint.
+    #: Which documents meet each hint, and every person's name for reading them.
     hint_index: HintIndex
 
     def retriever(self, mode: Mode) -> DenseRetriever | LexicalRetriever | HybridRetriever:
@@ -125,8 +123,7 @@ class QAService:
             reader.manifest.get("model"),
         )
         facts = {doc_id: document_facts(*columns) for doc_id, *columns in reader.document_columns()}
-        people = frozenset(name for fact in facts.values() for name in fact.people)
-        return _Loaded(reader, dense, lexical_retriever, hybrid, facts, people, HintIndex(facts))
+        return _Loaded(reader, dense, lexical_retriever, hybrid, facts, HintIndex(facts))
 
     def _encode_query(self, text: str) -> np.ndarray:
         vector = self.query_vectors(text)
@@ -249,7 +246,8 @@ class QAService:
                 rankings.append(retriever.search(rewritten or query, depth, allowed=focus_mask))
                 weights.append(focus_weight)
             ranking = rrf(rankings, k=self.settings.rrf_k, weights=weights)
-        hints = read_hints(rewritten or query, loaded.people) if mode == "hybrid" else Hints()
+        people = loaded.hint_index.people
+        hints = read_hints(rewritten or query, people) if mode == "hybrid" else Hints()
         hinted_mask = self._hinted_mask(loaded, hints, mask)
         if hinted_mask is not None:
             # The documents that meet every hint the question gives get a BM25 ranking of
@@ -384,7 +382,7 @@ class QAService:
         if is_english(standalone):
             # Swedish sentences cannot be matched word for word to an English question:
             # of eleven English questions, the best-matching sentence was the answer in two.
-            answer = not_quoted(passages)
+            answer = no_quote(passages, NOT_QUOTED_IN_ENGLISH)
         else:
             min_terms, min_similarity = answer_thresholds(self.settings)
             close = min_similarity <= 0 or self.closeness(standalone, hits) >= min_similarity
@@ -541,11 +539,11 @@ NOT_QUOTED_IN_ENGLISH = (
 )
 
 
-def not_quoted(passages: list[dict[str, Any]]) -> dict[str, Any]:
-    """The answer to an English question: the sources, no quoted sentence."""
+def no_quote(passages: list[dict[str, Any]], text: str) -> dict[str, Any]:
+    """An answer that quotes nothing (``text`` says why); the passages are still listed."""
     for item in passages:
         item["highlights"] = []
-    return {"found": False, "text": NOT_QUOTED_IN_ENGLISH, "sentences": []}
+    return {"found": False, "text": text, "sentences": []}
 
 
 def build_answer(
@@ -563,14 +561,14 @@ def build_answer(
     terms, or when the passages are not ``close_enough`` to the question in meaning. A
     lower ``min_terms`` than the quoting threshold admits the best sentence alone.
     """
-    for item in passages:
-        item["highlights"] = []
     texts = [hit.passage.text for hit in hits]
     chosen = choose_sentences(
         question, texts, min_score=max(min_terms, QUOTE_MIN_SCORE), min_best=min_terms
     )
     if not chosen or not close_enough:
-        return {"found": False, "text": NOTHING_FOUND, "sentences": []}
+        return no_quote(passages, NOTHING_FOUND)
+    for item in passages:
+        item["highlights"] = []
     sentences: list[dict[str, Any]] = []
     quoted: list[str] = []
     for choice in chosen:

@@ -354,7 +354,7 @@ def test_the_documents_meeting_a_questions_hints_get_their_own_ranking(service) 
 
     loaded = service.loaded
     interpellation = next(d.id for d in loaded.reader.documents() if d.source.startswith("ipq/"))
-    hints = read_hints("Vad säger interpellationen om yrkesvux?", loaded.people)
+    hints = read_hints("Vad säger interpellationen om yrkesvux?", loaded.hint_index.people)
     mask = service._hinted_mask(loaded, hints, None)
     assert mask is not None
     assert mask.nonzero()[0].tolist() == loaded.reader.rows_of_documents([interpellation]).tolist()

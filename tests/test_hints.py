@@ -220,3 +220,7 @@ INDEXED = {
 def test_hint_index_finds_the_documents_meeting_every_hint(wanted: Hints) -> None:
     expected = {doc for doc, facts in INDEXED.items() if wanted and hint_match(wanted, facts) == 1}
     assert HintIndex(INDEXED).meeting_all(wanted) == expected
+
+
+def test_hint_index_knows_every_person() -> None:
+    assert HintIndex(INDEXED).people == {"ulf kristersson", "johan pehrson"}
