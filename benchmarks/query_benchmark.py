@@ -119,6 +119,7 @@ def main() -> None:
             "glossary_weight": settings.glossary_weight,
             "hint_weight": settings.hint_weight,
             "query_cache": "cleared before each timed question",
+            "query_engine": settings.query_engine,
             "per_document_cap": settings.per_document_cap,
         },
         "quality": quality,

