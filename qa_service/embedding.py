@@ -11,7 +11,8 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
@@ -264,8 +265,28 @@ class QueryVectors:
         self.size = size
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        self._request = threading.local()
+
+    @contextmanager
+    def one_request(self) -> Iterator[None]:
+        """Within the block this thread encodes each text once, whatever ``size`` keeps.
+
+        A request searches its question and then measures how close the listed passages
+        are to it; with nothing kept between requests it would encode the question twice.
+        """
+        if getattr(self._request, "vectors", None) is not None:  # already inside one
+            yield
+            return
+        self._request.vectors = {}
+        try:
+            yield
+        finally:
+            self._request.vectors = None
 
     def __call__(self, text: str) -> np.ndarray:
+        in_request: dict[str, np.ndarray] | None = getattr(self._request, "vectors", None)
+        if in_request is not None and text in in_request:
+            return in_request[text]
         with self._lock:
             vector = self._vectors.get(text)
             if vector is not None:
@@ -273,6 +294,8 @@ class QueryVectors:
                 return vector
         vector = np.asarray(self._encode(text), dtype=np.float32)
         vector.setflags(write=False)  # shared between requests
+        if in_request is not None:
+            in_request[text] = vector
         if self.size > 0:
             with self._lock:
                 self._vectors[text] = vector

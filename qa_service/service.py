@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Any, Literal
+from functools import cached_property, wraps
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import faiss
 import numpy as np
@@ -51,6 +51,22 @@ CONTINUITY_RATIO = 0.5
 # competes with the embedding engine's threads for the same cores: on 2 cores the dense
 # leg took 28 ms with 2 FAISS threads and 14.5 ms with one (p50, BENCHMARKS.md).
 FAISS_QUERY_THREADS = 1
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _one_request(
+    method: Callable[Concatenate[QAService, _P], _R],
+) -> Callable[Concatenate[QAService, _P], _R]:
+    """A request encodes each of its texts once, whether or not vectors are kept."""
+
+    @wraps(method)
+    def wrapper(self: QAService, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self.query_vectors.one_request():
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 @dataclass
@@ -200,6 +216,7 @@ class QAService:
             raise InvalidRequest(f"'top_k' must lie between 1 and {self.settings.max_top_k}")
         return top_k
 
+    @_one_request
     def search(
         self,
         question: Any,
@@ -354,6 +371,7 @@ class QAService:
         inside = loaded.lexical.search(query, 1, allowed=mask)
         return bool(inside) and inside[0][1] >= CONTINUITY_RATIO * best[0][1]
 
+    @_one_request
     def ask(
         self,
         question: Any,

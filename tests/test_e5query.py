@@ -63,7 +63,9 @@ def test_prepare_for_pieces(text: str, expected: str) -> None:
 def test_dequantize_q4_unpacks_low_then_high_nibbles() -> None:
     block = np.zeros(1, dtype=[("d", "<f2"), ("qs", "u1", 16)])
     block["d"] = 0.5
-    block["qs"][0] = [(high << 4) | low for low, high in zip(range(16), range(15, -1, -1))]
+    block["qs"][0] = [
+        (high << 4) | low for low, high in zip(range(16), range(15, -1, -1), strict=True)
+    ]
     weights = dequantize_q4(block)
     assert weights.shape == (32,)
     assert weights[:16].tolist() == [(n - 8) * 0.5 for n in range(16)]

@@ -38,6 +38,21 @@ def test_query_vectors_encode_each_text_once_while_kept(
     assert len(vectors) == 0
 
 
+@pytest.mark.parametrize("size", [0, 1])
+def test_one_request_encodes_each_text_once_whatever_is_kept(size: int) -> None:
+    encode = Counting()
+    vectors = QueryVectors(encode, size)
+    with vectors.one_request():
+        for text in ["a", "bb", "a", "bb"]:
+            vectors(text)
+        with vectors.one_request():  # nested: still the same request
+            vectors("a")
+        vectors("bb")
+    assert encode.texts == ["a", "bb"]
+    vectors("a")  # a later request: kept only while the cache holds it
+    assert encode.texts == ["a", "bb", "a"]
+
+
 def test_a_kept_vector_cannot_be_changed_by_its_caller() -> None:
     vector = QueryVectors(Counting(), 4)("a")
     with pytest.raises(ValueError):
@@ -64,6 +79,26 @@ def test_a_follow_up_encodes_each_distinct_query_once(small_index, embedder) -> 
     # searched everywhere and within the previous answer's documents.
     assert sorted(asked) == sorted(["Hur många platser finns det?", standalone])
     assert hits[0].document.id == interpellation
+
+
+@pytest.mark.model
+def test_an_answer_encodes_its_question_once_with_nothing_kept(small_index, embedder) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from qa_service.service import QAService
+
+    service = QAService(dataclasses.replace(small_index, query_cache=0), embedder=embedder)
+    service.load()
+    asked: list[str] = []
+    encode = service.query_vectors._encode
+    service.query_vectors._encode = lambda text: asked.append(text) or encode(text)
+    question = "Vad vill Anna Andersson med yrkesvux?"
+    result = service.ask(question, remember=False)
+    assert result["passages"]
+    # Searched, then the listed passages' closeness to it measured: one encoding.
+    assert asked == [question]
+    service.ask(question, remember=False)
+    assert asked == [question, question]  # nothing is kept between requests
 
 
 @pytest.mark.parametrize(("raw", "size"), [("0", 0), ("1000", 1000)])
