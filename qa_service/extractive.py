@@ -42,6 +42,23 @@ def sentences(text: str) -> list[Sentence]:
     return out
 
 
+_CLOSES = re.compile(r"[.!?…:;\"”')\]]$")
+#: A line this short with no closing punctuation is a heading or a label.
+HEADING_WORDS = 8
+
+
+def reads_as_heading(sentence: str) -> bool:
+    """A short line that names rather than says ("Moderaternas valmanifest 2022",
+    "2018/19:AU7"): no closing punctuation, not a list item, at most ``HEADING_WORDS``
+    words. Such lines are not quoted as answers."""
+    text = sentence.strip()
+    return (
+        not _CLOSES.search(text)
+        and not text.startswith(("•", "-", "–", "*"))
+        and len(text.split()) <= HEADING_WORDS
+    )
+
+
 def sentence_score(query_terms: set[str], sentence: str, weights: dict[str, float]) -> float:
     """Weighted share of the question's terms the sentence contains."""
     if not query_terms:
@@ -88,6 +105,8 @@ def choose_sentences(
     for index, text in enumerate(considered):
         prior = 0.05 * (passages_considered - index) / passages_considered
         for sentence in sentences(text):
+            if reads_as_heading(sentence.text):
+                continue
             score = sentence_score(query_terms, sentence.text, weights)
             if score > 0:
                 scored.append(Chosen(index, sentence, score + prior))

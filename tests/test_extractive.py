@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa_service.extractive import choose_sentences, find_sentence, sentences
+from qa_service.extractive import choose_sentences, find_sentence, reads_as_heading, sentences
 
 PASSAGE = (
     "Den visar att 180 områden i 66 kommuner har så stora utmaningar att de kan betecknas "
@@ -31,6 +31,31 @@ def test_choose_sentences_quotes_the_number() -> None:
     chosen = choose_sentences("Hur många personer bor i utanförskapsområden?", [PASSAGE])
     assert chosen
     assert chosen[0].sentence.text.startswith("Totalt bor 710 000 personer")
+
+
+@pytest.mark.parametrize(
+    ("line", "heading"),
+    [
+        ("Moderaternas valmanifest 2022", True),
+        ("2018/19:AU7", True),
+        ("Arbetsmarknadsutskottets betänkande", True),
+        ("Samordnare är Gulan Avci.", False),  # short, but a sentence
+        ("• Bygga ut antalet praktikplatser med 30 000", False),  # a list item says
+        ("- Fler ska gå från bidrag till arbete", False),
+        ("Så här säger ministern:", False),
+        ("Regeringen vill att fler utrikes födda kvinnor ska komma i arbete snabbare", False),
+    ],
+)
+def test_reads_as_heading(line: str, heading: bool) -> None:
+    assert reads_as_heading(line) is heading
+
+
+def test_a_heading_is_not_quoted_even_when_it_holds_the_words() -> None:
+    text = "Moderaternas valmanifest 2022\n\nVi vill bygga ut praktikplatserna i hela landet."
+    question = "Vad lovade Moderaterna om praktikplatser i valmanifestet 2022?"
+    chosen = choose_sentences(question, [text], min_score=0.0)
+    # The heading holds three of the question's terms, the sentence one.
+    assert [c.sentence.text for c in chosen] == ["Vi vill bygga ut praktikplatserna i hela landet."]
 
 
 def test_nothing_relevant_gives_no_sentences() -> None:
