@@ -161,10 +161,17 @@ def drop_repeated_short_lines(text: str, min_repeats: int = 5, max_chars: int = 
     return "\n".join(line for line in lines if _furniture_key(line) not in noisy)
 
 
+_LIST_ITEM = re.compile(r"\n(?=[ \t]*•)")
+
+
 def collapse_whitespace(text: str) -> str:
-    """One space between words, one blank line between paragraphs, no edge space."""
+    """One space between words, one blank line between paragraphs, no edge space; a list
+    item ("• …") keeps the line it starts, so a list is not run together into one line."""
     paragraphs = re.split(r"\n\s*\n", text)
-    cleaned = (" ".join(p.split()) for p in paragraphs)
+    cleaned = (
+        "\n".join(line for line in (" ".join(item.split()) for item in _LIST_ITEM.split(p)) if line)
+        for p in paragraphs
+    )
     return "\n\n".join(p for p in cleaned if p)
 
 

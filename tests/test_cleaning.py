@@ -134,6 +134,11 @@ def test_repeated_short_lines_dropped_but_sentences_kept() -> None:
     [
         ("  a   b \n\n\n c  ", "a b\n\nc"),
         ("a\nb\n\nc", "a b\n\nc"),
+        # A list item keeps its line; a line that continues an item joins it.
+        ("Följande:\n• ett\n  •  två\ntre", "Följande:\n• ett\n• två tre"),
+        ("• ett\n\n\n• två", "• ett\n\n• två"),
+        ("a • b\nc", "a • b c"),  # a bullet inside a line is text
+        ("\n  •  \n", "•"),
     ],
 )
 def test_collapse_whitespace(raw: str, expected: str) -> None:
