@@ -155,3 +155,12 @@ def test_clean_text_on_the_seed_answer() -> None:
     for paragraph in text.split("\n\n")[1:]:
         assert paragraph[0].isupper(), paragraph
         assert paragraph.endswith("."), paragraph
+
+
+def test_a_markdown_list_keeps_one_item_per_line() -> None:
+    from qa_service.readers.text import markdown_to_text
+
+    markdown = "Regeringen föreslår:\n- fler platser i yrkesvux\n* kortare väntan på sfi\n\nSlut."
+    assert clean_text(markdown_to_text(markdown), reflow=False) == (
+        "Regeringen föreslår:\n• fler platser i yrkesvux\n• kortare väntan på sfi\n\nSlut."
+    )
