@@ -142,7 +142,7 @@ class DenseRetriever:
     def similarities(self, query: str, rows: Sequence[int]) -> np.ndarray:
         """``q·p`` of the question and the passages at ``rows`` (full precision)."""
         vector = np.asarray(self.encode_query(query), dtype=np.float32).reshape(-1)
-        return _dot(self._passages[np.asarray(rows, dtype=np.int64)], vector)
+        return self._exact(vector, np.asarray(rows, dtype=np.int64), None)
 
     def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
         if self.index.ntotal == 0 or k < 1:
@@ -163,14 +163,26 @@ class DenseRetriever:
             return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
         return self._search_with_documents(vector, k, params, allowed)
 
+    def _exact(
+        self, vector: np.ndarray, rows: np.ndarray, document_scores: np.ndarray | None
+    ) -> np.ndarray:
+        """The full-precision scores of the passages at ``rows``: ``q·p``, plus their
+        documents' weighted ``q·d`` when ``document_scores`` holds them."""
+        scores = _dot(self._passages[rows], vector)
+        if document_scores is None:
+            return scores
+        return scores + document_scores[self._owner[rows]]
+
+    def _document_scores(self, vector: np.ndarray) -> np.ndarray | None:
+        """``w·(q·d)`` of every document (None: no document vectors)."""
+        if self._documents is None:
+            return None
+        return self.document_weight * _dot(self._documents, vector)
+
     def _score_rows(self, vector: np.ndarray, rows: np.ndarray, k: int) -> Ranking:
         """The top k of a few allowed rows, each scored directly in full precision (a
         filter or a question's hints leave few; no scan of the whole index is needed)."""
-        scores = _dot(self._passages[rows], vector)
-        if self._documents is not None:
-            documents = self.document_weight * _dot(self._documents, vector)
-            scores = scores + documents[self._owner[rows]]
-        return _best(rows, scores, k)
+        return _best(rows, self._exact(vector, rows, self._document_scores(vector)), k)
 
     def _search_with_documents(
         self,
@@ -179,12 +191,12 @@ class DenseRetriever:
         params: faiss.SearchParameters | None,
         allowed: np.ndarray | None,
     ) -> Ranking:
-        assert self._documents is not None
-        document_scores = self.document_weight * _dot(self._documents, vector)
+        document_scores = self._document_scores(vector)
+        assert document_scores is not None
         first = max(k, self.first_stage)
         half_scores, ids = self.index.search(vector.reshape(1, -1), first, params=params)
         rows = ids[0][ids[0] >= 0]
-        scores = _dot(self._passages[rows], vector) + document_scores[self._owner[rows]]
+        scores = self._exact(vector, rows, document_scores)
         if len(rows) == first:  # fewer: every allowed passage is a candidate already
             theta = half_scores[0][-1] + self._rounding * float(np.linalg.norm(vector))
             kth = np.partition(scores, len(scores) - k)[len(scores) - k]
@@ -196,11 +208,8 @@ class DenseRetriever:
                 candidate = np.zeros(len(self._owner), dtype=bool)
                 candidate[rows] = True
                 extra = extra[~candidate[extra]]
-                extra_scores = (
-                    _dot(self._passages[extra], vector) + document_scores[self._owner[extra]]
-                )
                 rows = np.concatenate([rows, extra])
-                scores = np.concatenate([scores, extra_scores])
+                scores = np.concatenate([scores, self._exact(vector, extra, document_scores)])
         return _best(rows, scores, k)
 
 
