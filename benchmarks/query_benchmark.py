@@ -119,7 +119,7 @@ def main() -> None:
             "glossary_weight": settings.glossary_weight,
             "hint_weight": settings.hint_weight,
             "query_cache": "cleared before each timed question",
-            "query_engine": settings.query_engine,
+            "query_encoder": service.embedder.query_encoder,
             "per_document_cap": settings.per_document_cap,
         },
         "quality": quality,

