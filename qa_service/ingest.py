@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from .checkpoints import EmbedResult, VectorCheckpoints, checkpoints_dir, embed_in_blocks
 from .cleaning import clean_text
 from .config import Settings
 from .embedding import Embedder, make_embedder
@@ -46,6 +47,8 @@ from .store import (
     IndexStoreError,
     IndexWriter,
     builds_dir,
+    check_compatible,
+    check_vector_agreement,
 )
 
 logger = logging.getLogger(__name__)
@@ -56,7 +59,6 @@ SPLITTER_NAME = "langchain RecursiveCharacterTextSplitter (model tokenizer) v2"
 #: What reading, cleaning and metadata produce. A change here reads every file again;
 #: passages whose text is unchanged keep their vectors, so only new text is embedded.
 READER_VERSION = 4  # 4: list items keep their lines (cleaning.collapse_whitespace)
-EMBED_BLOCK = 256
 #: A document's context text is cut here (about 100 tokens at most).
 MAX_CONTEXT_CHARS = 300
 LEXICAL_MANIFEST = {
@@ -93,6 +95,10 @@ class IngestReport:
     passages_embedded: int = 0
     #: Passages of re-read files whose text an earlier build had embedded already.
     vectors_reused: int = 0
+    #: Passages whose vectors an interrupted run had checkpointed (not embedded again).
+    vectors_resumed: int = 0
+    #: What embedded them: library, device, precision.
+    encoder: str = ""
     seconds: float = 0.0
     embed_seconds: float = 0.0
     published: bool = False
@@ -291,7 +297,9 @@ def _build_lock(index_path: Path) -> Iterator[None]:
         yield
 
 
-def _open_previous(index_path: Path, wanted: dict[str, Any]) -> IndexReader | None:
+def _open_previous(
+    index_path: Path, wanted: dict[str, Any], embedder: Embedder
+) -> IndexReader | None:
     try:
         previous = IndexReader(index_path)
     except IndexNotFound:
@@ -300,6 +308,14 @@ def _open_previous(index_path: Path, wanted: dict[str, Any]) -> IndexReader | No
         logger.warning("rebuilding from scratch: %s", exc)
         return None
     old = {key: previous.manifest.get(key) for key in wanted}
+    try:
+        # A build under an earlier name of the model keeps its vectors if they agree.
+        if check_compatible(previous.manifest, model=wanted["model"], dimension=None):
+            check_vector_agreement(previous, embedder.encode_passages)
+            old["model"] = wanted["model"]
+    except IndexStoreError as exc:
+        logger.info("re-embedding everything: %s", exc)
+        return None
     if old != wanted:
         logger.info("index settings changed (%s -> %s): re-embedding everything", old, wanted)
         return None
@@ -326,7 +342,7 @@ def run_ingest(
     embedder = embedder or make_embedder(settings)
     wanted = _build_settings(settings)
     with _build_lock(index_path):
-        previous = _open_previous(index_path, wanted)
+        previous = _open_previous(index_path, wanted, embedder)
         old_files = previous.files() if previous else {}
         reread = previous is not None and previous.manifest.get("reader") != READER_VERSION
         # Builds from before sidecar fingerprints were kept: assume their records unchanged.
@@ -419,17 +435,30 @@ def run_ingest(
         context_docs = [doc for doc, _ in fresh]
         context_docs += [doc for doc, _ in reused if doc.id not in old_doc_vectors]
         embed_started = time.perf_counter()
-        embedded = _embed([new_texts[i] for i in to_embed], embedder, settings, progress)
-        context_vectors = _embed(
-            [document_context(doc.meta) for doc in context_docs], embedder, settings, False
+        checkpoints = VectorCheckpoints(
+            checkpoints_dir(index_path), {**wanted, "encoder": embedder.query_encoder}
         )
+        passages_done = _embed(
+            [new_texts[i] for i in to_embed], embedder, settings, checkpoints, progress
+        )
+        embedded = passages_done.vectors
+        contexts_done = _embed(
+            [document_context(doc.meta) for doc in context_docs],
+            embedder,
+            settings,
+            checkpoints,
+            False,
+        )
+        context_vectors = contexts_done.vectors
         doc_vectors = {
             **old_doc_vectors,
             **{doc.id: context_vectors[i] for i, doc in enumerate(context_docs)},
         }
         report.embed_seconds = time.perf_counter() - embed_started
-        report.passages_embedded = len(to_embed)
+        report.passages_embedded = passages_done.embedded
+        report.vectors_resumed = passages_done.resumed
         report.vectors_reused = len(new_texts) - len(to_embed)
+        report.encoder = embedder.query_encoder if to_embed or context_docs else ""
         if to_embed:
             dimension = embedder.dimension
         elif previous is not None:
@@ -495,6 +524,7 @@ def run_ingest(
             LexicalIndex.build(lexical_texts).save(writer.build_path / LEXICAL)
             writer.manifest["documents"] = len(reused) + len(fresh) - len(unwritten)
             writer.publish(dimension)
+            checkpoints.clear()
         except BaseException:
             writer.abort()
             raise
@@ -579,14 +609,16 @@ def _process(
 
 
 def _embed(
-    texts: Sequence[str], embedder: Embedder, settings: Settings, progress: bool
-) -> np.ndarray:
-    if not texts:
-        return np.zeros((0, 0), dtype=np.float32)
-    blocks = []
-    with tqdm(total=len(texts), desc="embedding", unit="passage", disable=not progress) as bar:
-        for start in range(0, len(texts), EMBED_BLOCK):
-            block = texts[start : start + EMBED_BLOCK]
-            blocks.append(embedder.encode_passages(block, batch_size=settings.embed_batch_size))
-            bar.update(len(block))
-    return np.vstack(blocks)
+    texts: Sequence[str],
+    embedder: Embedder,
+    settings: Settings,
+    checkpoints: VectorCheckpoints,
+    progress: bool,
+) -> EmbedResult:
+    return embed_in_blocks(
+        texts,
+        lambda block: embedder.encode_passages(block, batch_size=settings.embed_batch_size),
+        block=settings.checkpoint_passages,
+        checkpoints=checkpoints,
+        progress=progress,
+    )
