@@ -86,6 +86,8 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     #: Per key (or address), per worker; flask-limiter syntax. Empty: no limit.
     rate_limit: str = "600/minute"
+    #: Riksdagen's open data service, for ``qa fetch riksdagen`` and ``qa sync``.
+    riksdagen_url: str = "https://data.riksdagen.se"
     ignore_names: tuple[str, ...] = field(
         default=("SOURCE.md", "INDEX.md", "README.md", "codes.json", "manifest.jsonl")
     )
@@ -129,6 +131,8 @@ class Settings:
             raise ConfigError("QA_QUERY_CACHE must not be negative")
         if self.query_engine not in QUERY_ENGINES:
             raise ConfigError(f"QA_QUERY_ENGINE must be one of {', '.join(QUERY_ENGINES)}")
+        if not self.riksdagen_url.startswith(("http://", "https://")):
+            raise ConfigError("QA_RIKSDAGEN_URL must be an http:// or https:// address")
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:
             raise ConfigError("batch size, candidate depth and rrf_k must be positive")
 
