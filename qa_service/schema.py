@@ -74,6 +74,9 @@ class DocumentMeta:
         for f in dataclasses.fields(self):
             mine = getattr(self, f.name)
             values[f.name] = mine if mine else getattr(other, f.name)
+        if self.question and other.question and not self.question.author:
+            # The question's asker may come from elsewhere (a sidecar the fetch wrote).
+            values["question"] = dataclasses.replace(self.question, author=other.question.author)
         return DocumentMeta(**values)
 
     def to_dict(self) -> dict[str, Any]:

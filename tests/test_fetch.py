@@ -20,6 +20,7 @@ from qa_service.answer import citation
 from qa_service.cli import main
 from qa_service.ingest import SourceFile, build_document, load_sidecars, sha256_of
 from qa_service.readers import read_document
+from qa_service.schema import Document, Person
 from qa_service.sources.dokumentlista import (
     BadPage,
     SearchQuery,
@@ -237,13 +238,26 @@ def test_answer_cites_its_question_author_and_number(replay: Replay, tmp_path: P
     files = [SourceFile(p, p.relative_to(out).as_posix()) for p in out.rglob("*.json")]
     sidecars = load_sidecars([SourceFile(out / "manifest.jsonl", "manifest.jsonl"), *files])
 
-    def cite(source: str) -> str:
+    def document(source: str) -> Document:
         item = next(f for f in files if f.source == source)
         result = read_document(item.path, item.source)
-        doc, _ = build_document(
+        return build_document(
             item, result, sha256_of(item.path), sidecars.get(item.path.resolve())
-        )
-        return citation(doc)
+        )[0]
+
+    def cite(source: str) -> str:
+        return citation(document(source))
+
+    answer = document("frs/HC129001.json").meta
+    assert answer.question is not None and answer.question.dok_id == "HC119001"
+    assert answer.question.author == Person("Anna Andersson", "S", "frågeställare")
+    assert answer.minister == Person("Erik Exempelsson", "L", "statsråd")
+    assert (answer.doctype, answer.rm, answer.beteckning, answer.date) == (
+        "Svar på skriftlig fråga",
+        "2024/25",
+        "9001",
+        "2025-03-19",
+    )
 
     # 9001 names its asker only in its question: the fetch links them.
     assert cite("frs/HC129001.json").startswith(
