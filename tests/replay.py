@@ -19,7 +19,6 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -92,6 +91,8 @@ class Replay:
         self.agents: set[str] = set()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        #: ``http://127.0.0.1:<port>`` once started.
+        self.base_url = ""
         self._hits: dict[str, tuple[bytes, dict[str, Any]]] = {}
 
     # What the tests change while the server runs.
@@ -230,17 +231,10 @@ class Replay:
         self._server = _QuietServer(("127.0.0.1", 0), Handler)
         thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         thread.start()
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.base_url
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
-
-
-def running(replay: Replay) -> Iterator[str]:
-    url = replay.start()
-    try:
-        yield url
-    finally:
-        replay.stop()

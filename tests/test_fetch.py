@@ -47,7 +47,7 @@ FR = ["HC119001", "HC119002"]
 @pytest.fixture
 def replay() -> Iterator[Replay]:
     server = Replay(load_payloads(sorted(DATA.glob("*.json"))))
-    server.base_url = server.start()  # type: ignore[attr-defined]
+    server.start()
     try:
         yield server
     finally:
@@ -57,7 +57,7 @@ def replay() -> Iterator[Replay]:
 def options(replay: Replay, out: Path, **kw: Any) -> FetchOptions:
     defaults: dict[str, Any] = {
         "out": out,
-        "base_url": replay.base_url,  # type: ignore[attr-defined]
+        "base_url": replay.base_url,
         "rate": 0,
         "timeout": 2.0,
         "retries": 2,
@@ -199,7 +199,7 @@ def test_rate_limit_spaces_requests() -> None:
 def test_done_when_fetch_once_then_nothing(replay: Replay, tmp_path: Path) -> None:
     out = tmp_path / "corpus" / "riksdagen"
     args = ["fetch", "riksdagen", "--doktyp", "frs", "--rm", "2024/25", "--sok", "segregation"]
-    args += ["--out", str(out), "--base-url", replay.base_url, "--rate", "0", "--json"]  # type: ignore[attr-defined]
+    args += ["--out", str(out), "--base-url", replay.base_url, "--rate", "0", "--json"]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
     report = json.loads(first.output)
@@ -225,7 +225,11 @@ def test_done_when_fetch_once_then_nothing(replay: Replay, tmp_path: Path) -> No
     assert all("qa_service/" in agent for agent in replay.agents)
 
     before = len(replay.document_requests())
-    second = CliRunner().invoke(main, args)
+    # The service's address from QA_RIKSDAGEN_URL this time.
+    at = args.index("--base-url")
+    second = CliRunner(env={"QA_RIKSDAGEN_URL": replay.base_url}).invoke(
+        main, args[:at] + args[at + 2 :]
+    )
     assert second.exit_code == 0, second.output
     again = json.loads(second.output)
     assert again["downloaded"] == 0 and again["unchanged"] == 2
@@ -283,7 +287,7 @@ def test_paging_single_hit_pages_and_no_next_page_link(replay: Replay, tmp_path:
 
 def test_deep_paging_is_split_by_date(tmp_path: Path) -> None:
     server = Replay(load_payloads(sorted(DATA.glob("*.json"))), deep_limit=2)
-    server.base_url = server.start()  # type: ignore[attr-defined]
+    server.start()
     try:
         report = run_fetch(
             options(server, tmp_path / "o", page_size=1, max_pages=2, questions=False)
@@ -383,7 +387,7 @@ def test_interrupted_run_resumes(replay: Replay, tmp_path: Path) -> None:
         replay.fault(f"/dokumentstatus/{dok_id}.json", Fault(delay=0.4))
     out = tmp_path / "o"
     command = [sys.executable, "-m", "qa_service.cli", "fetch", "riksdagen", "--out", str(out)]
-    command += ["--base-url", replay.base_url, "--no-questions", "--rate", "0"]  # type: ignore[attr-defined]
+    command += ["--base-url", replay.base_url, "--no-questions", "--rate", "0"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     job = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = out / STATE_NAME
@@ -410,7 +414,7 @@ def test_recorded_dokumentstatus_of_the_shared_corpus(tmp_path: Path) -> None:
     raw = SHARED / "corpus" / "openriksdag" / "data" / "raw"
     paths = sorted(raw.glob("*/*.json"))
     server = Replay(load_payloads(paths))
-    server.base_url = server.start()  # type: ignore[attr-defined]
+    server.start()
     out = tmp_path / "o"
     try:
         report = run_fetch(
