@@ -429,3 +429,28 @@ def test_recorded_dokumentstatus_of_the_shared_corpus(tmp_path: Path) -> None:
         result = read_document(path, path.name)
         assert result.meta.doctype == "Motion" and result.meta.rm == "2018/19"
         assert result.meta.authors and all(a.party for a in result.meta.authors)
+
+
+def test_limit_stops_after_n_and_the_rest_follows_next_time(replay: Replay, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    first = run_fetch(options(replay, out, doktyp=("mot",), limit=1))
+    assert (first.new, first.downloaded) == (2, 1)
+    second = run_fetch(options(replay, out, doktyp=("mot",)))
+    assert (second.new, second.unchanged, second.downloaded) == (1, 1, 1)
+
+
+def test_sync_refuses_an_out_folder_it_would_not_index(tmp_path: Path) -> None:
+    (tmp_path / "corpus").mkdir()
+    args = ["sync", str(tmp_path / "corpus"), "--out", str(tmp_path / "elsewhere")]
+    result = CliRunner().invoke(main, [*args, "--base-url", "http://127.0.0.1:9"])
+    assert result.exit_code == 1
+    assert "is not inside the folders to ingest" in result.output
+
+
+def test_fetch_exits_1_when_documents_failed(replay: Replay, tmp_path: Path) -> None:
+    replay.fault("/dokumentstatus/H602993.json", HTML_ERROR)
+    args = ["fetch", "riksdagen", "--doktyp", "mot", "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(main, [*args, "--base-url", replay.base_url, "--rate", "0"])
+    assert result.exit_code == 1
+    assert "Failed: 1" in result.output and "H602993: an HTML page" in result.output
+    assert "Downloaded: 1" in result.output
