@@ -371,7 +371,8 @@ class FetchJob:
         entry = Entry(
             dok_id=dok_id,
             file=relative,
-            systemdatum=text("systemdatum"),
+            # The listing's value where there is one: it is what the next run compares.
+            systemdatum=(fallback.systemdatum if fallback else "") or text("systemdatum"),
             sha256=file_sha256(self.options.out / relative),
             doktyp=doktyp,
             rm=text("rm"),
