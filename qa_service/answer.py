@@ -15,6 +15,10 @@ def document_label(document: Document) -> str:
     """``"Svar på fråga 2024/25:992"``, ``"Betänkande 2018/19:AU7"``, ``"Pressmeddelande"``."""
     meta = document.meta
     kind = CITATION_LABELS.get(meta.doctype or "", meta.doctype or "Dokument")
+    question = meta.question
+    if question is not None and question.rm and question.beteckning:
+        # A written answer is cited by the number of the question it answers.
+        return f"{kind} {question.rm}:{question.beteckning}"
     if meta.rm and meta.beteckning:
         return f"{kind} {meta.rm}:{meta.beteckning}"
     if meta.beteckning:
@@ -26,6 +30,9 @@ def document_label(document: Document) -> str:
 
 def _authors(document: Document) -> str:
     people = [p for p in document.meta.authors if p.role != "parti"]
+    question = document.meta.question
+    if not people and question is not None and question.author is not None:
+        people = [question.author]
     if not people:
         return ""
     first = people[0].label()

@@ -1,12 +1,13 @@
-"""The ``qa`` command: ingest, ask, serve."""
+"""The ``qa`` command: ingest, fetch, sync, ask, serve, eval."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -88,6 +89,179 @@ def format_report(report: IngestReport) -> str:
         lines.append("Warnings:")
         lines.extend(f"  {w['source']}: {w['warning']}" for w in report.warnings[:20])
     return "\n".join(lines)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+def fetch_options(command: _F) -> _F:
+    """The options ``qa fetch riksdagen`` and ``qa sync`` share."""
+    options = [
+        click.option(
+            "--doktyp",
+            multiple=True,
+            help="Document type code, repeatable: frs (written answers), fr, ip, mot, bet, prop…",
+        ),
+        click.option("--rm", multiple=True, help='Riksmöte, repeatable, e.g. "2024/25".'),
+        click.option("--sok", help="Free-text search, e.g. segregation."),
+        click.option("--from", "from_date", type=_DATE, help="Documents dated on or after."),
+        click.option("--tom", "tom_date", type=_DATE, help="Documents dated on or before."),
+        click.option("--org", help="Organ, e.g. AU (arbetsmarknadsutskottet)."),
+        click.option(
+            "--out",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path("corpus/riksdagen"),
+            show_default=True,
+            help="Corpus folder to download into.",
+        ),
+        click.option(
+            "--base-url",
+            help="Address of the open data service [default: QA_RIKSDAGEN_URL or "
+            "https://data.riksdagen.se].",
+        ),
+        click.option(
+            "--dry-run", is_flag=True, help="List what would be downloaded; write nothing."
+        ),
+        click.option("--limit", type=click.IntRange(min=1), help="Download at most this many."),
+        click.option(
+            "--questions/--no-questions",
+            default=True,
+            show_default=True,
+            help="Download the question each written answer answers.",
+        ),
+        click.option("--page-size", type=click.IntRange(1, 500), default=100, show_default=True),
+        click.option(
+            "--max-pages",
+            type=click.IntRange(min=1),
+            default=100,
+            show_default=True,
+            help="Pages one search may walk; a longer one is split by date.",
+        ),
+        click.option(
+            "--rate",
+            type=click.FloatRange(min=0),
+            default=2.0,
+            show_default=True,
+            help="Requests per second (0: no limit).",
+        ),
+        click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True),
+        click.option("--retries", type=click.IntRange(min=0), default=5, show_default=True),
+        click.option(
+            "--progress/--no-progress", default=None, help="Progress bar (default: on a tty)."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _fetch_options(base_url: str | None, settings: Settings, **given: Any) -> Any:
+    from .sources.riksdagen import FetchOptions
+
+    def day(value: Any) -> str | None:
+        return value.date().isoformat() if value is not None else None
+
+    return FetchOptions(
+        out=given["out"],
+        base_url=base_url or settings.riksdagen_url,
+        doktyp=tuple(given["doktyp"]),
+        rm=tuple(given["rm"]),
+        sok=given["sok"],
+        from_date=day(given["from_date"]),
+        tom_date=day(given["tom_date"]),
+        org=given["org"],
+        page_size=given["page_size"],
+        max_pages=given["max_pages"],
+        rate=given["rate"],
+        timeout=given["timeout"],
+        retries=given["retries"],
+        questions=given["questions"],
+        limit=given["limit"],
+        dry_run=given["dry_run"],
+    )
+
+
+@main.group()
+def fetch() -> None:
+    """Download documents from an open data source into a corpus folder."""
+
+
+@fetch.command("riksdagen")
+@fetch_options
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def fetch_riksdagen(
+    base_url: str | None, progress: bool | None, as_json: bool, **given: Any
+) -> None:
+    """Search Riksdagen's open data and download the documents the folder lacks.
+
+    Only new and changed documents are downloaded (a state file in --out remembers what
+    was fetched); an interrupted run resumes. Source: Sveriges riksdag.
+    Exits with status 1 when some documents or search pages failed.
+    """
+    from .sources.riksdagen import format_fetch_report, run_fetch
+
+    options = _fetch_options(base_url, _settings(None), **given)
+    report = run_fetch(options, progress=progress)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(format_fetch_report(report))
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("dirs", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
+@fetch_options
+@click.option("--index", type=click.Path(path_type=Path), help="Index directory to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print both reports as JSON.")
+def sync(
+    dirs: tuple[Path, ...],
+    base_url: str | None,
+    progress: bool | None,
+    index: Path | None,
+    as_json: bool,
+    **given: Any,
+) -> None:
+    """Fetch from Riksdagen into --out, then ingest DIRS (default: --out) into the index.
+
+    The index mirrors DIRS, so give every folder it should hold (e.g. `qa sync corpus
+    --out corpus/riksdagen`); --out must lie inside one of them. A running `qa serve`
+    picks up the new build by itself.
+    """
+    from .sources.riksdagen import format_fetch_report, run_fetch
+
+    settings = _settings(index)
+    options = _fetch_options(base_url, settings, **given)
+    roots = list(dirs) or [options.out]
+    out = options.out.resolve()
+    if not any(out == d.resolve() or d.resolve() in out.parents for d in roots):
+        raise click.ClickException(
+            f"--out {options.out} is not inside the folders to ingest "
+            f"({', '.join(map(str, roots))}); its documents would not be indexed"
+        )
+    report = run_fetch(options, progress=progress)
+    if options.dry_run:
+        ingest_report = None
+    else:
+        options.out.mkdir(parents=True, exist_ok=True)
+        try:
+            ingest_report = run_ingest(roots, settings, progress=progress)
+        except (IngestError, QAError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    if as_json:
+        data = {
+            "fetch": report.to_dict(),
+            "ingest": ingest_report.to_dict() if ingest_report else None,
+        }
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        click.echo(format_fetch_report(report))
+        if ingest_report is not None:
+            click.echo(format_report(ingest_report))
+    if not report.ok:
+        sys.exit(1)
 
 
 @main.command()

@@ -91,6 +91,8 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     #: Per key (or address), per worker; flask-limiter syntax. Empty: no limit.
     rate_limit: str = "600/minute"
+    #: Riksdagen's open data service, for ``qa fetch riksdagen`` and ``qa sync``.
+    riksdagen_url: str = "https://data.riksdagen.se"
     ignore_names: tuple[str, ...] = field(
         default=("SOURCE.md", "INDEX.md", "README.md", "codes.json", "manifest.jsonl")
     )
@@ -140,6 +142,8 @@ class Settings:
             raise ConfigError(f"QA_PRECISION must be one of {', '.join(PRECISIONS)}")
         if self.checkpoint_passages < 1:
             raise ConfigError("QA_CHECKPOINT_PASSAGES must be positive")
+        if not self.riksdagen_url.startswith(("http://", "https://")):
+            raise ConfigError("QA_RIKSDAGEN_URL must be an http:// or https:// address")
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:
             raise ConfigError("batch size, candidate depth and rrf_k must be positive")
 

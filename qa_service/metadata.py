@@ -9,7 +9,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
-from .schema import DocumentMeta, Person
+from .schema import DocumentMeta, DocumentRef, Person
 
 #: Riksdagen ``doktyp`` codes and the Swedish names people cite them by.
 DOKTYP_NAMES: dict[str, str] = {
@@ -210,6 +210,92 @@ def meta_from_filename(source: str) -> DocumentMeta:
     return DocumentMeta()
 
 
+#: ``dokintressent`` roles of the minister a question or interpellation is put to or
+#: answered by; every other role (``undertecknare``, …) is an author.
+MINISTER_ROLES = ("besvaradav", "stalldtill")
+_ASKED_BY = re.compile(rf"(?<!besvarad )(?<!besvarat )\bav {_WHO}")
+#: The third and fourth characters of a dok_id name its series: 11 written questions,
+#: 12 answers to them (data.riksdagen.se, "Så funkar dokument-ID").
+_ANSWER_DOK_ID = re.compile(r"^(?P<rm>[A-Z0-9]{2})12(?P<nr>\w+)$")
+
+
+def as_list(value: Any) -> list[Any]:
+    """Riksdagen JSON gives one item as an object and several as a list."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def intressent_people(intressenter: Any) -> tuple[list[Person], Person | None]:
+    """``dokintressent.intressent`` -> (authors, minister).
+
+    The minister who answered (``besvaradav``) wins over the one the question was put to
+    (``stalldtill``); neither is an author of the question.
+    """
+    authors: list[Person] = []
+    ministers: dict[str, Person] = {}
+    for item in as_list(intressenter):
+        if not isinstance(item, dict) or not str(item.get("namn") or "").strip():
+            continue
+        name = " ".join(str(item["namn"]).split())
+        party = item.get("partibet") or None
+        role = item.get("roll") or None
+        if role in MINISTER_ROLES:
+            ministers.setdefault(role, Person(name, party, "statsråd"))
+        else:
+            authors.append(Person(name, party, role))
+    minister = ministers.get("besvaradav") or ministers.get("stalldtill")
+    return authors, minister
+
+
+def asked_by(text: str | None) -> Person | None:
+    """``"Svar på skriftlig fråga 2024/25:992 av Serkan Köse (S)"`` -> the asker; an
+    "besvarad av …" is the minister, not the asker."""
+    if not text:
+        return None
+    match = _ASKED_BY.search(" ".join(text.split()))
+    if not match:
+        return None
+    return Person(" ".join(match["who"].split()), match["party"], "frågeställare")
+
+
+def question_dok_id(answer_dok_id: str | None) -> str | None:
+    """The dok_id of the written question an answer answers: ``HC12992`` -> ``HC11992``."""
+    match = _ANSWER_DOK_ID.match(answer_dok_id or "")
+    return f"{match['rm']}11{match['nr']}" if match else None
+
+
+def question_reference(status: dict[str, Any]) -> DocumentRef | None:
+    """The written question a ``dokumentstatus`` of an answer (``frs``) refers to.
+
+    ``dokreferens.referens`` names it (``ref_dok_typ`` ``fr``); an answer without the
+    reference answers the question of its own riksmöte and number (Riksdagen numbers an
+    answer as its question), whose dok_id differs only in the series code.
+    """
+    dok_value = status.get("dokument")
+    dok: dict[str, Any] = dok_value if isinstance(dok_value, dict) else {}
+    refs = status.get("dokreferens")
+    for ref in as_list(refs.get("referens") if isinstance(refs, dict) else None):
+        if not isinstance(ref, dict):
+            continue
+        kind = (ref.get("ref_dok_typ") or "").lower()
+        if kind == "fr" or (not kind and ref.get("referenstyp") in ("fråga", "fraga")):
+            return DocumentRef(
+                doctype=doctype_name("fr"),
+                dok_id=ref.get("ref_dok_id") or None,
+                rm=ref.get("ref_dok_rm") or None,
+                beteckning=ref.get("ref_dok_bet") or None,
+            )
+    if (dok.get("doktyp") or dok.get("typ") or "").lower() != "frs":
+        return None
+    return DocumentRef(
+        doctype=doctype_name("fr"),
+        dok_id=question_dok_id(dok.get("dok_id")),
+        rm=dok.get("rm") or None,
+        beteckning=dok.get("beteckning") or None,
+    )
+
+
 def meta_from_manifest_record(record: dict[str, Any]) -> DocumentMeta:
     """Metadata from one line of a ``manifest.jsonl`` sidecar (g0vse, Riksdagen dumps)."""
     authors = [Person(name, None, "avsändare") for name in record.get("senders") or []]
@@ -223,6 +309,22 @@ def meta_from_manifest_record(record: dict[str, Any]) -> DocumentMeta:
     dates: dict[str, Any] = dates_value if isinstance(dates_value, dict) else {}
     date = iso_date(record.get("published") or record.get("datum") or dates.get("sent"))
     section = record.get("section")
+    question = None
+    if isinstance(record.get("question"), dict):
+        q = record["question"]
+        asker_value = q.get("asker")
+        q_author = None
+        if isinstance(asker_value, dict) and asker_value.get("name"):
+            q_author = Person(asker_value["name"], asker_value.get("party"), "frågeställare")
+        question = DocumentRef(
+            doctype=doctype_name("fr"),
+            dok_id=q.get("dok_id"),
+            rm=q.get("rm"),
+            beteckning=q.get("beteckning"),
+            author=q_author,
+        )
+        if q_author is not None and not authors:
+            authors.append(q_author)
     return DocumentMeta(
         title=record.get("title") or record.get("titel") or "",
         doctype=SECTION_TYPES.get(section) if section else doctype_name(record.get("doktyp")),
@@ -233,6 +335,7 @@ def meta_from_manifest_record(record: dict[str, Any]) -> DocumentMeta:
         authors=authors,
         minister=minister,
         url=record.get("url") or record.get("riksdagen_url"),
+        question=question,
     )
 
 

@@ -18,6 +18,28 @@ class Person:
         return f"{self.name} ({self.party})" if self.party else self.name
 
 
+@dataclass(frozen=True)
+class DocumentRef:
+    """Another document this one belongs to: the written question a written answer answers."""
+
+    doctype: str | None = None  # a Swedish label, e.g. "Skriftlig fråga"
+    dok_id: str | None = None
+    rm: str | None = None
+    beteckning: str | None = None
+    author: Person | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DocumentRef:
+        author = data.get("author")
+        return cls(
+            doctype=data.get("doctype"),
+            dok_id=data.get("dok_id"),
+            rm=data.get("rm"),
+            beteckning=data.get("beteckning"),
+            author=Person(**author) if isinstance(author, dict) else None,
+        )
+
+
 @dataclass
 class Section:
     """One unit a reader yields: a PDF page, a document body, a debate speech."""
@@ -43,6 +65,8 @@ class DocumentMeta:
     minister: Person | None = None
     url: str | None = None
     organ: str | None = None
+    #: For a written answer: the question it answers (number and who asked it).
+    question: DocumentRef | None = None
 
     def merge(self, other: DocumentMeta) -> DocumentMeta:
         """Fields of ``other`` fill the gaps of this one (this one wins)."""
@@ -50,6 +74,9 @@ class DocumentMeta:
         for f in dataclasses.fields(self):
             mine = getattr(self, f.name)
             values[f.name] = mine if mine else getattr(other, f.name)
+        if self.question and other.question and not self.question.author:
+            # The question's asker may come from elsewhere (a sidecar the fetch wrote).
+            values["question"] = dataclasses.replace(self.question, author=other.question.author)
         return DocumentMeta(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,6 +88,8 @@ class DocumentMeta:
         data = dict(data)
         data["authors"] = [Person(**p) for p in data.get("authors") or []]
         data["minister"] = Person(**data["minister"]) if data.get("minister") else None
+        question = data.get("question")
+        data["question"] = DocumentRef.from_dict(question) if isinstance(question, dict) else None
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -3,16 +3,20 @@ from __future__ import annotations
 import pytest
 
 from qa_service.metadata import (
+    asked_by,
     doctype_name,
+    intressent_people,
     iso_date,
     markdown_title,
     meta_from_filename,
     meta_from_manifest_record,
     parse_person,
     parse_text_header,
+    question_dok_id,
+    question_reference,
     quoted_minister,
 )
-from qa_service.schema import Person
+from qa_service.schema import DocumentRef, Person
 
 
 @pytest.mark.parametrize(
@@ -186,3 +190,100 @@ def test_markdown_title(text: str, title: str | None) -> None:
 def test_quoted_minister(text: str, expected: tuple[str, str] | None) -> None:
     person = quoted_minister(text)
     assert (None if person is None else (person.name, person.role)) == expected
+
+
+@pytest.mark.parametrize(
+    ("intressenter", "authors", "minister"),
+    [
+        (None, [], None),
+        (
+            {"namn": "Erik Bengtzboe", "partibet": "M", "roll": "undertecknare"},
+            [Person("Erik Bengtzboe", "M", "undertecknare")],
+            None,
+        ),
+        (
+            [
+                {"namn": "Anna  Andersson", "partibet": "S", "roll": "undertecknare"},
+                {"namn": "Erik Exempelsson", "partibet": "L", "roll": "stalldtill"},
+            ],
+            [Person("Anna Andersson", "S", "undertecknare")],
+            Person("Erik Exempelsson", "L", "statsråd"),
+        ),
+        # The one who answered wins over the one the question was put to.
+        (
+            [
+                {"namn": "Ulf Stalld", "partibet": "M", "roll": "stalldtill"},
+                {"namn": "Eva Svarar", "partibet": "KD", "roll": "besvaradav"},
+                {"namn": "", "roll": "undertecknare"},
+            ],
+            [],
+            Person("Eva Svarar", "KD", "statsråd"),
+        ),
+    ],
+)
+def test_intressent_people(intressenter: object, authors: list, minister: object) -> None:  # type: ignore[type-arg]
+    assert intressent_people(intressenter) == (authors, minister)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Svar på skriftlig fråga 2024/25:992 av Serkan Köse (S)", Person("Serkan Köse", "S")),
+        ("Svar på fråga 2024/25:9002 av Bo  Berg (M)", Person("Bo Berg", "M")),
+        ("av Anna Andersson (S) till Erik Exempelsson (L)", Person("Anna Andersson", "S")),
+        ("besvarad av Erik Exempelsson (L)", None),
+        ("Svar på skriftlig fråga 2024/25:992", None),
+        (None, None),
+    ],
+)
+def test_asked_by(text: str | None, expected: Person | None) -> None:
+    person = asked_by(text)
+    if expected is None:
+        assert person is None
+    else:
+        assert person == Person(expected.name, expected.party, "frågeställare")
+
+
+@pytest.mark.parametrize(
+    ("answer", "question"),
+    [
+        ("HC12992", "HC11992"),
+        ("H912345", "H911345"),
+        ("H602993", None),
+        ("HB121", "HB111"),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_question_dok_id(answer: str | None, question: str | None) -> None:
+    assert question_dok_id(answer) == question
+
+
+def _status(doktyp: str, referens: object = None) -> dict:  # type: ignore[type-arg]
+    dok = {"dok_id": "HC12992", "doktyp": doktyp, "rm": "2024/25", "beteckning": "992"}
+    return {"dokument": dok, "dokreferens": {"referens": referens} if referens else None}
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (
+            _status(
+                "frs",
+                [
+                    {"referenstyp": "behandlas_i", "ref_dok_typ": "bet", "ref_dok_id": "X"},
+                    {"referenstyp": "fråga", "ref_dok_typ": "fr", "ref_dok_id": "HC11992",
+                     "ref_dok_rm": "2024/25", "ref_dok_bet": "992"},
+                ],
+            ),
+            DocumentRef("Skriftlig fråga", "HC11992", "2024/25", "992"),
+        ),
+        # No reference: the question of the answer's own number.
+        (_status("frs"), DocumentRef("Skriftlig fråga", "HC11992", "2024/25", "992")),
+        # A question points at its answer: that is no question reference.
+        (_status("fr", {"referenstyp": "frågesvar", "ref_dok_typ": "frs"}), None),
+        (_status("mot"), None),
+    ],
+)  # fmt: skip
+def test_question_reference(status: dict, expected: DocumentRef | None) -> None:  # type: ignore[type-arg]
+    assert question_reference(status) == expected

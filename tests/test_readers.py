@@ -9,6 +9,8 @@ from pypdf import PdfReader, PdfWriter
 
 from qa_service.readers import SkipFile, read_document
 from qa_service.readers.html import html_to_text
+from qa_service.readers.riksdagen import parse_dokumentstatus
+from qa_service.schema import Person
 from tests.conftest import INTERPELLATION_TEI
 
 
@@ -201,3 +203,51 @@ def test_truncated_pdf_never_raises_past_the_reader(tmp_path: Path) -> None:
             assert exc.reason.startswith(("corrupt PDF", "no text layer", "PDF has no pages"))
         else:
             assert result.reader == "pdf"
+
+
+ASKER = "Serkan Köse"
+
+
+def _answer(**dok: str) -> dict:  # type: ignore[type-arg]
+    """A written answer (frs) with the answering minister; ``dok`` overrides its fields."""
+    fields = {
+        "dok_id": "HC12992",
+        "rm": "2024/25",
+        "beteckning": "992",
+        "doktyp": "frs",
+        "titel": "Segregationen",
+        "datum": "2025-03-19 00:00:00",
+        "typrubrik": "Svar på skriftlig fråga 2024/25:992",
+        "html": "<p>Frågan har ställts till mig.</p>",
+        **dok,
+    }
+    return {
+        "dokument": fields,
+        "dokintressent": {
+            "intressent": {"namn": "Eva Svarar", "partibet": "L", "roll": "besvaradav"}
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "asker"),
+    [
+        # The asker in typrubrik, in subtitel, in the body's first line, or nowhere.
+        (_answer(typrubrik="Svar på skriftlig fråga 2024/25:992 av Serkan Köse (S)"), ASKER),
+        (_answer(subtitel="av Serkan Köse (S)"), ASKER),
+        (_answer(html="<p>Svar på fråga 2024/25:992 av Serkan Köse (S)</p><p>Text.</p>"), ASKER),
+        (_answer(html="<p>Text av Ulf Annan (M) om något.</p>"), None),
+        (_answer(), None),
+    ],
+)  # fmt: skip
+def test_written_answer_is_linked_to_its_question(status: dict, asker: str | None) -> None:  # type: ignore[type-arg]
+    meta = parse_dokumentstatus(status).meta
+    assert meta.minister == Person("Eva Svarar", "L", "statsråd")
+    assert meta.question is not None
+    assert (meta.question.dok_id, meta.question.rm, meta.question.beteckning) == (
+        "HC11992",
+        "2024/25",
+        "992",
+    )
+    assert (meta.question.author.name if meta.question.author else None) == asker
+    assert [a.name for a in meta.authors] == ([asker] if asker else [])

@@ -1,11 +1,16 @@
 """Riksdagen open data ``dokumentstatus`` in JSON and XML.
 
 The document body comes from the ``html`` field; each chamber-debate speech in
-``debatt.anforande`` becomes its own section with speaker and party.
+``debatt.anforande`` becomes its own section with speaker and party. People come from
+``dokintressent``: the minister a question is put to or answered by is the document's
+minister, everyone else an author. A written answer (``frs``) is linked to its question
+(``dokreferens``), and the question's asker is the answer's author when Riksdagen names
+them in the answer's heading (``typrubrik``, ``subtitel`` or the first line of the body).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html as html_lib
 import json
 import re
@@ -13,16 +18,18 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from ..metadata import doctype_name, iso_date, riksdagen_url
-from ..schema import DocumentMeta, Person, Section
+from ..metadata import (
+    as_list,
+    asked_by,
+    doctype_name,
+    intressent_people,
+    iso_date,
+    question_reference,
+    riksdagen_url,
+)
+from ..schema import DocumentMeta, Section
 from .base import ReadResult, SkipFile
 from .html import html_to_text, unescape_if_escaped
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
 
 
 def xml_to_dict(element: ET.Element) -> Any:
@@ -61,33 +68,32 @@ def parse_dokumentstatus(status: dict[str, Any]) -> ReadResult:
     dok = status.get("dokument")
     if not isinstance(dok, dict):
         raise SkipFile("dokumentstatus without a 'dokument' object")
-    authors = []
     intressenter = status.get("dokintressent") or {}
-    for person in _as_list(
+    authors, minister = intressent_people(
         intressenter.get("intressent") if isinstance(intressenter, dict) else None
-    ):
-        if isinstance(person, dict) and person.get("namn"):
-            authors.append(
-                Person(person["namn"], person.get("partibet") or None, person.get("roll"))
-            )
+    )
     dok_id = dok.get("dok_id") or None
+    doktyp = (dok.get("doktyp") or dok.get("typ") or "").lower()
     meta = DocumentMeta(
         title=" ".join((dok.get("titel") or "").split()),
-        doctype=doctype_name(dok.get("doktyp") or dok.get("typ")),
+        doctype=doctype_name(doktyp),
         dok_id=dok_id,
         rm=dok.get("rm") or None,
         beteckning=dok.get("beteckning") or None,
         date=iso_date(dok.get("datum")),
         authors=authors,
+        minister=minister,
         url=riksdagen_url(dok_id),
         organ=dok.get("organ") or None,
     )
     sections: list[Section] = []
     body, layout = _body_text(dok.get("html") or "")
+    if doktyp == "frs":
+        _link_question(meta, status, dok, body)
     if body.strip():
         sections.append(Section(body))
     debatt = status.get("debatt") or {}
-    speeches = _as_list(debatt.get("anforande") if isinstance(debatt, dict) else None)
+    speeches = as_list(debatt.get("anforande") if isinstance(debatt, dict) else None)
     for speech in speeches:
         if not isinstance(speech, dict):
             continue
@@ -103,6 +109,23 @@ def parse_dokumentstatus(status: dict[str, Any]) -> ReadResult:
     if not sections:
         raise SkipFile("dokumentstatus has no text (empty html and no speeches)")
     return ReadResult(meta=meta, sections=sections, reader="riksdagen", reflow=layout)
+
+
+def _link_question(
+    meta: DocumentMeta, status: dict[str, Any], dok: dict[str, Any], body: str
+) -> None:
+    """Give a written answer its question, and the question's asker as its author."""
+    question = question_reference(status)
+    first_line = next((line for line in body.split("\n") if line.strip()), "")
+    asker = next(
+        (p for p in (asked_by(dok.get(k)) for k in ("typrubrik", "subtitel")) if p), None
+    ) or (asked_by(first_line) if first_line.lstrip().startswith("Svar på") else None)
+    if asker is None:
+        asker = next((p for p in meta.authors if p.role != "parti"), None)
+    elif not meta.authors:
+        meta.authors = [asker]
+    if question is not None:
+        meta.question = dataclasses.replace(question, author=asker)
 
 
 def read_riksdagen_json(path: Path, source: str) -> ReadResult:

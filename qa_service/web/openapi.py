@@ -47,6 +47,24 @@ DOCUMENT = {
         "minister": {"oneOf": [{"$ref": "#/components/schemas/Person"}, {"type": "null"}]},
         "url": _STRING_OR_NULL,
         "organ": _STRING_OR_NULL,
+        "question": {
+            "description": "For a written answer: the question it answers.",
+            "oneOf": [
+                {
+                    "type": "object",
+                    "properties": {
+                        "doctype": _STRING_OR_NULL,
+                        "dok_id": _STRING_OR_NULL,
+                        "rm": _STRING_OR_NULL,
+                        "beteckning": _STRING_OR_NULL,
+                        "author": {
+                            "oneOf": [{"$ref": "#/components/schemas/Person"}, {"type": "null"}]
+                        },
+                    },
+                },
+                {"type": "null"},
+            ],
+        },
         "page_count": _INT_OR_NULL,
     },
 }
