@@ -86,6 +86,10 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     #: Per key (or address), per worker; flask-limiter syntax. Empty: no limit.
     rate_limit: str = "600/minute"
+    #: How many proxies (a TLS terminator) stand in front of the service: their
+    #: X-Forwarded-For and X-Forwarded-Proto are believed (0: ignored). Over HTTPS the
+    #: session cookie is marked Secure.
+    proxies: int = 0
     ignore_names: tuple[str, ...] = field(
         default=("SOURCE.md", "INDEX.md", "README.md", "codes.json", "manifest.jsonl")
     )
@@ -125,6 +129,8 @@ class Settings:
             )
         if self.conversation_days < 0:
             raise ConfigError("QA_CONVERSATION_DAYS must not be negative")
+        if self.proxies < 0:
+            raise ConfigError("QA_PROXIES must not be negative")
         if self.query_cache < 0:
             raise ConfigError("QA_QUERY_CACHE must not be negative")
         if self.query_engine not in QUERY_ENGINES:
