@@ -6,6 +6,7 @@ cut their top-k, so a filtered search never returns fewer hits than exist.
 
 from __future__ import annotations
 
+import datetime
 import re
 import sqlite3
 from dataclasses import dataclass, fields
@@ -13,8 +14,33 @@ from typing import Any
 
 import numpy as np
 
-_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
-_RM = re.compile(r"^\d{4}/\d{2}$")
+# ASCII digits only: ``\d`` would take "٢٠٢٤" too.
+_DATE = re.compile(r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$")
+_RM = re.compile(r"^[0-9]{4}/[0-9]{2}$")
+#: The longest filter value accepted (a name, a type, a path prefix); SQLite refuses a
+#: LIKE pattern over 50,000 bytes, and no real value comes near this.
+MAX_FILTER_CHARS = 300
+
+
+def has_surrogates(text: str) -> bool:
+    """Whether ``text`` holds a lone surrogate ("\\ud800" in JSON): not a character,
+    it cannot be written as UTF-8, so no stored text can match it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _real_date(value: str) -> bool:
+    """Whether YYYY, YYYY-MM or YYYY-MM-DD names a day, month or year of the calendar."""
+    parts = [int(p) for p in value.split("-")]
+    year, month, day = [*parts, 1, 1][:3]
+    try:
+        datetime.date(year, month, day)
+    except ValueError:
+        return False
+    return True
 
 
 class FilterError(ValueError):
@@ -33,6 +59,11 @@ class Filters:
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Filters:
+        """Filters from a request's mapping; a key that names no filter is an error."""
+        unknown = set(data) - set(_FIELDS)
+        if unknown:
+            names = ", ".join(sorted(repr(k) for k in unknown))
+            raise FilterError(f"unknown filter(s) {names}; filters are {', '.join(_FIELDS)}")
         values: dict[str, str] = {}
         for key in _FIELDS:
             value = data.get(key)
@@ -40,6 +71,10 @@ class Filters:
                 continue
             if not isinstance(value, str):
                 raise FilterError(f"filter {key!r} must be a string")
+            if len(value) > MAX_FILTER_CHARS:
+                raise FilterError(f"filter {key!r} is longer than {MAX_FILTER_CHARS} characters")
+            if has_surrogates(value):
+                raise FilterError(f"filter {key!r} holds a lone surrogate, not text")
             values[key] = value.strip()
         filters = cls(**values)
         filters.validate()
@@ -48,8 +83,8 @@ class Filters:
     def validate(self) -> None:
         for name in ("date_from", "date_to"):
             value = getattr(self, name)
-            if value and not _DATE.match(value):
-                raise FilterError(f"{name} must look like YYYY, YYYY-MM or YYYY-MM-DD")
+            if value and not (_DATE.match(value) and _real_date(value)):
+                raise FilterError(f"{name} must be a date of the form YYYY, YYYY-MM or YYYY-MM-DD")
         if self.rm and not _RM.match(self.rm):
             raise FilterError("rm (riksmöte) must look like 2022/23")
 
@@ -85,8 +120,12 @@ def _where(filters: Filters) -> tuple[str, list[str]]:
         party = filters.party.upper()
         params.extend([f"%|{party}|%", party])
     if filters.person:
-        clauses.append("(lower(d.people) LIKE ? OR lower(p.speaker) LIKE ?)")
-        person = f"%{filters.person.lower()}%"
+        clauses.append(
+            "(lower(d.people) LIKE ? ESCAPE '\\' OR lower(p.speaker) LIKE ? ESCAPE '\\')"
+        )
+        # The name is matched as written: % and _ in it are not wildcards.
+        escaped = re.sub(r"([\\%_])", r"\\\1", filters.person.lower())
+        person = f"%{escaped}%"
         params.extend([person, person])
     if filters.source_prefix:
         clauses.append("substr(d.source, 1, ?) = ?")
