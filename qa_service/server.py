@@ -127,8 +127,12 @@ class WSGIBridge:
         environ = wsgi_environ(scope, bytes(body))
         loop = asyncio.get_running_loop()
         status, headers, chunks = await loop.run_in_executor(self.executor, self._run, environ)
+        content = b"".join(chunks)
+        bodiless = status < 200 or status in (204, 304)
+        if not bodiless and not any(name == b"content-length" for name, _ in headers):
+            headers.append((b"content-length", str(len(content)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"".join(chunks)})
+        await send({"type": "http.response.body", "body": content})
 
     def _run(self, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], list[bytes]]:
         started: list[Any] = []
@@ -153,7 +157,11 @@ class WSGIBridge:
 
     async def _send_error(self, send: Send, status: int, message: str) -> None:
         body = error_body(status, message)
-        headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
