@@ -93,6 +93,10 @@ class Settings:
     rate_limit: str = "600/minute"
     #: Riksdagen's open data service, for ``qa fetch riksdagen`` and ``qa sync``.
     riksdagen_url: str = "https://data.riksdagen.se"
+    #: How many proxies (a TLS terminator) stand in front of the service: their
+    #: X-Forwarded-For and X-Forwarded-Proto are believed (0: ignored). Over HTTPS the
+    #: session cookie is marked Secure.
+    proxies: int = 0
     ignore_names: tuple[str, ...] = field(
         default=("SOURCE.md", "INDEX.md", "README.md", "codes.json", "manifest.jsonl")
     )
@@ -136,6 +140,8 @@ class Settings:
             )
         if self.conversation_days < 0:
             raise ConfigError("QA_CONVERSATION_DAYS must not be negative")
+        if self.proxies < 0:
+            raise ConfigError("QA_PROXIES must not be negative")
         if self.query_cache < 0:
             raise ConfigError("QA_QUERY_CACHE must not be negative")
         if self.precision not in PRECISIONS:

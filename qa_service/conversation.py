@@ -13,11 +13,13 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import NotFound, QAError
 from .lexical import STOPWORDS
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -106,6 +108,17 @@ class Turn:
         return Context.citing(self.standalone_query, cited)
 
 
+class ConversationGone(NotFound):
+    """The conversation was deleted while a turn was being added to it."""
+
+
+class StoreUnavailable(QAError):
+    """The conversation database cannot be used (read-only, full disk, locked): 503."""
+
+    status = 503
+    code = "conversations_unavailable"
+
+
 #: A store deletes expired conversations at most this often (and when it opens).
 PRUNE_EVERY_SECONDS = 3600.0
 
@@ -120,11 +133,11 @@ class ConversationStore:
     def __init__(self, path: Path, max_age_days: float | None = None) -> None:
         self.path = path
         self.max_age_days = max_age_days
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._pruned_at = 0.0
-        with self._db() as db:
-            db.executescript(
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db().executescript(
                 """
                 CREATE TABLE IF NOT EXISTS conversations (
                     id TEXT PRIMARY KEY, created_at REAL NOT NULL, updated_at REAL NOT NULL);
@@ -134,18 +147,47 @@ class ConversationStore:
                     answer_json TEXT NOT NULL, created_at REAL NOT NULL,
                     PRIMARY KEY (conversation_id, n));
                 CREATE INDEX IF NOT EXISTS conversations_updated ON conversations(updated_at);
+                CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at REAL NOT NULL);
                 """
             )
+        except (OSError, sqlite3.OperationalError) as exc:
+            raise StoreUnavailable(f"the conversation database cannot be opened: {exc}") from exc
         self.prune()
 
     def _db(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
+            # Autocommit: each write below says where its transaction begins and ends.
+            conn = sqlite3.connect(
+                self.path, timeout=10, check_same_thread=False, isolation_level=None
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
         return conn
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding SQLite's write lock from its start."""
+        try:
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.commit()
+            except BaseException:
+                if db.in_transaction:
+                    with suppress(sqlite3.Error):
+                        db.rollback()
+                raise
+        except sqlite3.OperationalError as exc:
+            # A read-only file or directory, a full disk, a lock held for too long.
+            raise StoreUnavailable(f"the conversation database cannot be written: {exc}") from exc
+
+    def check_writable(self) -> None:
+        """Write and commit a row, as a turn would (raises :class:`StoreUnavailable`)."""
+        with self._writing() as db:
+            db.execute("INSERT OR REPLACE INTO probe VALUES (1, ?)", (time.time(),))
 
     def prune(self, now: float | None = None) -> int:
         """Delete the conversations untouched for longer than the store keeps them."""
@@ -153,7 +195,7 @@ class ConversationStore:
             return 0
         now = time.time() if now is None else now
         self._pruned_at = now
-        with self._db() as db:
+        with self._writing() as db:
             cursor = db.execute(
                 "DELETE FROM conversations WHERE updated_at < ?",
                 (now - self.max_age_days * 86400,),
@@ -165,48 +207,73 @@ class ConversationStore:
         now = time.time()
         if now - self._pruned_at >= PRUNE_EVERY_SECONDS:
             self.prune(now)
-        with self._db() as db:
+        with self._writing() as db:
             db.execute("INSERT INTO conversations VALUES (?, ?, ?)", (conversation_id, now, now))
         return conversation_id
 
     def exists(self, conversation_id: str) -> bool:
-        row = (
-            self._db()
-            .execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,))
-            .fetchone()
-        )
+        try:
+            row = (
+                self._db()
+                .execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,))
+                .fetchone()
+            )
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"the conversation database cannot be read: {exc}") from exc
         return row is not None
 
     def turns(self, conversation_id: str) -> list[Turn]:
-        rows = self._db().execute(
-            "SELECT question, standalone_query, answer_json, created_at FROM turns "
-            "WHERE conversation_id = ? ORDER BY n",
-            (conversation_id,),
-        )
+        try:
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT question, standalone_query, answer_json, created_at FROM turns "
+                    "WHERE conversation_id = ? ORDER BY n",
+                    (conversation_id,),
+                )
+                .fetchall()
+            )
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"the conversation database cannot be read: {exc}") from exc
         return [Turn(q, s, json.loads(a), t) for q, s, a, t in rows]
 
-    def append(self, conversation_id: str, turn: Turn) -> None:
-        with self._db() as db:
+    def append(self, conversation_id: str, turn: Turn) -> Turn:
+        """Store ``turn`` as the conversation's next one and return it as stored.
+
+        Counting the turns and inserting the next one happen in one write transaction
+        (``BEGIN IMMEDIATE`` takes SQLite's write lock first), so parallel follow-ups,
+        in threads or in other workers, each get their own number, in the order they
+        are stored; ``created_at`` is the time of storing, so it follows that order.
+        Raises :class:`ConversationGone` when the conversation was deleted meanwhile.
+        """
+        with self._writing() as db:
+            if not db.execute(
+                "SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone():
+                raise ConversationGone(f"conversation {conversation_id!r} was deleted")
             (n,) = db.execute(
-                "SELECT COUNT(*) FROM turns WHERE conversation_id = ?", (conversation_id,)
+                "SELECT COALESCE(MAX(n) + 1, 0) FROM turns WHERE conversation_id = ?",
+                (conversation_id,),
             ).fetchone()
+            stored = Turn(turn.question, turn.standalone_query, turn.answer, time.time())
             db.execute(
                 "INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     conversation_id,
                     n,
-                    turn.question,
-                    turn.standalone_query,
-                    json.dumps(turn.answer, ensure_ascii=False),
-                    turn.created_at,
+                    stored.question,
+                    stored.standalone_query,
+                    json.dumps(stored.answer, ensure_ascii=False),
+                    stored.created_at,
                 ),
             )
             db.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = ?",
-                (turn.created_at, conversation_id),
+                (stored.created_at, conversation_id),
             )
+        return stored
 
     def delete(self, conversation_id: str) -> bool:
-        with self._db() as db:
+        with self._writing() as db:
             cursor = db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
         return cursor.rowcount > 0

@@ -13,8 +13,29 @@ from typing import Any
 
 import numpy as np
 
-_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
-_RM = re.compile(r"^\d{4}/\d{2}$")
+#: YYYY, YYYY-MM or YYYY-MM-DD of the calendar, in ASCII digits (``\d`` would take "٢٠٢٤"
+#: too): months 01-12, days the month can have (29 for February in any year). The API's
+#: schema uses the same expression.
+DATE_PATTERN = (
+    "^[0-9]{4}(-((0[13578]|1[02])(-(0[1-9]|[12][0-9]|3[01]))?"
+    "|(0[469]|11)(-(0[1-9]|[12][0-9]|30))?"
+    "|02(-(0[1-9]|1[0-9]|2[0-9]))?))?$"
+)
+_DATE = re.compile(DATE_PATTERN)
+_RM = re.compile(r"^[0-9]{4}/[0-9]{2}$")
+#: The longest filter value accepted (a name, a type, a path prefix); SQLite refuses a
+#: LIKE pattern over 50,000 bytes, and no real value comes near this.
+MAX_FILTER_CHARS = 300
+
+
+def has_surrogates(text: str) -> bool:
+    """Whether ``text`` holds a lone surrogate ("\\ud800" in JSON): not a character,
+    it cannot be written as UTF-8, so no stored text can match it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class FilterError(ValueError):
@@ -33,6 +54,11 @@ class Filters:
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Filters:
+        """Filters from a request's mapping; a key that names no filter is an error."""
+        unknown = set(data) - set(_FIELDS)
+        if unknown:
+            names = ", ".join(sorted(repr(k) for k in unknown))
+            raise FilterError(f"unknown filter(s) {names}; filters are {', '.join(_FIELDS)}")
         values: dict[str, str] = {}
         for key in _FIELDS:
             value = data.get(key)
@@ -40,6 +66,10 @@ class Filters:
                 continue
             if not isinstance(value, str):
                 raise FilterError(f"filter {key!r} must be a string")
+            if len(value) > MAX_FILTER_CHARS:
+                raise FilterError(f"filter {key!r} is longer than {MAX_FILTER_CHARS} characters")
+            if has_surrogates(value):
+                raise FilterError(f"filter {key!r} holds a lone surrogate, not text")
             values[key] = value.strip()
         filters = cls(**values)
         filters.validate()
@@ -49,7 +79,7 @@ class Filters:
         for name in ("date_from", "date_to"):
             value = getattr(self, name)
             if value and not _DATE.match(value):
-                raise FilterError(f"{name} must look like YYYY, YYYY-MM or YYYY-MM-DD")
+                raise FilterError(f"{name} must be a date of the form YYYY, YYYY-MM or YYYY-MM-DD")
         if self.rm and not _RM.match(self.rm):
             raise FilterError("rm (riksmöte) must look like 2022/23")
 
@@ -85,8 +115,12 @@ def _where(filters: Filters) -> tuple[str, list[str]]:
         party = filters.party.upper()
         params.extend([f"%|{party}|%", party])
     if filters.person:
-        clauses.append("(lower(d.people) LIKE ? OR lower(p.speaker) LIKE ?)")
-        person = f"%{filters.person.lower()}%"
+        clauses.append(
+            "(lower(d.people) LIKE ? ESCAPE '\\' OR lower(p.speaker) LIKE ? ESCAPE '\\')"
+        )
+        # The name is matched as written: % and _ in it are not wildcards.
+        escaped = re.sub(r"([\\%_])", r"\\\1", filters.person.lower())
+        person = f"%{escaped}%"
         params.extend([person, person])
     if filters.source_prefix:
         clauses.append("substr(d.source, 1, ?) = ?")

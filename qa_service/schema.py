@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,11 @@ class DocumentMeta:
     #: For a written answer: the question it answers (number and who asked it).
     question: DocumentRef | None = None
 
+    def __post_init__(self) -> None:
+        # A document's link is shown on pages and pasted into drafts: only web addresses
+        # (a "javascript:" URL from a sidecar would run script on the permalink page).
+        self.url = web_link(self.url)
+
     def merge(self, other: DocumentMeta) -> DocumentMeta:
         """Fields of ``other`` fill the gaps of this one (this one wins)."""
         values = {}
@@ -92,6 +98,26 @@ class DocumentMeta:
         data["question"] = DocumentRef.from_dict(question) if isinstance(question, dict) else None
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+#: The schemes a document's link may have.
+LINK_SCHEMES = frozenset({"http", "https"})
+
+
+def web_link(url: Any) -> str | None:
+    """``url`` if it is an absolute http(s) address with a host, else None."""
+    if not isinstance(url, str):
+        return None
+    url = url.strip()
+    if not url or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in LINK_SCHEMES or not parts.netloc:
+        return None
+    return url
 
 
 def document_id(source: str) -> str:

@@ -1,25 +1,238 @@
-"""The production server: gunicorn, several workers, the index loaded once per worker."""
+"""The production server: gunicorn's asyncio worker in front of the Flask app.
+
+Each worker reads requests on an asyncio event loop and hands only *complete* requests
+(head and body) to a small pool of threads that run the Flask app. A client that sends
+half a request head or half a body and then waits holds a coroutine, not a thread, so
+any number of slow clients cannot starve ``/api/health`` or anyone else (with gunicorn's
+threaded worker, eight such connections held every thread of two workers).
+
+gunicorn's own answers to malformed requests (400, 414, 431, 501) use the API's one JSON
+error shape, like every answer of the app.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import io
+import json
 import logging
 import os
+import sys
 import tempfile
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.asgi.protocol import ASGIProtocol
+from gunicorn.workers import gasgi
 
 from .config import Settings
 
 logger = logging.getLogger(__name__)
 
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+#: Codes of gunicorn's own error answers, named as the app names them.
+_ERROR_CODES = {
+    400: "bad_request",
+    413: "request_entity_too_large",
+    414: "request_uri_too_long",
+    431: "request_header_fields_too_large",
+    501: "not_implemented",
+}
+
+
+def error_body(status: int, message: str) -> bytes:
+    """The API's error shape, for answers given before the app sees the request."""
+    code = _ERROR_CODES.get(status) or HTTPStatus(status).phrase.lower().replace(" ", "_")
+    error = {"status": status, "code": code, "message": message}
+    return json.dumps({"error": error}).encode("ascii")
+
+
+class JSONErrorProtocol(ASGIProtocol):
+    """gunicorn's HTTP/1 protocol with its error answers in the API's JSON shape."""
+
+    def _send_error_response(
+        self, status: int, message: str, extra_headers: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        # gunicorn's message may quote the request; it goes in the body only, JSON-escaped.
+        body = error_body(status, message or reason)
+        extra = "".join(f"{name}: {value}\r\n" for name, value in extra_headers)
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            "X-Content-Type-Options: nosniff\r\n"
+            f"{extra}"
+            "Connection: close\r\n\r\n"
+        )
+        self._safe_write(head.encode("latin-1"))
+        self._safe_write(body)
+
+
+class QAWorker(gasgi.ASGIWorker):
+    """gunicorn's asyncio worker, answering its own errors in JSON."""
+
+    def init_process(self) -> None:
+        # The worker builds its protocol by the module's name ``ASGIProtocol`` and offers
+        # no setting for another; this process runs only this worker.
+        gasgi.ASGIProtocol = JSONErrorProtocol
+        super().init_process()
+
+
+class WSGIBridge:
+    """An ASGI application that runs a WSGI app on a pool of threads.
+
+    The request body is read on the event loop, up to ``max_body`` bytes, before a
+    thread is taken; a larger body is refused with 413 without reading it all. The
+    app's answers are small (JSON, pages, static files) and are sent whole.
+    """
+
+    def __init__(self, app: WSGIApp, *, threads: int, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="qa-request")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return  # no websockets here
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_body:
+            await self._send_error(send, 413, f"the request body is over {self.max_body} bytes")
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                # The client left, or sent its body too slowly: no thread was taken. The
+                # answer most likely reaches nobody, but it is what the access log shows.
+                await self._send_error(send, 400, "the request body did not arrive whole")
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_body:
+                await self._send_error(send, 413, f"the request body is over {self.max_body} bytes")
+                return
+            if not message.get("more_body", False):
+                break
+        environ = wsgi_environ(scope, bytes(body))
+        loop = asyncio.get_running_loop()
+        status, headers, chunks = await loop.run_in_executor(self.executor, self._run, environ)
+        content = b"".join(chunks)
+        bodiless = status < 200 or status in (204, 304)
+        if not bodiless and not any(name == b"content-length" for name, _ in headers):
+            headers.append((b"content-length", str(len(content)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    def _run(self, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], list[bytes]]:
+        started: list[Any] = []
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            started[:] = [status, headers]
+            return lambda data: chunks.append(data)
+
+        chunks: list[bytes] = []
+        result = self.app(environ, start_response)
+        try:
+            chunks.extend(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        status, headers = started
+        encoded = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        return int(status.split(" ", 1)[0]), encoded, chunks
+
+    async def _send_error(self, send: Send, status: int, message: str) -> None:
+        body = error_body(status, message)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.executor.shutdown(wait=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # gunicorn refuses such a request before it gets here
+    return None
+
+
+def wsgi_environ(scope: Scope, body: bytes) -> dict[str, Any]:
+    """The WSGI environ of an ASGI HTTP request whose body has been read."""
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    raw_path = raw_path.split(b"?", 1)[0]
+    server = scope.get("server") or ("127.0.0.1", 80)
+    client = scope.get("client")
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": scope.get("root_path", ""),
+        # WSGI carries the path's bytes, percent-decoded, as a latin-1 string (PEP 3333).
+        "PATH_INFO": unquote_to_bytes(raw_path).decode("latin-1"),
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "SERVER_NAME": str(server[0]),
+        "SERVER_PORT": str(server[1]) if server[1] is not None else "",
+        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    if client:
+        environ["REMOTE_ADDR"] = str(client[0])
+        environ["REMOTE_PORT"] = str(client[1])
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1").upper().replace("-", "_")
+        if key in ("CONTENT_LENGTH", "TRANSFER_ENCODING"):
+            continue  # the body is read whole: its length is what it holds
+        if key == "CONTENT_TYPE":
+            environ[key] = value.decode("latin-1")
+            continue
+        key = "HTTP_" + key
+        text = value.decode("latin-1")
+        environ[key] = f"{environ[key]},{text}" if key in environ else text
+    return environ
+
 
 class GunicornServer(BaseApplication):
     """gunicorn run from Python so that ``qa serve`` needs no separate config file."""
 
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings, options: dict[str, Any], threads: int) -> None:
         self.settings = settings
         self.options = options
+        self.threads = threads
         super().__init__()
 
     def load_config(self) -> None:
@@ -30,13 +243,20 @@ class GunicornServer(BaseApplication):
     def load(self) -> Any:
         # Runs in each worker (no preload): every worker opens the index itself; the
         # FAISS vectors are memory-mapped, so the pages are shared by the OS.
+        from .errors import IndexUnavailable
         from .web import create_app
 
         app = create_app(self.settings)
         service = app.extensions["qa"]
-        service.load()
+        try:
+            service.load()
+        except IndexUnavailable as exc:
+            # A worker that boots while the published index is unusable serves 503s and
+            # keeps looking for a usable one; failing to boot would make gunicorn's
+            # master stop, taking the healthy workers with it.
+            logger.error("no usable index yet, answering 503 until one is published: %s", exc)
         service.warm_up()
-        return app
+        return WSGIBridge(app, threads=self.threads, max_body=self.settings.max_request_bytes)
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
@@ -46,11 +266,17 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, threads: in
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "threads": threads,
-        "worker_class": "gthread",
-        "timeout": 120,
-        "graceful_timeout": 30,
+        "worker_class": "qa_service.server.QAWorker",
+        # Connections each worker holds open at once (slow ones cost a coroutine each).
+        "worker_connections": 1000,
+        # A worker whose event loop does not report in this long is restarted; a body
+        # not received within this time ends its request.
+        "timeout": 30,
+        "graceful_timeout": 10,
+        "keepalive": 5,
         "accesslog": "-",
         "limit_request_line": 8190,
+        # Which forwarded headers to believe is the app's decision (QA_PROXIES).
+        "forwarded_allow_ips": "",
     }
-    GunicornServer(settings, options).run()
+    GunicornServer(settings, options, threads).run()

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, wraps
+from pathlib import Path
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import faiss
@@ -19,7 +20,7 @@ from .conversation import Context, ConversationStore, Turn, is_follow_up, standa
 from .embedding import Embedder, QueryVectors, make_embedder
 from .errors import IndexUnavailable, InvalidRequest, NotFound
 from .extractive import QUOTE_MIN_SCORE, choose_sentences, find_sentence
-from .filters import FilterError, Filters, allowed_rows
+from .filters import FilterError, Filters, allowed_rows, has_surrogates
 from .hints import DocumentFacts, HintIndex, Hints, document_facts, read_hints
 from .language import is_english
 from .lexical import LexicalIndex
@@ -47,6 +48,10 @@ logger = logging.getLogger(__name__)
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
 RELOAD_CHECK_SECONDS = 2.0
+#: Conversation ids are 32 hex digits; a longer string names none.
+MAX_CONVERSATION_ID = 64
+#: A published build that failed to open is tried again after this long.
+RETRY_FAILED_SECONDS = 60.0
 #: RRF weights of a follow-up's rankings: the literal question, the standalone query, and
 #: the standalone query within the documents the previous turn cited (BENCHMARKS.md).
 FOLLOW_UP_WEIGHTS = (0.5, 1.0, 0.5)
@@ -106,6 +111,8 @@ class QAService:
         self._loaded: _Loaded | None = None
         self._lock = threading.Lock()
         self._checked_at = 0.0
+        #: The build that last failed to open, and why (it is not tried again).
+        self._failed: tuple[Path, str, float] | None = None
         faiss.omp_set_num_threads(FAISS_QUERY_THREADS)
 
     # -- index lifecycle -------------------------------------------------------------
@@ -120,9 +127,19 @@ class QAService:
             reader = IndexReader(index_path)
             if check_compatible(reader.manifest, model=self.settings.model, dimension=None):
                 check_vector_agreement(reader, self.embedder.encode_passages)
-            lexical = LexicalIndex.load(reader.build_path / LEXICAL)
         except IndexStoreError as exc:
             raise IndexUnavailable(str(exc)) from exc
+        try:
+            lexical = LexicalIndex.load(reader.build_path / LEXICAL)
+            if lexical.size != reader.passage_count:
+                raise ValueError(f"{lexical.size} of {reader.passage_count} passages")
+            # bm25s maps its arrays lazily: one search reads them all.
+            lexical.search("index", 1)
+        except (OSError, ValueError, KeyError, EOFError) as exc:
+            raise IndexUnavailable(
+                f"the index build {reader.build_path.name} is damaged ({LEXICAL}/: {exc}); "
+                "publish a new one with `qa ingest`"
+            ) from exc
         dense = DenseRetriever(
             reader.vectors,
             self._encode_query,
@@ -159,7 +176,12 @@ class QAService:
         return vector
 
     def maybe_reload(self) -> bool:
-        """Switch to a newly published build, if any; cheap enough to call per request."""
+        """Switch to a newly published build, if any; cheap enough to call per request.
+
+        A build that cannot be opened (damaged, built for another model) is tried again
+        only after ``RETRY_FAILED_SECONDS`` or once another is published; meanwhile the
+        worker keeps the build it has, or, having none, answers 503 with the reason.
+        """
         now = time.monotonic()
         if now - self._checked_at < RELOAD_CHECK_SECONDS and self._loaded is not None:
             return False
@@ -171,13 +193,21 @@ class QAService:
         with self._lock:
             if self._loaded is not current:
                 return False
+            failed = self._failed
+            if failed is not None and failed[0] == target and now < failed[2]:
+                if current is None:
+                    raise IndexUnavailable(failed[1])
+                return False
             try:
                 fresh = self._open()
-            except IndexUnavailable:
+            except IndexUnavailable as exc:
+                self._failed = (target, exc.message, now + RETRY_FAILED_SECONDS)
                 if current is None:
                     raise
-                logger.exception("new index could not be loaded; keeping the old one")
+                name = current.reader.build_path.name
+                logger.error("published index not loaded, keeping build %s: %s", name, exc)
                 return False
+            self._failed = None
             # Requests holding the old build keep it alive until they finish.
             self._loaded = fresh
         return True
@@ -203,6 +233,8 @@ class QAService:
     def validate_question(self, question: Any) -> str:
         if not isinstance(question, str):
             raise InvalidRequest("'question' must be a string")
+        if has_surrogates(question):
+            raise InvalidRequest("'question' holds a lone surrogate, which is not text")
         question = question.replace("\x00", " ").strip()
         if not question:
             raise InvalidRequest("'question' must not be empty")
@@ -397,9 +429,11 @@ class QAService:
         query = self.validate_question(question)
         history: list[Context] = []
         if conversation_id is not None:
-            if not isinstance(conversation_id, str) or not self.conversations.exists(
-                conversation_id
-            ):
+            if not isinstance(conversation_id, str):
+                raise InvalidRequest("'conversation_id' must be a string")
+            if has_surrogates(conversation_id) or len(conversation_id) > MAX_CONVERSATION_ID:
+                raise NotFound("no conversation with that id")
+            if not self.conversations.exists(conversation_id):
                 raise NotFound(f"no conversation with id {conversation_id!r}")
             history = [t.context for t in self.conversations.turns(conversation_id)]
         standalone, hits = self.converse(query, top_k, history=history, filters=filters, mode=mode)
@@ -542,8 +576,14 @@ class QAService:
         return {"status": "ok"}
 
     def ready(self) -> dict[str, Any]:
-        """Readiness: the index is loaded; what it holds (503 while it is not)."""
+        """Readiness: the index is loaded and a turn can be stored; what the index holds.
+
+        503 while either is not so: a conversation database on a read-only or full disk
+        fails every ``/api/ask``, so the service is not ready then (the probe writes and
+        commits one row, as a turn does).
+        """
         loaded = self.loaded
+        self.conversations.check_writable()
         manifest = loaded.reader.manifest
         return {
             "status": "ready",

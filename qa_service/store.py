@@ -104,6 +104,10 @@ class IndexNotFound(IndexStoreError):
     """No published index at the path."""
 
 
+class IndexCorrupt(IndexStoreError):
+    """A published build whose files are damaged (truncated, overwritten)."""
+
+
 class IndexMismatch(IndexStoreError):
     """The index was built with another format, model or dimension."""
 
@@ -409,25 +413,73 @@ class IndexReader:
         self.index_path = index_path
         self.manifest = read_manifest(index_path)
         self.build_path = index_path.resolve()
-        try:
-            self.vectors = faiss.read_index(str(self.build_path / VECTORS), faiss.IO_FLAG_MMAP)
-        except RuntimeError:
-            self.vectors = faiss.read_index(str(self.build_path / VECTORS))
-        self.document_vectors: np.ndarray | None = None
-        self.passage_documents: np.ndarray | None = None
-        if (self.build_path / DOCUMENT_VECTORS).exists():
-            self.document_vectors = np.load(self.build_path / DOCUMENT_VECTORS, mmap_mode="r")
-            self.passage_documents = np.load(self.build_path / PASSAGE_DOCUMENTS)
-        self.shingles: np.ndarray | None = None
-        self.shingle_offsets: np.ndarray | None = None
-        if (self.build_path / SHINGLE_OFFSETS).exists():
-            # A plain view of the mapped file: slicing a memmap goes through Python.
-            self.shingles = np.load(self.build_path / SHINGLES, mmap_mode="r").view(np.ndarray)
-            self.shingle_offsets = np.load(self.build_path / SHINGLE_OFFSETS)
         self._local = threading.local()
         # The documents served last (text included), a bounded number of them.
         self._documents: OrderedDict[str, Document] = OrderedDict()
         self._documents_lock = threading.Lock()
+        # A damaged build (a truncated or overwritten file) fails here, with the file
+        # named, rather than in the requests that would touch the damage.
+        opening = VECTORS
+        try:
+            self.vectors = _read_vectors(self.build_path / VECTORS)
+            self.document_vectors: np.ndarray | None = None
+            self.passage_documents: np.ndarray | None = None
+            if (self.build_path / DOCUMENT_VECTORS).exists():
+                opening = DOCUMENT_VECTORS
+                self.document_vectors = np.load(self.build_path / DOCUMENT_VECTORS, mmap_mode="r")
+                opening = PASSAGE_DOCUMENTS
+                self.passage_documents = np.load(self.build_path / PASSAGE_DOCUMENTS)
+            self.shingles: np.ndarray | None = None
+            self.shingle_offsets: np.ndarray | None = None
+            if (self.build_path / SHINGLE_OFFSETS).exists():
+                opening = SHINGLES
+                # A plain view of the mapped file: slicing a memmap goes through Python.
+                self.shingles = np.load(self.build_path / SHINGLES, mmap_mode="r").view(np.ndarray)
+                opening = SHINGLE_OFFSETS
+                self.shingle_offsets = np.load(self.build_path / SHINGLE_OFFSETS)
+            opening = DATABASE
+            self._verify_database()
+            opening = "the manifest's counts"
+            self._verify_counts()
+        except (OSError, ValueError, RuntimeError, EOFError, sqlite3.DatabaseError) as exc:
+            raise IndexCorrupt(
+                f"the index build {self.build_path.name} is damaged ({opening}: {exc}); "
+                "publish a new one with `qa ingest`"
+            ) from exc
+
+    def _verify_database(self) -> None:
+        """The SQLite file is as long as its header says, and its tables can be read."""
+        path = self.build_path / DATABASE
+        with path.open("rb") as handle:
+            header = handle.read(100)
+        if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+            raise ValueError("not an SQLite database")
+        page_size = int.from_bytes(header[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        pages = int.from_bytes(header[28:32], "big")
+        valid = header[24:28] == header[92:96]  # the header's page count is current
+        if valid and path.stat().st_size < pages * page_size:
+            raise ValueError(f"truncated: {path.stat().st_size} of {pages * page_size} bytes")
+        for table in ("files", "documents", "passages"):
+            self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+
+    def _verify_counts(self) -> None:
+        """Each file holds as many passages and documents as the manifest says."""
+        passages = self.manifest.get("passages")
+        if passages is not None and self.vectors.ntotal != passages:
+            raise ValueError(f"{VECTORS} holds {self.vectors.ntotal} of {passages} vectors")
+        (rows,) = self.db.execute("SELECT COUNT(*) FROM passages").fetchone()
+        if rows != self.vectors.ntotal:
+            raise ValueError(f"{DATABASE} holds {rows} passages, {VECTORS} {self.vectors.ntotal}")
+        (documents,) = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()
+        if self.document_vectors is not None and len(self.document_vectors) != documents:
+            raise ValueError(f"{DOCUMENT_VECTORS} holds {len(self.document_vectors)} vectors")
+        if self.passage_documents is not None and len(self.passage_documents) != rows:
+            raise ValueError(f"{PASSAGE_DOCUMENTS} holds {len(self.passage_documents)} rows")
+        if self.shingle_offsets is not None and self.shingles is not None:
+            offsets = self.shingle_offsets
+            if len(offsets) != rows + 1 or (rows and int(offsets[-1]) != len(self.shingles)):
+                raise ValueError(f"{SHINGLE_OFFSETS} does not match {SHINGLES}")
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -539,6 +591,15 @@ class IndexReader:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _read_vectors(path: Path) -> Any:
+    try:
+        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
+    except RuntimeError:
+        if not path.exists():
+            raise FileNotFoundError(f"no {path.name}") from None
+        return faiss.read_index(str(path))  # an index type FAISS cannot map
 
 
 def _document_from_row(row: sqlite3.Row) -> Document:

@@ -362,3 +362,89 @@ def test_the_documents_meeting_a_questions_hints_get_their_own_ranking(service) 
     assert service._hinted_mask(loaded, read_hints("Vad är yrkesvux?"), None) is None
     hits = service.search("Vad säger interpellationen om yrkesvux?", 3)
     assert hits[0].document.id == interpellation
+
+
+# -- issue 15: input that gave 500s, and contract gaps ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ('{"question": ' + "[" * 1000 + "]" * 1000 + "}", "nested too deeply"),
+        ('{"question": "\\ud800"}', "lone surrogate"),
+        ('{"question": "sfi", "filters": {"person": "\\ud800"}}', "lone surrogate"),
+        ('{"question": "sfi", "filters": {"source_prefix": "a\\udfff"}}', "lone surrogate"),
+        ('{"question": "sfi", "conversation_id": "\\ud800"}', "no conversation"),
+        ('{"question": "sfi", "filters": {"person": "' + "x" * 50_001 + '"}}', "longer than"),
+        ('{"question": "sfi", "filters": {"doctyp": "Motion"}}', "unknown filter"),
+        ('{"question": "sfi", "filters": {"date_from": "2024-13-45"}}', "date_from"),
+        ('{"question": "sfi", "filters": {"date_to": "2023-02-30"}}', "date_to"),
+        ('{"question": "sfi", "filters": {"date_from": "٢٠٢٤"}}', "date_from"),
+        ('{"question": "sfi", "filters": {"rm": "٢٠٢٢/٢٣"}}', "riksmöte"),
+        (b'{"question": "\xff\xfe"}', "JSON object"),
+    ],
+)
+def test_input_that_gave_500s_is_a_4xx(client, data, message) -> None:  # type: ignore[no-untyped-def]
+    response = client.post("/api/ask", data=data, content_type="application/json")
+    assert 400 <= response.status_code < 500, response.get_data(as_text=True)[:300]
+    error = response.get_json()["error"]
+    assert set(error) == {"status", "code", "message"}
+    assert message in error["message"]
+
+
+def test_a_person_filter_matches_percent_and_underscore_literally(client) -> None:  # type: ignore[no-untyped-def]
+    found = client.get("/api/search", query_string={"q": "yrkesvux", "person": "Anna"}).get_json()
+    assert found["passages"]
+    for wildcard in ("%", "_", "A_na"):
+        data = client.get("/api/search", query_string={"q": "yrkesvux", "person": wildcard})
+        assert data.status_code == 200 and data.get_json()["passages"] == []
+
+
+def test_a_405_says_what_is_allowed(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/api/ask")
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) >= {"POST"}
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_made_up_methods_share_one_metrics_series(client) -> None:  # type: ignore[no-untyped-def]
+    for method in ("FOO", "BAR", "XYZZY"):
+        assert client.open("/api/health", method=method).status_code == 405
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'method="other"' in metrics
+    assert "FOO" not in metrics and "XYZZY" not in metrics
+
+
+def test_every_answer_carries_security_headers(client) -> None:  # type: ignore[no-untyped-def]
+    for path in ("/", "/api/health", "/static/chat.js", "/api/nope"):
+        headers = client.get(path).headers
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"] == "no-referrer"
+        assert headers["X-Frame-Options"] == "DENY"
+    csp = client.get("/").headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://data.riksdagen.se/dokument/HA10999", True),
+        ("http://www.regeringen.se/x", True),
+        ("javascript:alert(document.domain)", False),
+        ("JaVaScRiPt:alert(1)", False),
+        (" javascript:alert(1)", False),
+        ("java\tscript:alert(1)", False),
+        ("data:text/html,<script>alert(1)</script>", False),
+        ("vbscript:msgbox(1)", False),
+        ("//evil.example/x", False),
+        ("https:///nohost", False),
+        (None, False),
+    ],
+)
+def test_a_document_link_is_a_web_address_or_nothing(url, kept) -> None:  # type: ignore[no-untyped-def]
+    from qa_service.schema import DocumentMeta
+
+    meta = DocumentMeta(title="t", url=url)
+    assert meta.url == (url.strip() if kept else None)
+    assert DocumentMeta.from_dict({"title": "t", "url": url}).url == meta.url

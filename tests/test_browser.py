@@ -135,3 +135,92 @@ def test_keyboard_only_and_filters(page) -> None:  # type: ignore[no-untyped-def
     turn = page.locator("article.turn").last
     metas = turn.locator(".passage .meta").all_inner_texts()
     assert metas and all(m.startswith("Interpellation") for m in metas)
+
+
+def test_chat_and_permalink_work_under_the_content_security_policy(browser, base_url) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context()
+    page = context.new_page()
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text)
+            if "Content Security Policy" in message.text or "Refused to" in message.text
+            else None
+        ),
+    )
+    response = page.goto(base_url + "/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    ask(page, "Hur många personer bor i utanförskapsområden?")
+    assert "710 000" in page.locator("article.turn .answer").first.inner_text()
+    # The filter menus are filled by the script from /api/facets.
+    assert page.locator("#f-doctype option").count() > 1
+    with page.expect_navigation():
+        page.locator("a.permalink").first.click()
+    assert "710 000" in page.locator("mark#passage").inner_text()
+    # The style sheet applied: the header has its background colour.
+    colour = page.evaluate("getComputedStyle(document.querySelector('.top')).backgroundColor")
+    assert colour == "rgb(11, 83, 148)"
+    assert violations == []
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def sidecar_url(tmp_path_factory, embedder) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A server over a document whose manifest.jsonl record gives a javascript: link."""
+    import json
+
+    from qa_service.config import Settings
+    from qa_service.ingest import run_ingest
+    from qa_service.service import QAService
+    from qa_service.web import create_app
+
+    base = tmp_path_factory.mktemp("sidecar")
+    corpus = base / "corpus"
+    corpus.mkdir()
+    (corpus / "svar.md").write_text(
+        "# Svar om yrkesvux\n\nYrkesvux byggs ut i Malmö med tusen nya platser.\n",
+        encoding="utf-8",
+    )
+    record = {
+        "file": "svar.md",
+        "title": "Svar om yrkesvux",
+        "url": "javascript:alert(document.domain)",
+    }
+    (corpus / "manifest.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    settings = Settings(index_dir=base / "index", conversations_db=base / "c.sqlite3")
+    run_ingest([corpus], settings, embedder=embedder, progress=False)
+    service = QAService(settings, embedder=embedder)
+    service.load()
+    server = make_server("127.0.0.1", 0, create_app(settings, service=service), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+
+
+def test_a_javascript_link_from_a_sidecar_never_runs(browser, sidecar_url) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(sidecar_url + "/api/search?q=yrkesvux") as response:
+        passage = json.loads(response.read())["passages"][0]
+    assert passage["document"]["url"] is None
+    context = browser.new_context()
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(sidecar_url + passage["permalink"])
+    assert "Yrkesvux byggs ut" in page.locator("mark#passage").inner_text()
+    assert page.locator("a[href^='javascript']").count() == 0
+    # Were one there, the policy would still refuse it: a javascript: URL is inline script.
+    page.evaluate(
+        "() => { const a = document.createElement('a'); a.href = 'javascript:alert(1)';"
+        " a.id = 'planted'; a.textContent = 'x'; document.body.appendChild(a); }"
+    )
+    page.click("#planted")
+    page.wait_for_timeout(300)
+    assert dialogs == []
+    context.close()

@@ -101,3 +101,32 @@ def test_conversation_days_setting() -> None:
     assert Settings.from_env({"QA_CONVERSATION_DAYS": "7"}).conversation_days == 7.0
     with pytest.raises(ConfigError, match="QA_CONVERSATION_DAYS"):
         Settings.from_env({"QA_CONVERSATION_DAYS": "-1"})
+
+
+def test_parallel_appends_number_each_turn_once(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = ConversationStore(tmp_path / "c.sqlite3")
+    cid = store.create()
+    questions = [f"Fråga {i}?" for i in range(64)]
+
+    def append(question: str) -> None:
+        # A store per "worker", as two gunicorn processes have.
+        ConversationStore(store.path).append(cid, Turn(question, question, {}, 0.0))
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(append, questions))
+    turns = store.turns(cid)
+    assert sorted(t.question for t in turns) == sorted(questions)
+    times = [t.created_at for t in turns]
+    assert times == sorted(times)
+
+
+def test_a_turn_for_a_deleted_conversation_is_not_found(tmp_path: Path) -> None:
+    from qa_service.conversation import ConversationGone
+
+    store = ConversationStore(tmp_path / "c.sqlite3")
+    cid = store.create()
+    assert store.delete(cid)
+    with pytest.raises(ConversationGone):
+        store.append(cid, Turn("Och?", "Och?", {}, 0.0))

@@ -47,10 +47,15 @@ def create_app(settings: Settings | None = None, *, service: QAService | None = 
         return error_response(exc.status, exc.code, exc.message)
 
     @app.errorhandler(HTTPException)
-    def handle_http_error(exc: HTTPException) -> tuple[Any, int]:
+    def handle_http_error(exc: HTTPException) -> Any:
         status = exc.code or 500
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(status, code, exc.description or exc.name or "error")
+        response, _ = error_response(status, code, exc.description or exc.name or "error")
+        # The exception's own headers say what the client can do next (405: Allow).
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response, status
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception) -> tuple[Any, int]:

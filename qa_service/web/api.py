@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -23,11 +24,18 @@ def _service() -> QAService:
 
 
 def _json_body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if data is None:
+    if not request.is_json:
         raise InvalidRequest(
             "the request body must be a JSON object (Content-Type: application/json)"
         )
+    try:
+        data = json.loads(request.get_data(cache=True))
+    except RecursionError as exc:
+        # Python's parser gives up near 1,000 levels; no request of this API nests deeper
+        # than three.
+        raise InvalidRequest("the request body is nested too deeply") from exc
+    except ValueError as exc:  # not JSON, or not UTF-8
+        raise InvalidRequest(f"the request body must be a JSON object ({exc})") from exc
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object")
     return data
@@ -90,7 +98,11 @@ def search() -> Any:
     response = jsonify(result)
     # Same index build + same query => same answer: let proxies and clients cache it.
     response.set_etag(hashlib.sha256(response.get_data()).hexdigest()[:32])
-    response.cache_control.public = True
+    if current_app.config.get("QA_KEYS_REQUIRED"):
+        # Behind keys, an answer is for the client that asked: no shared cache keeps it.
+        response.cache_control.private = True
+    else:
+        response.cache_control.public = True
     response.cache_control.max_age = 300
     return response.make_conditional(request)
 

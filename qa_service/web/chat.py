@@ -7,7 +7,6 @@ from typing import Any
 from flask import Blueprint, current_app, render_template
 
 from ..service import QAService
-from .security import mark_chat_session
 
 chat = Blueprint(
     "chat", __name__, template_folder="templates", static_folder="static", static_url_path="/static"
@@ -16,7 +15,6 @@ chat = Blueprint(
 
 @chat.get("/")
 def index() -> Any:
-    mark_chat_session()
     return render_template("chat.html")
 
 

@@ -29,6 +29,9 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
 )
 PASSAGES = Gauge("qa_index_passages", "Passages in the loaded index", multiprocess_mode="max")
+#: Methods counted by name; any other (made up by a client) counts as "other", so that a
+#: client cannot create a new series with every request.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
 def install(app: Flask) -> None:
@@ -42,7 +45,8 @@ def install(app: Flask) -> None:
         started = getattr(g, "qa_started", None)
         if started is not None:
             LATENCY.labels(endpoint).observe(time.perf_counter() - started)
-        REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+        method = request.method if request.method in METHODS else "other"
+        REQUESTS.labels(endpoint, method, str(response.status_code)).inc()
         return response
 
     @app.get("/metrics")

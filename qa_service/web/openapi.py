@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
+from ..filters import DATE_PATTERN
 
 _STRING_OR_NULL = {"type": ["string", "null"]}
 _INT_OR_NULL = {"type": ["integer", "null"]}
@@ -148,13 +149,14 @@ FILTERS = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "doctype": {"type": "string", "description": "e.g. Interpellation, Motion"},
-        "rm": {"type": "string", "pattern": "^[0-9]{4}/[0-9]{2}$"},
-        "date_from": {"type": "string", "pattern": "^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$"},
-        "date_to": {"type": "string", "pattern": "^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$"},
-        "party": {"type": "string"},
-        "person": {"type": "string"},
-        "source_prefix": {"type": "string"},
+        "doctype": {"type": "string", "maxLength": 300, "description": "e.g. Interpellation"},
+        # An empty value is no filter.
+        "rm": {"type": "string", "pattern": "^$|^[0-9]{4}/[0-9]{2}$"},
+        "date_from": {"type": "string", "pattern": "^$|" + DATE_PATTERN},
+        "date_to": {"type": "string", "pattern": "^$|" + DATE_PATTERN},
+        "party": {"type": "string", "maxLength": 300},
+        "person": {"type": "string", "maxLength": 300},
+        "source_prefix": {"type": "string", "maxLength": 300},
     },
 }
 
@@ -171,7 +173,7 @@ ASK_REQUEST = {
         "top_k": {"type": "integer", "minimum": 1, "maximum": 50},
         "filters": {"$ref": "#/components/schemas/Filters"},
         "mode": {"type": "string", "enum": ["hybrid", "dense", "lexical"]},
-        "conversation_id": {"type": "string"},
+        "conversation_id": {"type": "string", "maxLength": 64},
     },
 }
 
@@ -184,6 +186,32 @@ ASK_RESPONSE = {
         "standalone_query": {"type": "string"},
         "answer": {"$ref": "#/components/schemas/Answer"},
         "passages": {"type": "array", "items": {"$ref": "#/components/schemas/Passage"}},
+    },
+}
+
+
+#: What a client does next with an answer: follow up in its conversation, read it back,
+#: delete it, look at a cited passage (stateful tests walk these).
+_CONVERSATION = "$response.body#/conversation_id"
+ASK_LINKS = {
+    "FollowUp": {
+        "operationId": "ask",
+        "requestBody": {
+            "question": "Och hur många av dem är barn?",
+            "conversation_id": _CONVERSATION,
+        },
+    },
+    "GetConversation": {
+        "operationId": "getConversation",
+        "parameters": {"conversation_id": _CONVERSATION},
+    },
+    "DeleteConversation": {
+        "operationId": "deleteConversation",
+        "parameters": {"conversation_id": _CONVERSATION},
+    },
+    "GetPassage": {
+        "operationId": "getPassage",
+        "parameters": {"passage_id": "$response.body#/passages/0/id"},
     },
 }
 
@@ -250,6 +278,7 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/api/ask": {
                 "post": {
+                    "operationId": "ask",
                     "summary": "Answer a question with cited passages (in a conversation)",
                     "requestBody": {
                         "required": True,
@@ -260,13 +289,17 @@ def openapi_document() -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "200": _json({"$ref": "#/components/schemas/AskResponse"}),
+                        "200": {
+                            **_json({"$ref": "#/components/schemas/AskResponse"}),
+                            "links": ASK_LINKS,
+                        },
                         **_ERRORS,
                     },
                 }
             },
             "/api/search": {
                 "get": {
+                    "operationId": "search",
                     "summary": "Passages for a query; cacheable, no conversation",
                     "parameters": search_params,
                     "responses": {
@@ -288,6 +321,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/passages/{passage_id}": {
                 "get": {
+                    "operationId": "getPassage",
                     "summary": "One passage with its citation and surrounding text",
                     "parameters": [_path_id("passage_id")],
                     "responses": {"200": _json({"type": "object"}), **_ERRORS},
@@ -295,6 +329,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/documents/{doc_id}": {
                 "get": {
+                    "operationId": "getDocument",
                     "summary": "A document's metadata and passages",
                     "parameters": [_path_id("doc_id")],
                     "responses": {"200": _json({"type": "object"}), **_ERRORS},
@@ -302,11 +337,13 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/conversations/{conversation_id}": {
                 "get": {
+                    "operationId": "getConversation",
                     "summary": "A conversation's turns with their cited passages",
                     "parameters": [_path_id("conversation_id")],
                     "responses": {"200": _json({"type": "object"}), **_ERRORS},
                 },
                 "delete": {
+                    "operationId": "deleteConversation",
                     "summary": "Delete a conversation",
                     "parameters": [_path_id("conversation_id")],
                     "responses": {"204": {"description": "Deleted"}, **_ERRORS},
@@ -314,24 +351,28 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/facets": {
                 "get": {
+                    "operationId": "getFacets",
                     "summary": "Values the filters can take",
                     "responses": {"200": _json({"type": "object"}), **_ERRORS},
                 }
             },
             "/api/health": {
                 "get": {
+                    "operationId": "health",
                     "summary": "Liveness",
                     "responses": {"200": _json({"type": "object"})},
                 }
             },
             "/api/ready": {
                 "get": {
+                    "operationId": "ready",
                     "summary": "Readiness and the loaded index's manifest",
                     "responses": {"200": _json({"type": "object"}), **_ERRORS},
                 }
             },
             "/api/openapi.json": {
                 "get": {
+                    "operationId": "getOpenAPI",
                     "summary": "This document",
                     "responses": {"200": _json({"type": "object"})},
                 }
