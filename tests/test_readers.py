@@ -284,3 +284,22 @@ def test_utf16_text_is_read_not_skipped_as_binary(tmp_path: Path, name: str, dat
     path.write_bytes(data)
     result = read_document(path, name)
     assert "områden" in "\n".join(s.text for s in result.sections)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "replaced"),
+    [
+        ("Försörjningsstöd 😀", "Försörjningsstöd 😀", 0),
+        ("a\ud800b", "a\ufffdb", 1),
+        ("\udfff\ud800", "\ufffd\ufffd", 2),
+        (
+            {"k\udfff": ["\ud800", 1, None, {"x": "ok"}]},
+            {"k\ufffd": ["\ufffd", 1, None, {"x": "ok"}]},
+            2,
+        ),
+    ],
+)
+def test_without_lone_surrogates(value: object, expected: object, replaced: int) -> None:
+    from qa_service.readers.riksdagen import without_lone_surrogates
+
+    assert without_lone_surrogates(value) == (expected, replaced)
