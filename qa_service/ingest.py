@@ -50,6 +50,7 @@ from .store import (
     builds_dir,
     check_compatible,
     check_vector_agreement,
+    remove_abandoned_builds,
 )
 
 logger = logging.getLogger(__name__)
@@ -378,14 +379,31 @@ def _build_settings(settings: Settings) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _build_lock(index_path: Path) -> Iterator[None]:
+    """Hold the index's ingest lock, and clear away what a writer that died left."""
     lock_dir = builds_dir(index_path)
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / "ingest.lock", "w") as handle:
+    lock = lock_dir / "ingest.lock"
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        try:  # a read-only index can still be found up to date
+            fd = os.open(lock, os.O_RDONLY)
+        except OSError:
+            raise IngestError(
+                f"cannot write the index at {index_path}: {exc.strerror}"
+                + (f" ({exc.filename})" if exc.filename else "")
+            ) from exc
+    try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise IngestError(f"another `qa ingest` is writing {index_path}") from exc
+        removed = remove_abandoned_builds(index_path)
+        if removed:
+            logger.info("removed what an interrupted ingest left: %s", ", ".join(removed))
         yield
+    finally:
+        os.close(fd)
 
 
 def _open_previous(
@@ -622,7 +640,7 @@ def run_ingest(
             for source, reason in unwritten.items():
                 writer.manifest["sources"].pop(source, None)
                 writer.manifest["skipped"][source] = reason
-            LexicalIndex.build(lexical_texts).save(writer.build_path / LEXICAL)
+            writer.save_part(LEXICAL, LexicalIndex.build(lexical_texts).save)
             writer.manifest["documents"] = len(reused) + len(fresh) - len(unwritten)
             writer.publish(dimension)
             checkpoints.clear()

@@ -5,14 +5,23 @@ meaning."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from qa_service.config import Settings
 from qa_service.ingest import discover, run_ingest
-from qa_service.store import IndexReader, builds_dir
-from tests.conftest import write_small_corpus
+from qa_service.store import IndexReader, IndexWriteError, builds_dir
+from tests.conftest import ROOT, write_small_corpus
 from tests.fake_embedder import FakeEmbedder
 
 TEXT = "Försörjningsstöd och aktivitetskrav i kommunerna. Arbetsmarknaden i Sverige.\n"
@@ -208,20 +217,252 @@ def test_a_file_that_vanishes_after_discovery_is_reported(tmp_path: Path, monkey
 
 
 def leftovers(settings: Settings) -> list[str]:
-    """What lies in the builds directory besides complete builds and the lock."""
+    """Half-written builds and temporary links: what a dead writer may leave."""
     root = builds_dir(settings.index_dir)
-    names = []
-    for path in sorted(root.iterdir()) if root.is_dir() else []:
-        if path.name != "ingest.lock" and not (path / "manifest.json").exists():
-            names.append(path.name)
-    names += [p.name for p in settings.index_dir.parent.glob(".*.tmp")]
-    return names
+    names = [
+        path.name
+        for path in (sorted(root.iterdir()) if root.is_dir() else [])
+        if path.is_dir() and not path.name.startswith("moved-")
+        if not (path / "manifest.json").exists()
+    ]
+    return names + [p.name for p in settings.index_dir.parent.glob(".*.tmp")]
+
+
+def complete_builds(settings: Settings) -> list[str]:
+    root = builds_dir(settings.index_dir)
+    return sorted(p.name for p in root.iterdir() if (p / "manifest.json").exists())
 
 
 def snapshot(settings: Settings) -> tuple[Path, int, dict[str, str]]:
+    """What readers see: the published build, its passage count and its files."""
     reader = IndexReader(settings.index_dir)
     try:
         files = {source: record.sha256 for source, record in reader.files().items()}
         return settings.index_dir.resolve(), reader.passage_count, files
     finally:
         reader.close()
+
+
+def add_files(corpus: Path, count: int, tag: str = "ny") -> None:
+    for n in range(count):
+        (corpus / f"{tag}-{n:02d}.md").write_text(
+            f"# Text {tag} {n}\n\n" + f"Mening {n} om arbetsmarknaden och yrkesvux. " * 60,
+            encoding="utf-8",
+        )
+
+
+def test_what_an_interrupted_ingest_left_is_removed_by_the_next_run(tmp_path: Path) -> None:
+    corpus = write_small_corpus(tmp_path / "corpus")
+    settings = fake_settings(tmp_path)
+    ingest([corpus], settings)
+    add_files(corpus, 1)
+    ingest([corpus], settings)
+    root = builds_dir(settings.index_dir)
+    older, current = complete_builds(settings)
+    published = settings.index_dir.resolve().name
+    # A build half-written a moment ago, a temporary link, and an index directory moved
+    # aside (not ours to remove).
+    (root / "29990101T000000-0badbeef").mkdir()
+    (root / "29990101T000000-0badbeef" / "passages.sqlite3").write_bytes(b"half")
+    (settings.index_dir.parent / ".test.1234abcd.tmp").symlink_to(root / published)
+    (root / "moved-1234abcd").mkdir()
+    report = ingest([corpus], settings)
+    assert not report.published  # nothing to do, and yet:
+    assert leftovers(settings) == []
+    assert complete_builds(settings) == sorted([older, current])  # may be open in readers
+    assert (root / "moved-1234abcd").is_dir()
+    assert settings.index_dir.resolve().name == published
+
+
+# --- disk full and read-only directories: a small tmpfs of our own ------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs mounted at a fresh directory (skipped where we may not mount)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root and mount(8)")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"may not mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """Fill ``disk`` up, then give back ``leave`` bytes."""
+    filler = disk / "filler"
+    block = b"\0" * 65536
+    with open(filler, "wb") as handle, contextlib.suppress(OSError):
+        while True:
+            handle.write(block)
+            handle.flush()
+    size = filler.stat().st_size
+    os.truncate(filler, max(0, size - leave))
+    return filler
+
+
+def on_disk_settings(disk: Path, tmp_path: Path) -> Settings:
+    return Settings(index_dir=disk / "indexes" / "test", conversations_db=tmp_path / "c.db")
+
+
+def test_a_full_disk_fails_clearly_and_leaves_the_index_as_it_was(
+    tmp_path: Path, small_disk: Path, runner, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from qa_service import ingest as ingest_module
+    from qa_service.cli import main
+
+    monkeypatch.setattr(ingest_module, "make_embedder", lambda settings: FakeEmbedder())
+    corpus = write_small_corpus(tmp_path / "corpus")
+    add_files(corpus, 20)
+    settings = on_disk_settings(small_disk, tmp_path)
+    ingest([corpus], settings)
+    before = snapshot(settings)
+    add_files(corpus, 20, tag="mer")
+    # How big the new build will be, measured on an ordinary disk: its database comes
+    # first, then the lexical index, the vectors, the arrays, the manifest.
+    reference = fake_settings(tmp_path / "reference")
+    ingest([corpus], reference)
+    database = (reference.index_dir / "passages.sqlite3").stat().st_size
+    total = sum(f.stat().st_size + 4096 for f in reference.index_dir.resolve().rglob("*"))
+    # From the command line: one line, no traceback, a non-zero exit.
+    filler = fill(small_disk, 0)
+    result = runner.invoke(main, ["ingest", str(corpus), "--index", str(settings.index_dir)])
+    filler.unlink()
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot write the index at ")
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert snapshot(settings) == before and leftovers(settings) == []
+    # The disk fills at a different point of the build each time, until it fits.
+    failures: dict[str, str] = {}
+    for leave in [0, 4096, *range(database - 16384, total + 65536, 4096)]:
+        filler = fill(small_disk, leave)
+        try:
+            report = ingest([corpus], settings)
+        except IndexWriteError as exc:
+            message = str(exc)
+            assert message.startswith(f"cannot write the index at {settings.index_dir}: ")
+            assert message.endswith("nothing was published and the index in use is unchanged")
+            assert snapshot(settings) == before
+            assert leftovers(settings) == []
+            assert complete_builds(settings) == [before[0].name]
+            failures.setdefault(message.split(": ", 1)[1].split(";")[0], message)
+        else:
+            assert report.published and report.files_indexed == 20
+            break
+        finally:
+            filler.unlink()
+    else:
+        pytest.fail("the build never fitted")
+    assert "database or disk is full" in failures
+    assert "vectors.faiss could not be written: No space left on device" in failures
+    assert sum(1 for m in failures if m.startswith("No space left on device")) >= 1
+    assert snapshot(settings)[1] > before[1] and leftovers(settings) == []
+
+
+@pytest.mark.parametrize("how", ["read-only mount", "no write permission"])
+def test_a_read_only_index_directory_fails_clearly(
+    tmp_path: Path, small_disk: Path, runner, monkeypatch, how: str
+) -> None:  # type: ignore[no-untyped-def]
+    from qa_service import ingest as ingest_module
+    from qa_service.cli import main
+
+    monkeypatch.setattr(ingest_module, "make_embedder", lambda settings: FakeEmbedder())
+    corpus = write_small_corpus(tmp_path / "corpus")
+    settings = on_disk_settings(small_disk, tmp_path)
+    ingest([corpus], settings)
+    before = snapshot(settings)
+    fresh = small_disk / "indexes" / "fresh"
+
+    def protect(on: bool) -> None:
+        if how == "read-only mount":
+            option = "remount,ro" if on else "remount,rw"
+            subprocess.run(["mount", "-o", option, str(small_disk)], check=True)
+        else:
+            for path in (small_disk / "indexes", builds_dir(settings.index_dir)):
+                path.chmod(0o555 if on else 0o755)
+
+    if how == "no write permission" and os.geteuid() == 0:
+        pytest.skip("root writes whatever the permission bits say")
+    protect(True)
+    try:
+        args = ["ingest", str(corpus), "--index", str(settings.index_dir)]
+        result = runner.invoke(main, args)
+        assert result.exit_code == 0, result.output  # up to date: nothing to write
+        assert "up to date" in result.output
+        add_files(corpus, 2)
+        for index in (settings.index_dir, fresh):
+            result = runner.invoke(main, ["ingest", str(corpus), "--index", str(index)])
+            assert result.exit_code == 1, result.output
+            assert result.output.startswith(f"Error: cannot write the index at {index}: ")
+            assert "Read-only file system" in result.output or "Permission" in result.output
+            assert len(result.output.strip().splitlines()) == 1, result.output
+        assert snapshot(settings) == before
+    finally:
+        protect(False)
+    assert leftovers(settings) == []
+    assert ingest([corpus], settings).published
+
+
+# --- SIGKILL at each phase of a real `qa ingest` process ----------------------------------
+
+
+def child(args: list[str], pause_at: str | None, mark: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "QA_TEST_MARK": str(mark)}
+    env.pop("QA_TEST_PAUSE_AT", None)
+    if pause_at:
+        env["QA_TEST_PAUSE_AT"] = pause_at
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.ingest_child", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.parametrize("phase", ["read", "embed", "write", "vectors", "publish"])
+def test_sigkill_at_each_phase_leaves_the_index_intact(tmp_path: Path, phase: str) -> None:
+    corpus = write_small_corpus(tmp_path / "corpus")
+    settings = fake_settings(tmp_path)
+    ingest([corpus], settings)
+    before = snapshot(settings)
+    add_files(corpus, 5)
+    args = ["ingest", str(corpus), "--index", str(settings.index_dir), "--json"]
+    mark = tmp_path / "stopped"
+    job = child(args, phase, mark)
+    try:
+        deadline = time.monotonic() + 60
+        while not mark.exists() and job.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert mark.exists(), job.communicate(timeout=5)[1].decode()[-2000:]
+        assert mark.read_text() == phase
+    finally:
+        job.kill()
+        job.communicate(timeout=30)
+    assert job.returncode == -signal.SIGKILL
+    assert snapshot(settings) == before
+    if phase in ("write", "vectors"):
+        assert leftovers(settings), "the kill should have left a half-written build"
+    if phase == "publish":
+        assert len(complete_builds(settings)) == 2  # complete, never published
+    published = complete_builds(settings)
+    rerun = child(args, None, mark)
+    out, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err.decode()[-2000:]
+    report = json.loads(out)
+    assert report["published"] and report["files_indexed"] == 5
+    assert report["files_reused"] == 4
+    after = snapshot(settings)
+    assert after[0] != before[0] and set(after[2]) > set(before[2])
+    assert leftovers(settings) == []
+    # The builds before stay for readers that may have them open, pruned as usual.
+    assert complete_builds(settings) == sorted([*published, after[0].name])
