@@ -6,6 +6,7 @@ meaning."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -466,3 +467,51 @@ def test_sigkill_at_each_phase_leaves_the_index_intact(tmp_path: Path, phase: st
     assert leftovers(settings) == []
     # The builds before stay for readers that may have them open, pruned as usual.
     assert complete_builds(settings) == sorted([*published, after[0].name])
+
+
+def test_a_failing_swap_leaves_the_old_link_and_no_temporary_one(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    corpus = write_small_corpus(tmp_path / "corpus")
+    settings = fake_settings(tmp_path)
+    ingest([corpus], settings)
+    before = snapshot(settings)
+    add_files(corpus, 1)
+    real_replace = os.replace
+
+    def failing_replace(src, dst):  # type: ignore[no-untyped-def]
+        if Path(dst) == settings.index_dir:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(IndexWriteError, match="Input/output error"):
+        ingest([corpus], settings)
+    assert snapshot(settings) == before and leftovers(settings) == []
+    assert complete_builds(settings) == [before[0].name]
+
+
+def test_a_published_build_survives_a_failing_cleanup(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from qa_service import store
+
+    corpus = write_small_corpus(tmp_path / "corpus")
+    settings = fake_settings(tmp_path)
+    ingest([corpus], settings)
+    add_files(corpus, 1)
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    real_fsync_dir = store._fsync_dir
+
+    def failing_after_the_swap(path: Path) -> None:
+        if path == settings.index_dir.parent:
+            failing()
+        real_fsync_dir(path)
+
+    monkeypatch.setattr(store, "prune_builds", failing)
+    monkeypatch.setattr(store, "_fsync_dir", failing_after_the_swap)
+    report = ingest([corpus], settings)
+    assert report.published and report.files_indexed == 1
+    monkeypatch.undo()
+    assert snapshot(settings)[2].keys() >= {"ny-00.md"}
