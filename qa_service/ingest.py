@@ -622,10 +622,10 @@ def run_ingest(
                 offset += len(passages)
                 try:
                     writer.add_document(doc, passages, vectors, doc_vectors[doc.id])
-                except sqlite3.Error as exc:
+                except (sqlite3.Error, UnicodeEncodeError) as exc:
                     # One document that cannot be stored must not cost the others.
                     logger.exception("could not write %s", doc.source)
-                    unwritten[doc.source] = f"error: could not be written: {exc}"
+                    unwritten[doc.source] = printable(f"error: could not be written: {exc}")
                     continue
                 lexical_texts.extend(_lexical_text(doc, p) for p in passages)
             for record in records:

@@ -266,8 +266,8 @@ class IndexWriter:
             self._db.execute("SAVEPOINT document")
             try:
                 self._insert_document(document, passages)
-            except sqlite3.Error as exc:
-                if _is_storage_error(exc):
+            except (sqlite3.Error, UnicodeEncodeError) as exc:  # a lone surrogate, say
+                if isinstance(exc, sqlite3.Error) and _is_storage_error(exc):
                     raise  # SQLite has rolled back the whole build already
                 self._db.execute("ROLLBACK TO document")
                 self._db.execute("RELEASE document")

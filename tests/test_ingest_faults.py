@@ -515,3 +515,27 @@ def test_a_published_build_survives_a_failing_cleanup(tmp_path: Path, monkeypatc
     assert report.published and report.files_indexed == 1
     monkeypatch.undo()
     assert snapshot(settings)[2].keys() >= {"ny-00.md"}
+
+
+def test_a_document_the_database_cannot_hold_is_reported_and_the_rest_written(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from qa_service import ingest as ingest_module
+
+    real = ingest_module.build_document
+
+    def odd_title(item, result, sha, sidecar):  # type: ignore[no-untyped-def]
+        document, spans = real(item, result, sha, sidecar)
+        if item.source == "press.md":
+            document.meta.title = "Titel \ud800"  # a reader's metadata, not its text
+        return document, spans
+
+    monkeypatch.setattr(ingest_module, "build_document", odd_title)
+    corpus = write_small_corpus(tmp_path / "corpus")
+    settings = fake_settings(tmp_path)
+    report = ingest([corpus], settings)
+    assert report.published and report.files_indexed == 3
+    assert skipped(report)["press.md"].startswith("error: could not be written")
+    reader = IndexReader(settings.index_dir)
+    assert "press.md" not in {d.source for d in reader.documents()}
+    assert len(reader.passage_documents) == reader.passage_count == report.passages  # type: ignore[arg-type]
