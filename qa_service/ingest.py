@@ -138,10 +138,10 @@ class IngestReport:
 
 
 #: Why discovery did not take a file or directory (a directory's source ends in "/").
-HIDDEN_FILE = "hidden file (name starts with '.'): not indexed"
-HIDDEN_DIRECTORY = "hidden directory (name starts with '.'): not read"
-LINKED_DIRECTORY = "symbolic link to a directory: not followed"
-LINK_OUTSIDE = "symbolic link to a file outside the directories being ingested: not followed"
+HIDDEN_FILE = "hidden file (name starts with '.')"
+HIDDEN_DIRECTORY = "hidden directory (name starts with '.'), not read"
+LINKED_DIRECTORY = "symbolic link to a directory, not followed"
+LINK_OUTSIDE = "symbolic link to a file outside the directories being ingested, not followed"
 BROKEN_LINK = "broken symbolic link"
 NOT_REGULAR = "not a regular file"
 SAME_NAME = "another file is indexed under the same name"

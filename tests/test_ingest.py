@@ -201,7 +201,7 @@ def test_discover_reports_broken_links_and_survives_loops(tmp_path: Path) -> Non
     # The loop is a linked directory: reported, not followed.
     assert problems == [
         {"source": "dangling.txt", "reason": "broken symbolic link"},
-        {"source": "sub/loop/", "reason": "symbolic link to a directory: not followed"},
+        {"source": "sub/loop/", "reason": "symbolic link to a directory, not followed"},
     ]
 
 
@@ -290,7 +290,7 @@ def test_hostile_inputs_are_reported_and_the_rest_indexed(tmp_path, embedder) ->
     assert reasons["binary.txt"] == "binary file (contains NUL bytes)"
     assert sum(1 for s in reasons if s.startswith("tiny/")) == 10_000
     assert report.files_seen == 7 + 3 + 10_000 + 1  # the linked directory is reported
-    assert reasons["loop/"] == "symbolic link to a directory: not followed"
+    assert reasons["loop/"] == "symbolic link to a directory, not followed"
     assert report.files_indexed == 5  # the four documents and latin1.txt
     assert any(w["source"] == "latin1.txt" for w in report.warnings)
 
