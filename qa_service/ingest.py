@@ -51,6 +51,7 @@ from .store import (
     check_compatible,
     check_vector_agreement,
     remove_abandoned_builds,
+    writing,
 )
 
 logger = logging.getLogger(__name__)
@@ -554,9 +555,7 @@ def run_ingest(
         context_docs = [doc for doc, _ in fresh]
         context_docs += [doc for doc, _ in reused if doc.id not in old_doc_vectors]
         embed_started = time.perf_counter()
-        checkpoints = VectorCheckpoints(
-            checkpoints_dir(index_path), {**wanted, "encoder": embedder.query_encoder}
-        )
+        checkpoints = _IndexCheckpoints(index_path, {**wanted, "encoder": embedder.query_encoder})
         passages_done = _embed(
             [new_texts[i] for i in to_embed], embedder, settings, checkpoints, progress
         )
@@ -656,6 +655,20 @@ def run_ingest(
         report.files_indexed = len(fresh) - len(unwritten)
     report.seconds = time.perf_counter() - started
     return report
+
+
+class _IndexCheckpoints(VectorCheckpoints):
+    """The index's checkpoints, whose writes fail as the build's do: a full or read-only
+    disk ends the job at once with :class:`IndexWriteError`, and the blocks written so
+    far let the next run resume."""
+
+    def __init__(self, index_path: Path, settings: dict[str, Any]) -> None:
+        super().__init__(checkpoints_dir(index_path), settings)
+        self.index_path = index_path
+
+    def save(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        with writing(self.index_path):
+            super().save(texts, vectors)
 
 
 def _same_content(path: Path, old: FileRecord) -> bool:

@@ -159,8 +159,9 @@ def _nearly_full(index_path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def _writing(index_path: Path) -> Iterator[None]:
-    """Storage errors of the block become :class:`IndexWriteError`."""
+def writing(index_path: Path) -> Iterator[None]:
+    """Storage errors of the block (writing for ``index_path``) become
+    :class:`IndexWriteError`."""
     try:
         yield
     except OSError as exc:
@@ -218,7 +219,7 @@ class IndexWriter:
         #: Whether readers may see this build: from then on it is never removed here.
         self.published = False
         self.db: sqlite3.Connection | None = None
-        with _writing(index_path):
+        with writing(index_path):
             self.build_path.mkdir(parents=True)
             try:
                 self.db = sqlite3.connect(self.build_path / DATABASE)
@@ -238,7 +239,7 @@ class IndexWriter:
         return self.db
 
     def add_file(self, record: FileRecord) -> None:
-        with _writing(self.index_path):
+        with writing(self.index_path):
             self._db.execute(
                 "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)",
                 (
@@ -262,7 +263,7 @@ class IndexWriter:
             raise ValueError("one vector per passage")
         # All of a document or none of it: a failing insert leaves the build consistent.
         # A full or read-only disk fails the build (IndexWriteError), not the document.
-        with _writing(self.index_path):
+        with writing(self.index_path):
             self._db.execute("SAVEPOINT document")
             try:
                 self._insert_document(document, passages)
@@ -323,12 +324,12 @@ class IndexWriter:
 
     def save_part(self, name: str, save: Callable[[Path], None]) -> None:
         """Write a part of the build (``lexical/``) with ``save(path)``."""
-        with _writing(self.index_path):
+        with writing(self.index_path):
             save(self.build_path / name)
 
     def publish(self, dimension: int) -> Path:
         """Write vectors and manifest, then swap the index symlink to this build."""
-        with _writing(self.index_path):
+        with writing(self.index_path):
             self._write_rest(dimension)
             _swap_symlink(self.index_path, self.build_path)
         self.published = True

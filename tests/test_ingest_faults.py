@@ -539,3 +539,25 @@ def test_a_document_the_database_cannot_hold_is_reported_and_the_rest_written(
     reader = IndexReader(settings.index_dir)
     assert "press.md" not in {d.source for d in reader.documents()}
     assert len(reader.passage_documents) == reader.passage_count == report.passages  # type: ignore[arg-type]
+
+
+def test_a_checkpoint_that_cannot_be_written_ends_the_job_clearly(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from qa_service import checkpoints
+
+    corpus = write_small_corpus(tmp_path / "corpus")
+    settings = fake_settings(tmp_path)
+    ingest([corpus], settings)
+    before = snapshot(settings)
+    add_files(corpus, 2)
+
+    def full(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(checkpoints.os, "fsync", full)
+    with pytest.raises(IndexWriteError, match="No space left on device; nothing was published"):
+        ingest([corpus], settings)
+    assert snapshot(settings) == before and leftovers(settings) == []
+    monkeypatch.undo()
+    assert ingest([corpus], settings).files_indexed == 2
