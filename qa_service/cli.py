@@ -14,6 +14,7 @@ import click
 from .config import ConfigError, Settings
 from .errors import QAError
 from .ingest import IngestError, IngestReport, run_ingest
+from .store import IndexStoreError
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def ingest(
     settings = _settings(index)
     try:
         report = run_ingest(list(dirs), settings, progress=progress)
-    except (IngestError, QAError) as exc:
+    except (IngestError, IndexStoreError, QAError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))

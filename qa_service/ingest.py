@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,8 @@ from .store import (
     builds_dir,
     check_compatible,
     check_vector_agreement,
+    remove_abandoned_builds,
+    writing,
 )
 
 logger = logging.getLogger(__name__)
@@ -79,6 +82,25 @@ class IngestError(RuntimeError):
 class SourceFile:
     path: Path
     source: str
+    #: The name is not valid UTF-8: ``source`` writes its odd bytes as ``\xff`` escapes.
+    escaped: bool = False
+
+
+def source_name(relative: str) -> str:
+    """How a file's path (relative to the directory given) is named in the index.
+
+    The path as it is, with forward slashes, except that bytes of a name that are not
+    UTF-8 (which Python holds as lone surrogates, ``surrogateescape``) are written as
+    ``\xff`` escapes: the name can then be stored, printed and sent as JSON, and is the
+    same on every run. A real name that reads the same (with a backslash) collides with
+    it; :func:`discover` indexes the first and reports the other.
+    """
+    return os.fsencode(relative).decode("utf-8", errors="backslashreplace")
+
+
+def printable(text: str) -> str:
+    """``text`` with any lone surrogates (a file name in an error message) escaped."""
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
 
 
 @dataclass
@@ -118,34 +140,105 @@ class IngestReport:
         return data
 
 
-def discover(roots: Sequence[Path]) -> tuple[list[SourceFile], list[dict[str, str]]]:
-    """Every regular file under the roots (or the roots themselves when files).
+#: Why discovery did not take a file or directory (a directory's source ends in "/").
+HIDDEN_FILE = "hidden file (name starts with '.')"
+HIDDEN_DIRECTORY = "hidden directory (name starts with '.'), not read"
+LINKED_DIRECTORY = "symbolic link to a directory, not followed"
+LINK_OUTSIDE = "symbolic link to a file outside the directories being ingested, not followed"
+BROKEN_LINK = "broken symbolic link"
+NOT_REGULAR = "not a regular file"
+SAME_NAME = "another file is indexed under the same name"
 
-    ``source`` is the path relative to its root, with forward slashes. Symlinked
-    directories are not followed (no loops); broken links are reported.
+
+def discover(roots: Sequence[Path]) -> tuple[list[SourceFile], list[dict[str, str]]]:
+    """Every regular file under the roots (or the roots themselves when files), and
+    what was passed over, each with a reason.
+
+    ``source`` is the path relative to its root, with forward slashes (see
+    :func:`source_name`). Hidden files and directories (names starting with ".") are
+    reported and not read. Symbolic links to directories are reported and not followed
+    (no loops, no file twice). A symbolic link to a file is followed when the file lies
+    inside one of the roots and is not indexed under a name of its own already (a link
+    into ``.git/annex``, say); a link that leads outside the roots (``/etc/passwd``) is
+    reported and not read.
     """
     found: list[SourceFile] = []
     problems: list[dict[str, str]] = []
+    real_roots = [root.resolve() for root in roots]
+    # Regular files by identity, then links: a link to a file found anyway is not kept.
+    by_identity: dict[tuple[int, int], str] = {}
+    links: list[tuple[SourceFile, tuple[int, int]]] = []
+    sources: set[str] = set()
+
+    def take(item: SourceFile) -> None:
+        if item.source in sources:
+            problems.append({"source": item.source, "reason": SAME_NAME})
+        else:
+            sources.add(item.source)
+            found.append(item)
+
+    def named(path: Path, root: Path) -> tuple[str, bool]:
+        relative = path.relative_to(root).as_posix()
+        source = source_name(relative)
+        return source, source != relative
+
     for root in roots:
         if root.is_file():
-            found.append(SourceFile(root, root.name))
+            source, escaped = named(root, root.parent)
+            take(SourceFile(root, source, escaped))
             continue
         if not root.is_dir():
-            raise IngestError(f"{root} is neither a file nor a directory")
+            raise IngestError(f"{printable(str(root))} is neither a file nor a directory")
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
+            here = Path(dirpath)
+            kept = []
+            for name in sorted(dirnames):
+                source = named(here / name, root)[0] + "/"
                 if name.startswith("."):
+                    problems.append({"source": source, "reason": HIDDEN_DIRECTORY})
+                elif (here / name).is_symlink():
+                    problems.append({"source": source, "reason": LINKED_DIRECTORY})
+                else:
+                    kept.append(name)
+            dirnames[:] = kept
+            for name in sorted(filenames):
+                path = here / name
+                source, escaped = named(path, root)
+                if name.startswith("."):
+                    problems.append({"source": source, "reason": HIDDEN_FILE})
                     continue
-                path = Path(dirpath) / name
-                source = path.relative_to(root).as_posix()
-                if path.is_symlink() and not path.exists():
-                    problems.append({"source": source, "reason": "broken symbolic link"})
+                link = path.is_symlink()
+                if link:
+                    try:
+                        target = path.resolve(strict=True)
+                    except (OSError, RuntimeError):  # missing, or a loop
+                        problems.append({"source": source, "reason": BROKEN_LINK})
+                        continue
+                    if not any(target.is_relative_to(r) for r in real_roots):
+                        problems.append({"source": source, "reason": LINK_OUTSIDE})
+                        continue
+                try:
+                    stat = path.stat()
+                except OSError as exc:
+                    reason = f"error: cannot read: {exc.strerror}"
+                    problems.append({"source": source, "reason": reason})
                     continue
-                if not path.is_file():
-                    problems.append({"source": source, "reason": "not a regular file"})
+                if not S_ISREG(stat.st_mode):
+                    problems.append({"source": source, "reason": NOT_REGULAR})
                     continue
-                found.append(SourceFile(path, source))
+                item = SourceFile(path, source, escaped)
+                if link:
+                    links.append((item, (stat.st_dev, stat.st_ino)))
+                else:
+                    by_identity.setdefault((stat.st_dev, stat.st_ino), source)
+                    take(item)
+    for item, identity in links:
+        if identity in by_identity:
+            reason = f"symbolic link to {by_identity[identity]}, indexed under that name"
+            problems.append({"source": item.source, "reason": reason})
+        else:
+            by_identity[identity] = item.source
+            take(item)
     return found, problems
 
 
@@ -289,14 +382,31 @@ def _build_settings(settings: Settings) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _build_lock(index_path: Path) -> Iterator[None]:
+    """Hold the index's ingest lock, and clear away what a writer that died left."""
     lock_dir = builds_dir(index_path)
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / "ingest.lock", "w") as handle:
+    lock = lock_dir / "ingest.lock"
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        try:  # a read-only index can still be found up to date
+            fd = os.open(lock, os.O_RDONLY)
+        except OSError:
+            raise IngestError(
+                f"cannot write the index at {index_path}: {exc.strerror}"
+                + (f" ({exc.filename})" if exc.filename else "")
+            ) from exc
+    try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise IngestError(f"another `qa ingest` is writing {index_path}") from exc
+        removed = remove_abandoned_builds(index_path)
+        if removed:
+            logger.info("removed what an interrupted ingest left: %s", ", ".join(removed))
         yield
+    finally:
+        os.close(fd)
 
 
 def _open_previous(
@@ -339,6 +449,11 @@ def run_ingest(
         progress = sys.stderr.isatty()
     files, problems = discover(roots)
     report.skipped.extend(problems)
+    report.warnings.extend(
+        {"source": item.source, "warning": "file name not valid UTF-8: shown with \\x escapes"}
+        for item in files
+        if item.escaped
+    )
     report.files_seen = len(files) + len(problems)
     sidecars = load_sidecars(files)
     embedder = embedder or make_embedder(settings)
@@ -369,7 +484,12 @@ def run_ingest(
                 )
                 report.skipped.append({"source": item.source, "reason": reason})
                 continue
-            stat = item.path.stat()
+            try:
+                stat = item.path.stat()
+            except OSError as exc:  # gone or unreadable since it was found
+                reason = f"error: cannot read: {exc.strerror}"
+                report.skipped.append({"source": item.source, "reason": reason})
+                continue
             old = old_files.get(item.source)
             # A file that failed with an error (not a reason of its own) is tried again.
             failed = old is not None and (old.reason or "").startswith("error:")
@@ -437,9 +557,7 @@ def run_ingest(
         context_docs = [doc for doc, _ in fresh]
         context_docs += [doc for doc, _ in reused if doc.id not in old_doc_vectors]
         embed_started = time.perf_counter()
-        checkpoints = VectorCheckpoints(
-            checkpoints_dir(index_path), {**wanted, "encoder": embedder.query_encoder}
-        )
+        checkpoints = _IndexCheckpoints(index_path, {**wanted, "encoder": embedder.query_encoder})
         passages_done = _embed(
             [new_texts[i] for i in to_embed], embedder, settings, checkpoints, progress
         )
@@ -505,10 +623,10 @@ def run_ingest(
                 offset += len(passages)
                 try:
                     writer.add_document(doc, passages, vectors, doc_vectors[doc.id])
-                except sqlite3.Error as exc:
+                except (sqlite3.Error, UnicodeEncodeError) as exc:
                     # One document that cannot be stored must not cost the others.
                     logger.exception("could not write %s", doc.source)
-                    unwritten[doc.source] = f"error: could not be written: {exc}"
+                    unwritten[doc.source] = printable(f"error: could not be written: {exc}")
                     continue
                 lexical_texts.extend(_lexical_text(doc, p) for p in passages)
             for record in records:
@@ -523,7 +641,7 @@ def run_ingest(
             for source, reason in unwritten.items():
                 writer.manifest["sources"].pop(source, None)
                 writer.manifest["skipped"][source] = reason
-            LexicalIndex.build(lexical_texts).save(writer.build_path / LEXICAL)
+            writer.save_part(LEXICAL, LexicalIndex.build(lexical_texts).save)
             writer.manifest["documents"] = len(reused) + len(fresh) - len(unwritten)
             writer.publish(dimension)
             checkpoints.clear()
@@ -539,6 +657,20 @@ def run_ingest(
         report.files_indexed = len(fresh) - len(unwritten)
     report.seconds = time.perf_counter() - started
     return report
+
+
+class _IndexCheckpoints(VectorCheckpoints):
+    """The index's checkpoints, whose writes fail as the build's do: a full or read-only
+    disk ends the job at once with :class:`IndexWriteError`, and the blocks written so
+    far let the next run resume."""
+
+    def __init__(self, index_path: Path, settings: dict[str, Any]) -> None:
+        super().__init__(checkpoints_dir(index_path), settings)
+        self.index_path = index_path
+
+    def save(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        with writing(self.index_path):
+            super().save(texts, vectors)
 
 
 def _same_content(path: Path, old: FileRecord) -> bool:
@@ -592,7 +724,7 @@ def _process(
         sha = sha256_of(item.path)
         result = read_document(item.path, item.source)
         for warning in result.warnings:
-            report.warnings.append({"source": item.source, "warning": warning})
+            report.warnings.append({"source": item.source, "warning": printable(warning)})
         document, spans = build_document(item, result, sha, sidecars.get(item.path.resolve()))
         passages = make_passages(document, spans, embedder, settings)
         if not passages:
@@ -605,6 +737,7 @@ def _process(
     else:
         record = FileRecord(item.source, sha, stat.st_size, stat.st_mtime_ns, "indexed")
         return record, (document, passages)
+    reason = printable(reason)
     logger.info("skipped %s: %s", item.source, reason)
     report.skipped.append({"source": item.source, "reason": reason})
     return FileRecord(item.source, sha, stat.st_size, stat.st_mtime_ns, "skipped", reason), None

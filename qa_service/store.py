@@ -15,16 +15,20 @@ them open) and are pruned after a few newer ones exist.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import glob
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -112,6 +116,66 @@ class IndexMismatch(IndexStoreError):
     """The index was built with another format, model or dimension."""
 
 
+class IndexWriteError(IndexStoreError):
+    """A build could not be written (disk full, read-only, no permission). Nothing was
+    published: the index readers see is the one they saw before."""
+
+
+#: SQLite errors that are about the disk, not the data: the whole build fails with them.
+_STORAGE_ERRORS = {
+    sqlite3.SQLITE_FULL,
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_PERM,
+}
+
+
+def _is_storage_error(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _STORAGE_ERRORS
+
+
+def write_error(index_path: Path, exc: BaseException) -> IndexWriteError:
+    """The one-line message for a build that could not be written."""
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+        if exc.filename:
+            reason = f"{reason} ({exc.filename})"
+        if exc.errno is None and _nearly_full(index_path):
+            # numpy's and bm25s's writes say "8192 requested and 992 written", no errno.
+            reason = f"{os.strerror(errno.ENOSPC)} ({reason})"
+    else:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return IndexWriteError(
+        f"cannot write the index at {index_path}: {reason}; nothing was published "
+        "and the index in use is unchanged"
+    )
+
+
+def _nearly_full(index_path: Path) -> bool:
+    for path in (builds_dir(index_path), index_path.parent):
+        try:
+            return shutil.disk_usage(path).free < 1 << 20
+        except OSError:
+            continue
+    return False
+
+
+@contextlib.contextmanager
+def writing(index_path: Path) -> Iterator[None]:
+    """Storage errors of the block (writing for ``index_path``) become
+    :class:`IndexWriteError`."""
+    try:
+        yield
+    except OSError as exc:
+        raise write_error(index_path, exc) from exc
+    except sqlite3.Error as exc:
+        if not _is_storage_error(exc):
+            raise
+        raise write_error(index_path, exc) from exc
+
+
 @dataclass(frozen=True)
 class FileRecord:
     source: str
@@ -156,27 +220,41 @@ class IndexWriter:
         self.manifest = dict(manifest)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         self.build_path = builds_dir(index_path) / f"{stamp}-{uuid.uuid4().hex[:8]}"
-        self.build_path.mkdir(parents=True)
-        self.db = sqlite3.connect(self.build_path / DATABASE)
-        self.db.executescript(_SCHEMA)
+        #: Whether readers may see this build: from then on it is never removed here.
+        self.published = False
+        self.db: sqlite3.Connection | None = None
+        with writing(index_path):
+            self.build_path.mkdir(parents=True)
+            try:
+                self.db = sqlite3.connect(self.build_path / DATABASE)
+                self.db.executescript(_SCHEMA)
+            except BaseException:
+                self.abort()
+                raise
         self._vectors: list[np.ndarray] = []
         self._doc_vectors: list[np.ndarray] = []
         self._passage_docs: list[int] = []
         self._shingles: list[np.ndarray] = []
         self._rows = 0
 
+    @property
+    def _db(self) -> sqlite3.Connection:
+        assert self.db is not None, "the build is closed"
+        return self.db
+
     def add_file(self, record: FileRecord) -> None:
-        self.db.execute(
-            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                record.source,
-                record.sha256,
-                record.size,
-                record.mtime_ns,
-                record.status,
-                record.reason,
-            ),
-        )
+        with writing(self.index_path):
+            self._db.execute(
+                "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    record.source,
+                    record.sha256,
+                    record.size,
+                    record.mtime_ns,
+                    record.status,
+                    record.reason,
+                ),
+            )
 
     def add_document(
         self,
@@ -188,14 +266,18 @@ class IndexWriter:
         if len(passages) != len(vectors):
             raise ValueError("one vector per passage")
         # All of a document or none of it: a failing insert leaves the build consistent.
-        self.db.execute("SAVEPOINT document")
-        try:
-            self._insert_document(document, passages)
-        except sqlite3.Error:
-            self.db.execute("ROLLBACK TO document")
-            self.db.execute("RELEASE document")
-            raise
-        self.db.execute("RELEASE document")
+        # A full or read-only disk fails the build (IndexWriteError), not the document.
+        with writing(self.index_path):
+            self._db.execute("SAVEPOINT document")
+            try:
+                self._insert_document(document, passages)
+            except (sqlite3.Error, UnicodeEncodeError) as exc:  # a lone surrogate, say
+                if isinstance(exc, sqlite3.Error) and _is_storage_error(exc):
+                    raise  # SQLite has rolled back the whole build already
+                self._db.execute("ROLLBACK TO document")
+                self._db.execute("RELEASE document")
+                raise
+            self._db.execute("RELEASE document")
         if len(passages):
             self._vectors.append(np.ascontiguousarray(vectors, dtype=np.float32))
         self._passage_docs.extend([len(self._doc_vectors)] * len(passages))
@@ -206,7 +288,7 @@ class IndexWriter:
     def _insert_document(self, document: Document, passages: Sequence[Passage]) -> None:
         people, parties = _people_and_parties(document.meta)
         meta = document.meta
-        self.db.execute(
+        self._db.execute(
             "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 document.id,
@@ -224,7 +306,7 @@ class IndexWriter:
                 document.text,
             ),
         )
-        self.db.executemany(
+        self._db.executemany(
             "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
@@ -244,23 +326,45 @@ class IndexWriter:
             ],
         )
 
+    def save_part(self, name: str, save: Callable[[Path], None]) -> None:
+        """Write a part of the build (``lexical/``) with ``save(path)``."""
+        with writing(self.index_path):
+            save(self.build_path / name)
+
     def publish(self, dimension: int) -> Path:
         """Write vectors and manifest, then swap the index symlink to this build."""
-        self.db.commit()
-        self.db.close()
+        with writing(self.index_path):
+            self._write_rest(dimension)
+            _swap_symlink(self.index_path, self.build_path)
+        self.published = True
+        try:
+            prune_builds(self.index_path)
+        except OSError as exc:  # the build is published; old ones go next time
+            logger.warning("could not remove old builds of %s: %s", self.index_path, exc)
+        logger.info("published index %s -> %s", self.index_path, self.build_path.name)
+        return self.build_path
+
+    def _write_rest(self, dimension: int) -> None:
+        self._db.commit()
+        self._db.close()
+        self.db = None
         matrix = np.vstack(self._vectors) if self._vectors else np.zeros((0, dimension), np.float32)
         index = faiss.IndexFlatIP(dimension)
         if len(matrix):
             index.add(matrix)
-        faiss.write_index(index, str(self.build_path / VECTORS))
+        try:
+            faiss.write_index(index, str(self.build_path / VECTORS))
+        except RuntimeError as exc:  # faiss reports a failed write (ENOSPC) this way
+            failed = RuntimeError(f"{VECTORS} could not be written: {_faiss_reason(exc)}")
+            raise write_error(self.index_path, failed) from exc
         documents = np.vstack(self._doc_vectors) if self._doc_vectors else np.zeros((0, dimension))
-        np.save(self.build_path / DOCUMENT_VECTORS, documents.astype(np.float32))
-        np.save(self.build_path / PASSAGE_DOCUMENTS, np.asarray(self._passage_docs, np.int32))
+        _save_array(self.build_path / DOCUMENT_VECTORS, documents.astype(np.float32))
+        _save_array(self.build_path / PASSAGE_DOCUMENTS, np.asarray(self._passage_docs, np.int32))
         offsets = np.zeros(len(self._shingles) + 1, dtype=np.int64)
         np.cumsum([len(h) for h in self._shingles], out=offsets[1:])
         hashes = np.concatenate(self._shingles) if self._shingles else np.zeros(0, np.uint32)
-        np.save(self.build_path / SHINGLES, hashes.astype(np.uint32))
-        np.save(self.build_path / SHINGLE_OFFSETS, offsets)
+        _save_array(self.build_path / SHINGLES, hashes.astype(np.uint32))
+        _save_array(self.build_path / SHINGLE_OFFSETS, offsets)
         self.manifest.update(
             format_version=FORMAT_VERSION,
             package_version=__version__,
@@ -270,16 +374,38 @@ class IndexWriter:
         )
         _write_json_atomically(self.build_path / MANIFEST, self.manifest)
         _fsync_dir(self.build_path)
-        _swap_symlink(self.index_path, self.build_path)
-        prune_builds(self.index_path)
-        logger.info("published index %s -> %s", self.index_path, self.build_path.name)
-        return self.build_path
 
     def abort(self) -> None:
+        """Remove the build (unless it was published: readers may have it open)."""
+        if self.published:
+            return
         try:
-            self.db.close()
+            if self.db is not None:
+                self.db.close()
+        except sqlite3.Error:
+            pass
         finally:
+            self.db = None
             shutil.rmtree(self.build_path, ignore_errors=True)
+
+
+class _PythonWriter:
+    """A file numpy writes through Python in chunks (not with ``tofile``), so that a full
+    disk raises ``OSError(ENOSPC)`` rather than "8192 requested and 992 written"."""
+
+    def __init__(self, handle: Any) -> None:
+        self.write = handle.write
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:
+        np.save(_PythonWriter(handle), array)
+
+
+def _faiss_reason(exc: RuntimeError) -> str:
+    """The errno text at the end of a faiss write error ("... 28 (No space left on device)")."""
+    found = re.search(r"\d+ \(([^()]+)\)\s*$", str(exc))
+    return found.group(1) if found else str(exc).strip().splitlines()[-1]
 
 
 def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
@@ -300,20 +426,34 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _swap_symlink(link: Path, target: Path) -> None:
+    """Point ``link`` at ``target`` atomically; on failure the link is as it was."""
     link.parent.mkdir(parents=True, exist_ok=True)
+    moved: Path | None = None
     if link.exists() and not link.is_symlink():
         # An index directory from elsewhere: move it aside so the link can take its place.
-        link.rename(builds_dir(link) / f"moved-{uuid.uuid4().hex[:8]}")
+        moved = builds_dir(link) / f"moved-{uuid.uuid4().hex[:8]}"
+        link.rename(moved)
     relative = os.path.relpath(target, link.parent)
     tmp_link = link.parent / f".{link.name}.{uuid.uuid4().hex[:8]}.tmp"
-    os.symlink(relative, tmp_link)
-    os.replace(tmp_link, link)
-    _fsync_dir(link.parent)
+    try:
+        os.symlink(relative, tmp_link)
+        os.replace(tmp_link, link)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_link.unlink()
+        if moved is not None:
+            with contextlib.suppress(OSError):
+                moved.rename(link)
+        raise
+    try:
+        _fsync_dir(link.parent)
+    except OSError as exc:  # the link is replaced already: the build is published
+        logger.warning("could not sync %s: %s", link.parent, exc)
 
 
 def prune_builds(index_path: Path, keep: int = KEEP_BUILDS) -> None:
     """Remove old builds and abandoned half-written ones, keeping the newest few."""
-    root = builds_dir(index_path)
+    root = builds_dir(index_path).resolve()  # resolved, as the current build's path is
     if not root.is_dir():
         return
     current = index_path.resolve() if index_path.is_symlink() else None
@@ -325,6 +465,38 @@ def prune_builds(index_path: Path, keep: int = KEEP_BUILDS) -> None:
         abandoned = not (path / MANIFEST).exists() and time.time() - path.stat().st_mtime > 3600
         if abandoned or (path in complete and path not in complete[-keep:]):
             shutil.rmtree(path, ignore_errors=True)
+
+
+_BUILD_NAME = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}")
+
+
+def remove_abandoned_builds(index_path: Path) -> list[str]:
+    """Remove what a writer that died left (half-written builds, temporary links) and
+    return their names.
+
+    Only for the holder of the ingest lock: no other writer can be at work then, so a
+    build without a manifest is abandoned however young it is. A complete build that a
+    writer did not get to publish is left to :func:`prune_builds` like any old build:
+    readers never see it, and build names alone cannot tell it from one they may have
+    open (two builds of one second).
+    """
+    root = builds_dir(index_path).resolve()
+    removed: list[str] = []
+    if root.is_dir():
+        current = index_path.resolve() if index_path.is_symlink() else None
+        for path in sorted(root.iterdir()):
+            # Only builds: an index directory moved aside ("moved-…") is the operator's.
+            if path == current or not _BUILD_NAME.fullmatch(path.name) or not path.is_dir():
+                continue
+            if not (path / MANIFEST).exists():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+    for tmp_link in index_path.parent.glob(f".{glob.escape(index_path.name)}.*.tmp"):
+        if tmp_link.is_symlink():
+            with contextlib.suppress(OSError):
+                tmp_link.unlink()
+                removed.append(tmp_link.name)
+    return removed
 
 
 def read_manifest(index_path: Path) -> dict[str, Any]:

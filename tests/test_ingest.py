@@ -198,7 +198,11 @@ def test_discover_reports_broken_links_and_survives_loops(tmp_path: Path) -> Non
     (root / "dangling.txt").symlink_to(tmp_path / "missing.txt")
     files, problems = discover([root])
     assert [f.source for f in files] == ["sub/a.txt"]
-    assert problems == [{"source": "dangling.txt", "reason": "broken symbolic link"}]
+    # The loop is a linked directory: reported, not followed.
+    assert problems == [
+        {"source": "dangling.txt", "reason": "broken symbolic link"},
+        {"source": "sub/loop/", "reason": "symbolic link to a directory, not followed"},
+    ]
 
 
 def test_json_report_from_cli(corpus, settings, runner, embedder) -> None:  # type: ignore[no-untyped-def]
@@ -285,7 +289,8 @@ def test_hostile_inputs_are_reported_and_the_rest_indexed(tmp_path, embedder) ->
     assert reasons["huge.txt"].startswith("too large (52.")
     assert reasons["binary.txt"] == "binary file (contains NUL bytes)"
     assert sum(1 for s in reasons if s.startswith("tiny/")) == 10_000
-    assert report.files_seen == 7 + 3 + 10_000
+    assert report.files_seen == 7 + 3 + 10_000 + 1  # the linked directory is reported
+    assert reasons["loop/"] == "symbolic link to a directory, not followed"
     assert report.files_indexed == 5  # the four documents and latin1.txt
     assert any(w["source"] == "latin1.txt" for w in report.warnings)
 

@@ -251,3 +251,105 @@ def test_written_answer_is_linked_to_its_question(status: dict, asker: str | Non
     )
     assert (meta.question.author.name if meta.question.author else None) == asker
     assert [a.name for a in meta.authors] == ([asker] if asker else [])
+
+
+UTF8_ONE_LATIN1 = "Försörjningsstöd och ".encode() + b"aktivitetskrav f\xf6r alla."
+
+
+@pytest.mark.parametrize(
+    ("data", "text", "warning"),
+    [
+        ("Försörjningsstöd".encode(), "Försörjningsstöd", None),
+        (b"\xef\xbb\xbf" + "Försörjningsstöd".encode(), "Försörjningsstöd", None),
+        # One Latin-1 byte in UTF-8: that byte alone is read as cp1252.
+        (UTF8_ONE_LATIN1, "Försörjningsstöd och aktivitetskrav för alla.", "1 byte(s)"),
+        (b"\xef\xbb\xbf" + UTF8_ONE_LATIN1, "Försörjningsstöd och aktivitetskrav för alla.", "1"),
+        ("Försörjningsstöd – “bidrag”".encode("cp1252"), "Försörjningsstöd – “bidrag”", "cp1252"),
+        ("slut på å".encode()[:-1], "slut på Ã", "1 byte(s)"),  # cut inside "å"
+        (b"\x81 odefinierad", "\ufffd odefinierad", "cp1252"),
+        ("Försörjningsstöd".encode("utf-16"), "Försörjningsstöd", None),
+        (b"\xfe\xff" + "Försörjningsstöd".encode("utf-16-be"), "Försörjningsstöd", None),
+        ("Försörjningsstöd\r\n".encode("utf-16-le"), "Försörjningsstöd\r\n", "UTF-16-LE"),
+        ("Försörjningsstöd".encode("utf-16-be"), "Försörjningsstöd", "UTF-16-BE"),
+        ("Försörjningsstöd".encode("utf-32"), "Försörjningsstöd", None),
+        (b"\xff\xfe" + "Hej".encode("utf-16-le") + b"\x00", "Hej\ufffd", "not valid UTF-16-LE"),
+        (b"", "", None),
+    ],
+    ids=[
+        "utf8",
+        "utf8-bom",
+        "utf8-one-latin1-byte",
+        "utf8-bom-one-latin1-byte",
+        "cp1252",
+        "utf8-truncated",
+        "cp1252-undefined",
+        "utf16-bom",
+        "utf16be-bom",
+        "utf16le-no-bom",
+        "utf16be-no-bom",
+        "utf32-bom",
+        "utf16-odd-length",
+        "empty",
+    ],
+)
+def test_decode_text(data: bytes, text: str, warning: str | None) -> None:
+    from qa_service.readers.base import decode_text
+
+    decoded, warned = decode_text(data)
+    assert decoded == text
+    if warning is None:
+        assert warned is None
+    else:
+        assert warned is not None and warning in warned
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        bytes(range(256)) * 64,
+        b"%PDF\x00\x01\x02\x03" * 100,
+        b"\x00" * 100,
+        b"\xff\xfe" + b"\x00\x00\x00\x00" * 4,  # a UTF-32 LE mark before NUL characters
+        "text".encode("utf-16-le") + bytes(range(256)) * 8,
+    ],
+    ids=["all-bytes", "pdf-like", "nuls", "utf32-nul-characters", "utf16-then-binary"],
+)
+def test_decode_text_refuses_binary_data(data: bytes) -> None:
+    from qa_service.readers.base import decode_text
+
+    with pytest.raises(SkipFile, match="binary file"):
+        decode_text(data)
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("bom.txt", "Utanförskap i områden.".encode("utf-16")),
+        ("nobom.md", "# Utanförskap\n\nI områden.".encode("utf-16-le")),
+        ("page.html", "<h1>Utanförskap</h1><p>I områden.</p>".encode("utf-16")),
+    ],
+)
+def test_utf16_text_is_read_not_skipped_as_binary(tmp_path: Path, name: str, data: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    result = read_document(path, name)
+    assert "områden" in "\n".join(s.text for s in result.sections)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "replaced"),
+    [
+        ("Försörjningsstöd 😀", "Försörjningsstöd 😀", 0),
+        ("a\ud800b", "a\ufffdb", 1),
+        ("\udfff\ud800", "\ufffd\ufffd", 2),
+        (
+            {"k\udfff": ["\ud800", 1, None, {"x": "ok"}]},
+            {"k\ufffd": ["\ufffd", 1, None, {"x": "ok"}]},
+            2,
+        ),
+    ],
+)
+def test_without_lone_surrogates(value: object, expected: object, replaced: int) -> None:
+    from qa_service.readers.riksdagen import without_lone_surrogates
+
+    assert without_lone_surrogates(value) == (expected, replaced)

@@ -128,6 +128,27 @@ def _link_question(
         meta.question = dataclasses.replace(question, author=asker)
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_lone_surrogates(value: Any) -> tuple[Any, int]:
+    """``value`` (parsed JSON) with every lone surrogate (``"\\ud800"``, which JSON
+    allows and UTF-8 cannot hold) replaced by U+FFFD, and how many were replaced."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return _LONE_SURROGATE.subn("\ufffd", value)
+        return value, 0
+    if isinstance(value, list):
+        pairs = [without_lone_surrogates(item) for item in value]
+        return [item for item, _ in pairs], sum(n for _, n in pairs)
+    if isinstance(value, dict):
+        pairs = [without_lone_surrogates([key, item]) for key, item in value.items()]
+        return {key: item for (key, item), _ in pairs}, sum(n for _, n in pairs)
+    return value, 0
+
+
 def read_riksdagen_json(path: Path, source: str) -> ReadResult:
     try:
         data = json.loads(path.read_bytes())
@@ -135,7 +156,11 @@ def read_riksdagen_json(path: Path, source: str) -> ReadResult:
         raise SkipFile(f"corrupt JSON: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("dokumentstatus"), dict):
         raise SkipFile("JSON is not a Riksdagen dokumentstatus document")
-    return parse_dokumentstatus(data["dokumentstatus"])
+    data, replaced = without_lone_surrogates(data)
+    result = parse_dokumentstatus(data["dokumentstatus"])
+    if replaced:
+        result.warnings.append(f"{replaced} lone surrogate escape(s) in the JSON replaced")
+    return result
 
 
 def read_riksdagen_xml(root: ET.Element) -> ReadResult:
