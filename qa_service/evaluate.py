@@ -37,6 +37,8 @@ class Question:
     #: Asked in a conversation (``follows``) but about something new: it must not be
     #: pulled back to the earlier turns' topic.
     new_topic: bool = False
+    #: What kind of question it is (``paraphrase``, ``english``, …), for reports by kind.
+    kind: str | None = None
 
 
 @dataclass
@@ -67,6 +69,7 @@ def load_questions(path: Path) -> list[Question]:
                     filters=data.get("filters") or {},
                     follows=data.get("follows"),
                     new_topic=bool(data.get("new_topic", False)),
+                    kind=data.get("kind"),
                 )
             )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:

@@ -143,7 +143,7 @@ def test_kill_during_embedding_then_ingest_again_embeds_only_the_rest(tmp_path: 
         corpus, index = tmp_path / name / "corpus", tmp_path / name / "index"
         write_corpus(corpus, 0, 3)
         finished(ingest(corpus, index, env))
-        write_corpus(corpus, 3, 30)
+        write_corpus(corpus, 3, 16)
         runs[name] = (corpus, index)
 
     corpus, index = runs["killed"]

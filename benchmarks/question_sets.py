@@ -1,0 +1,106 @@
+"""The development set and the held-out set side by side, by kind of question.
+
+Usage:
+  .venv/bin/python benchmarks/question_sets.py --index indexes/shared [--json]
+
+For each set (eval/questions.jsonl, the development set the ranking was built on, and
+eval/heldout/questions.jsonl, written on randomly drawn documents and never used for
+tuning) and each mode (dense, lexical, hybrid): hit@5, evidence@5 and MRR@10 in all and by
+kind. Held-out questions carry their kind; development questions are grouped as English
+(by the service's own language test), follow-ups and topic changes (asked inside their
+conversations), and the rest. The hybrid's answers are also checked for the quoted
+sentence: whether an answer quotes the evidence sentence (one holds the other, or the
+quote holds 70 % of its words), asked through ``QAService.ask`` as the API asks them,
+follow-ups in their conversation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from quote_choice import is_evidence, mostly_evidence
+
+from qa_service.config import Settings
+from qa_service.evaluate import Question, evaluate, load_questions, summarise
+from qa_service.language import is_english
+from qa_service.service import QAService
+
+ROOT = Path(__file__).resolve().parent.parent
+SETS = {
+    "development": ROOT / "eval" / "questions.jsonl",
+    "held-out": ROOT / "eval" / "heldout" / "questions.jsonl",
+}
+
+
+def kind_of(question: Question) -> str:
+    if question.kind:
+        return question.kind
+    if question.follows:
+        return "new_topic" if question.new_topic else "follow_up"
+    return "english" if is_english(question.question) else "swedish"
+
+
+def by_kind(report: dict[str, Any], questions: list[Question], k: int) -> dict[str, Any]:
+    from qa_service.evaluate import QuestionResult
+
+    kinds = {q.id: kind_of(q) for q in questions}
+    groups: dict[str, list[QuestionResult]] = defaultdict(list)
+    for row in report["results"]:
+        result = QuestionResult(**row)
+        groups[kinds[result.id]].append(result)
+        if kinds[result.id] not in ("follow_up", "new_topic"):
+            groups["all (asked alone)"].append(result)
+    return {kind: summarise(results, k) for kind, results in sorted(groups.items())}
+
+
+def quotes(service: QAService, questions: list[Question]) -> dict[str, Any]:
+    """How many answers quote the evidence sentence, in all and by kind."""
+    conversations: dict[str, str] = {}
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for question in questions:
+        earlier = conversations.get(question.follows) if question.follows else None
+        answer = service.ask(question.question, 5, conversation_id=earlier)
+        conversations[question.id] = answer["conversation_id"]
+        if not question.evidence:
+            continue
+        quoted = [s["text"] for s in answer["answer"].get("sentences", [])]
+        found = any(
+            is_evidence(question.evidence, text) or mostly_evidence(question.evidence, text)
+            for text in quoted
+        )
+        for key in ("all", kind_of(question)):
+            counts[key][0] += found
+            counts[key][1] += 1
+    return {key: f"{n} / {total}" for key, (n, total) in sorted(counts.items())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--index", type=Path, required=True)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    settings = Settings.from_env(
+        index_dir=args.index, conversations_db=Path(tempfile.mkdtemp()) / "c.sqlite3"
+    )
+    service = QAService(settings)
+    service.load()
+    result: dict[str, Any] = {"index": str(args.index), "passages": service.loaded_passages}
+    for name, path in SETS.items():
+        if not path.exists():
+            continue
+        questions = load_questions(path)
+        result[name] = {
+            mode: by_kind(evaluate(service, questions, mode=mode, k=5), questions, 5)
+            for mode in ("dense", "lexical", "hybrid")
+        }
+        result[name]["quoted sentence is the evidence (hybrid)"] = quotes(service, questions)
+    print(json.dumps(result, indent=1, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
