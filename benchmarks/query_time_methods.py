@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "base": {},
+    "off": {"dense_feedback_passages": 0, "dense_feedback_weight": 0.0},
     "cap3": {"per_document_cap": 3},
     "rescore3": {"passage_rescoring_documents": 3},
     "rescore5": {"passage_rescoring_documents": 5},
@@ -41,6 +42,26 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "rocchio3_0.3": {"dense_feedback_passages": 3, "dense_feedback_weight": 0.3},
     "rocchio3_0.6": {"dense_feedback_passages": 3, "dense_feedback_weight": 0.6},
     "rocchio5_0.5": {"dense_feedback_passages": 5, "dense_feedback_weight": 0.5},
+    "fb3_0.3_rrf0.5": {
+        "dense_feedback_passages": 3,
+        "dense_feedback_weight": 0.3,
+        "dense_feedback_ranking_weight": 0.5,
+    },
+    "fb3_0.3_rrf1": {
+        "dense_feedback_passages": 3,
+        "dense_feedback_weight": 0.3,
+        "dense_feedback_ranking_weight": 1.0,
+    },
+    "fb3_0.5_rrf0.5": {
+        "dense_feedback_passages": 3,
+        "dense_feedback_weight": 0.5,
+        "dense_feedback_ranking_weight": 0.5,
+    },
+    "fb5_0.5_rrf1": {
+        "dense_feedback_passages": 5,
+        "dense_feedback_weight": 0.5,
+        "dense_feedback_ranking_weight": 1.0,
+    },
     "rocchio2_0.3": {"dense_feedback_passages": 2, "dense_feedback_weight": 0.3},
     "rocchio3_0.2": {"dense_feedback_passages": 3, "dense_feedback_weight": 0.2},
     "rocchio3_0.4": {"dense_feedback_passages": 3, "dense_feedback_weight": 0.4},
@@ -106,18 +127,26 @@ def group(results: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run(service: QAService, questions: list[Any], overrides: dict[str, Any]) -> dict[str, Any]:
+def run(
+    service: QAService, questions: list[Any], overrides: dict[str, Any], mode: str = "hybrid"
+) -> dict[str, Any]:
     base = service.settings
     service.settings = dataclasses.replace(base, **overrides)
     dense = service.loaded.dense
-    dense.feedback = service.settings.dense_feedback_passages
+    separate = service.settings.dense_feedback_ranking_weight > 0
+    dense.feedback = 0 if separate else service.settings.dense_feedback_passages
     dense.feedback_weight = service.settings.dense_feedback_weight
     hybrid = service.loaded.hybrid
+    hybrid.feedback = (
+        service.settings.dense_feedback_passages,
+        service.settings.dense_feedback_weight,
+        service.settings.dense_feedback_ranking_weight,
+    )
     lexical_leg = hybrid.lexical
     hybrid.lexical = service.lexical_leg(service.loaded.reader, service.loaded.lexical.index)
     try:
         start = time.perf_counter()
-        report = evaluate(service, questions, mode="hybrid", k=5)
+        report = evaluate(service, questions, mode=mode, k=5)  # type: ignore[arg-type]
         seconds = time.perf_counter() - start
         by_id = {q.id: q for q in questions}
         own = [r for r in report["results"] if not by_id[r["id"]].follows]
@@ -161,6 +190,7 @@ def main() -> None:
     parser.add_argument("--questions", type=Path, default=ROOT / "eval" / "questions.jsonl")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--mode", default="hybrid", choices=["hybrid", "dense", "lexical"])
     args = parser.parse_args()
     settings = Settings.from_env(
         index_dir=args.index, conversations_db=Path(tempfile.mkdtemp()) / "c.sqlite3"
@@ -170,7 +200,7 @@ def main() -> None:
     questions = load_questions(args.questions)
     results: dict[str, Any] = {}
     for name in args.variants.split(","):
-        results[name] = run(service, questions, VARIANTS[name])
+        results[name] = run(service, questions, VARIANTS[name], args.mode)
         line = {k: v for k, v in results[name].items() if k not in ("ranks", "evidence")}
         print(name, json.dumps(line), flush=True)
     base = results.get("base")

@@ -88,6 +88,9 @@ class Settings:
     #: is searched with the moved vector (0: none; BENCHMARKS.md).
     dense_feedback_passages: int = 0
     dense_feedback_weight: float = 0.0
+    #: Above 0: the hybrid keeps the dense leg unmoved and fuses the moved search as a
+    #: ranking of its own at this RRF weight (with the passages and weight above).
+    dense_feedback_ranking_weight: float = 0.0
     #: RM3-style feedback for the hybrid's lexical leg: the best ``lexical_feedback_terms``
     #: terms of the first ``lexical_feedback_passages`` BM25 passages are searched too,
     #: their scores added at ``lexical_feedback_weight`` (0 passages: none).
@@ -157,6 +160,7 @@ class Settings:
         feedback = (
             self.dense_feedback_passages,
             self.dense_feedback_weight,
+            self.dense_feedback_ranking_weight,
             self.lexical_feedback_passages,
             self.lexical_feedback_terms,
             self.lexical_feedback_weight,

@@ -161,6 +161,22 @@ class DenseRetriever:
             vector = rocchio(vector, self._passages[rows], self.feedback_weight)
         return self.search_vector(vector, k, allowed)
 
+    def feedback_search(
+        self,
+        query: str,
+        ranking: Ranking,
+        k: int,
+        *,
+        passages: int,
+        weight: float,
+        allowed: np.ndarray | None = None,
+    ) -> Ranking:
+        """The top ``k`` for the question's vector moved towards the first ``passages`` of
+        ``ranking`` (the question's own dense ranking; Rocchio at ``weight``)."""
+        vector = np.asarray(self.encode_query(query), dtype=np.float32).reshape(-1)
+        rows = np.asarray([row for row, _ in ranking[:passages]], dtype=np.int64)
+        return self.search_vector(rocchio(vector, self._passages[rows], weight), k, allowed)
+
     def search_vector(
         self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> Ranking:
@@ -295,8 +311,13 @@ class HybridRetriever:
         rrf_k: int = 60,
         weights: tuple[float, float] = (1.0, 1.0),
         glossary_weight: float = 1.0,
+        feedback: tuple[int, float, float] = (0, 0.0, 0.0),
     ) -> None:
         self.dense = dense
+        #: (passages, Rocchio weight, RRF weight): the dense leg searched again with the
+        #: question moved towards its first passages, fused as a ranking of its own beside
+        #: the unmoved one (0 RRF weight: none).
+        self.feedback = feedback
         self.lexical = lexical
         self.depth = depth
         self.rrf_k = rrf_k
@@ -305,11 +326,17 @@ class HybridRetriever:
 
     def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
         depth = max(k, self.depth)
-        rankings = [
-            self.dense.search(query, depth, allowed=allowed),
-            self.lexical.search(query, depth, allowed=allowed),
-        ]
+        dense = self.dense.search(query, depth, allowed=allowed)
+        rankings = [dense, self.lexical.search(query, depth, allowed=allowed)]
         weights = list(self.weights)
+        passages, moved, fused = self.feedback
+        if fused > 0 and passages > 0 and dense and isinstance(self.dense, DenseRetriever):
+            rankings.append(
+                self.dense.feedback_search(
+                    query, dense, depth, passages=passages, weight=moved, allowed=allowed
+                )
+            )
+            weights.append(fused)
         terms = swedish_terms(query) if self.glossary_weight > 0 and is_english(query) else []
         if terms:
             rankings.append(self.dense.search(" ".join(terms), depth, allowed=allowed))

@@ -126,13 +126,15 @@ class QAService:
             lexical = LexicalIndex.load(reader.build_path / LEXICAL)
         except IndexStoreError as exc:
             raise IndexUnavailable(str(exc)) from exc
+        # Feedback fused as a ranking of its own leaves the dense leg itself unmoved.
+        separate = self.settings.dense_feedback_ranking_weight > 0
         dense = DenseRetriever(
             reader.vectors,
             self._encode_query,
             document_vectors=reader.document_vectors,
             passage_documents=reader.passage_documents,
             document_weight=self.settings.document_weight,
-            feedback=self.settings.dense_feedback_passages,
+            feedback=0 if separate else self.settings.dense_feedback_passages,
             feedback_weight=self.settings.dense_feedback_weight,
         )
         lexical_retriever = LexicalRetriever(lexical)
@@ -143,6 +145,11 @@ class QAService:
             rrf_k=self.settings.rrf_k,
             weights=(self.settings.dense_weight, self.settings.lexical_weight),
             glossary_weight=self.settings.glossary_weight,
+            feedback=(
+                self.settings.dense_feedback_passages,
+                self.settings.dense_feedback_weight,
+                self.settings.dense_feedback_ranking_weight,
+            ),
         )
         logger.info(
             "loaded index %s (%s passages, model %s)",

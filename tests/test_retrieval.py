@@ -8,6 +8,7 @@ from qa_service.hints import AUTUMN, SPRING, DocumentFacts, Hints
 from qa_service.retrieval import (
     Candidate,
     DenseRetriever,
+    HybridRetriever,
     diversify,
     lift_hinted,
     reassign_document_slots,
@@ -318,3 +319,23 @@ def test_dense_feedback_moves_towards_the_best_passages() -> None:
     assert [row for row, _ in plain.search("q", 4)] == [0, 3, 1, 2]
     fed = DenseRetriever(index, lambda _: question, feedback=1, feedback_weight=1.0)
     assert [row for row, _ in fed.search("q", 4)] == [0, 1, 3, 2]
+
+
+class _NoLexical:
+    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> list:
+        return []
+
+
+@pytest.mark.parametrize(("fused", "expected"), [(0.0, [0, 3, 1, 2]), (3.0, [0, 1, 3, 2])])
+def test_hybrid_fuses_the_feedback_search_as_its_own_ranking(
+    fused: float, expected: list[int]
+) -> None:
+    passages = np.vstack([_unit(1, 0.2), _unit(0.8, 0.6), _unit(0.5, 1), _unit(1, -0.6)])
+    index = faiss.IndexFlatIP(2)
+    index.add(passages)
+    question = _unit(1, 0.0)
+    dense = DenseRetriever(index, lambda _: question)
+    hybrid = HybridRetriever(dense, _NoLexical(), depth=4, feedback=(1, 1.0, fused))
+    assert [row for row, _ in hybrid.search("q", 4)] == expected
+    # The dense leg itself is not moved.
+    assert [row for row, _ in dense.search("q", 4)] == [0, 3, 1, 2]
