@@ -86,8 +86,8 @@ class Settings:
     #: Rocchio feedback for the dense leg: the question vector moves by this weight times
     #: the mean vector of its best ``dense_feedback_passages`` passages, and the dense leg
     #: is searched with the moved vector (0: none; BENCHMARKS.md).
-    dense_feedback_passages: int = 0
-    dense_feedback_weight: float = 0.0
+    dense_feedback_passages: int = 3
+    dense_feedback_weight: float = 0.3
     #: Above 0: the hybrid keeps the dense leg unmoved and fuses the moved search as a
     #: ranking of its own at this RRF weight (with the passages and weight above).
     dense_feedback_ranking_weight: float = 0.0
