@@ -79,6 +79,29 @@ class Settings:
     query_cache: int = 256
     #: At most this many passages of one document in a result list (0: no cap).
     per_document_cap: int = 2
+    #: The first this many documents of a hybrid result have all their passages scored
+    #: against the question (dense and BM25 within the document, fused by RRF), and their
+    #: places are filled by their best passages (0: the fused order as it is).
+    passage_rescoring_documents: int = 0
+    #: Rocchio feedback for the dense leg: the question vector moves by this weight times
+    #: the mean vector of its best ``dense_feedback_passages`` passages, and the dense leg
+    #: is searched with the moved vector (0: none; BENCHMARKS.md).
+    dense_feedback_passages: int = 3
+    dense_feedback_weight: float = 0.3
+    #: Above 0: the hybrid keeps the dense leg unmoved and fuses the moved search as a
+    #: ranking of its own at this RRF weight (with the passages and weight above).
+    dense_feedback_ranking_weight: float = 0.0
+    #: RM3-style feedback for the hybrid's lexical leg: the best ``lexical_feedback_terms``
+    #: terms of the first ``lexical_feedback_passages`` BM25 passages are searched too,
+    #: their scores added at ``lexical_feedback_weight`` (0 passages: none).
+    lexical_feedback_passages: int = 0
+    lexical_feedback_terms: int = 10
+    lexical_feedback_weight: float = 0.3
+    #: The quoted sentences: the first ``quote_similarity_candidates`` that qualify by
+    #: their terms are reordered by adding this weight times the embedding model's
+    #: similarity of each to the question (each is encoded; 0: terms alone).
+    quote_similarity_weight: float = 0.0
+    quote_similarity_candidates: int = 4
     #: Larger files are skipped with a reason (the biggest real document is ~4 MB).
     max_file_bytes: int = 25 * 1024 * 1024
     conversations_db: Path = Path("data/conversations.sqlite3")
@@ -137,6 +160,21 @@ class Settings:
         if self.document_weight < 0 or self.glossary_weight < 0 or self.hint_weight < 0:
             raise ConfigError(
                 "QA_DOCUMENT_WEIGHT, QA_GLOSSARY_WEIGHT and QA_HINT_WEIGHT must not be negative"
+            )
+        feedback = (
+            self.dense_feedback_passages,
+            self.dense_feedback_weight,
+            self.dense_feedback_ranking_weight,
+            self.lexical_feedback_passages,
+            self.lexical_feedback_terms,
+            self.lexical_feedback_weight,
+            self.passage_rescoring_documents,
+            self.quote_similarity_weight,
+        )
+        if min(feedback) < 0 or self.quote_similarity_candidates < 1:
+            raise ConfigError(
+                "feedback, rescoring and quote-similarity settings must not be negative "
+                "(QA_QUOTE_SIMILARITY_CANDIDATES at least 1)"
             )
         if self.conversation_days < 0:
             raise ConfigError("QA_CONVERSATION_DAYS must not be negative")

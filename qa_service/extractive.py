@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .lexical import tokenize
@@ -91,12 +91,20 @@ def choose_sentences(
     min_score: float = QUOTE_MIN_SCORE,
     min_best: float | None = None,
     passages_considered: int = 3,
+    similarity: Callable[[list[str]], Sequence[float]] | None = None,
+    similarity_weight: float = 0.0,
+    similarity_candidates: int = 4,
 ) -> list[Chosen]:
     """The 1–3 best-scoring sentences among the first passages, in reading order per
     passage rank. A passage's rank adds a small prior so the best passage is preferred.
 
     Sentences below ``min_score`` are left out; when none reaches it, the best one alone
     is still quoted if it reaches ``min_best``.
+
+    With ``similarity`` (the embedding model's similarity of each given sentence to the
+    question), the first ``similarity_candidates`` sentences that qualify are reordered
+    by their term score plus ``similarity_weight`` times their similarity above the
+    least similar of them; which sentences qualify does not change.
     """
     query_terms = set(tokenize(question))
     considered = list(passages[:passages_considered])
@@ -114,6 +122,8 @@ def choose_sentences(
     best = [c for c in scored if c.score >= min_score]
     if not best and min_best is not None and scored and scored[0].score >= min_best:
         best = scored[:1]
+    if similarity is not None and similarity_weight > 0 and len(best) > 1:
+        best = rerank_by_similarity(best, similarity, similarity_weight, similarity_candidates)
     picked: list[Chosen] = []
     seen: set[str] = set()
     for candidate in best:
@@ -125,6 +135,25 @@ def choose_sentences(
         if len(picked) == max_sentences:
             break
     return picked
+
+
+def rerank_by_similarity(
+    chosen: Sequence[Chosen],
+    similarity: Callable[[list[str]], Sequence[float]],
+    weight: float,
+    candidates: int,
+) -> list[Chosen]:
+    """The first ``candidates`` of ``chosen`` (best first) reordered by score plus
+    ``weight`` times their similarity above the least similar of them; the rest follow
+    unchanged. Scores are kept as they were (the quoting threshold reads them)."""
+    head, tail = list(chosen[:candidates]), list(chosen[candidates:])
+    values = [float(v) for v in similarity([c.sentence.text for c in head])]
+    floor = min(values)
+    order = sorted(
+        range(len(head)),
+        key=lambda i: (-(head[i].score + weight * (values[i] - floor)), i),
+    )
+    return [head[i] for i in order] + tail
 
 
 def normalise(text: str) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -137,6 +138,54 @@ class LexicalIndex:
             return []
         mask = allowed.astype(np.float32) if allowed is not None else None
         scores = self._bm25.get_scores(tokens, weight_mask=mask)
+        return self._top(scores, k)
+
+    def document_frequency(self, term: str) -> int:
+        """In how many passages a stemmed term occurs (0: not in the index)."""
+        if self._bm25 is None:
+            return 0
+        position = self._bm25.vocab_dict.get(term)
+        if position is None:
+            return 0
+        indptr = self._bm25.scores["indptr"]
+        return int(indptr[position + 1] - indptr[position])
+
+    def search_expanded(
+        self,
+        query: str,
+        k: int,
+        feedback_texts: Callable[[list[int]], list[str]],
+        *,
+        passages: int = 5,
+        terms: int = 10,
+        weight: float = 0.3,
+        allowed: np.ndarray | None = None,
+    ) -> list[tuple[int, float]]:
+        """BM25 with RM3-style feedback: the ``terms`` best terms of the question's first
+        ``passages`` passages (:func:`expansion_terms`) are searched too, their BM25
+        scores added at ``weight``."""
+        tokens = tokenize(query)
+        if self._bm25 is None or not tokens or k < 1:
+            return []
+        mask = allowed.astype(np.float32) if allowed is not None else None
+        scores = self._bm25.get_scores(tokens, weight_mask=mask)
+        first = self._top(scores, passages)
+        if first and terms > 0 and weight > 0:
+            texts = feedback_texts([row for row, _ in first])
+            extra = expansion_terms(
+                tokens,
+                [tokenize(t) for t in texts],
+                [score for _, score in first],
+                self.document_frequency,
+                self.size,
+                terms,
+            )
+            if extra:
+                scores = scores + weight * self._bm25.get_scores(extra, weight_mask=mask)
+        return self._top(scores, k)
+
+    @staticmethod
+    def _top(scores: np.ndarray, k: int) -> list[tuple[int, float]]:
         # Only passages holding a query term score above zero. Selecting among them alone
         # spares numpy's partition the thousands of equal zeros that slow it down tenfold
         # (the lexical leg over 29,768 passages: 1.0 ms with bm25s's own top-k, 0.5 ms
@@ -152,3 +201,35 @@ class LexicalIndex:
             matching = np.concatenate([above, tied[: k - len(above)]])
         order = matching[np.lexsort((matching, -scores[matching]))]  # best first, then row
         return [(int(row), float(scores[row])) for row in order]
+
+
+def expansion_terms(
+    query: Sequence[str],
+    feedback: Sequence[Sequence[str]],
+    weights: Sequence[float],
+    document_frequency: Callable[[str], int],
+    size: int,
+    count: int,
+) -> list[str]:
+    """RM3-style expansion: the ``count`` stems of the feedback passages (tokenised, with
+    their retrieval scores as ``weights``) that score best by the passages' weighted
+    share of the term, times its idf over the ``size`` passages; the question's own
+    stems are left out (pure; ties by the stem)."""
+    total = sum(weights) or 1.0
+    relevance: dict[str, float] = {}
+    own = set(query)
+    for stems, weight in zip(feedback, weights, strict=True):
+        if not stems:
+            continue
+        for stem, times in Counter(stems).items():
+            if stem in own or stem.isdigit():
+                continue
+            relevance[stem] = relevance.get(stem, 0.0) + weight / total * times / len(stems)
+    scored = []
+    for stem, value in relevance.items():
+        df = document_frequency(stem)
+        if df < 2:  # a word of one passage says nothing about the others
+            continue
+        scored.append((value * math.log(size / df), stem))
+    scored.sort(key=lambda pair: (-pair[0], pair[1]))
+    return [stem for _, stem in scored[:count]]

@@ -110,8 +110,14 @@ class DenseRetriever:
         passage_documents: np.ndarray | None = None,
         document_weight: float = 0.0,
         first_stage: int = 400,
+        feedback: int = 0,
+        feedback_weight: float = 0.0,
     ) -> None:
         self.encode_query = encode_query
+        #: Pseudo-relevance feedback: the question vector moves by ``feedback_weight``
+        #: times the mean of its ``feedback`` best passages' vectors (0: none).
+        self.feedback = feedback
+        self.feedback_weight = feedback_weight
         self.document_weight = document_weight
         self.first_stage = first_stage
         self.index = index
@@ -148,6 +154,35 @@ class DenseRetriever:
         if self.index.ntotal == 0 or k < 1:
             return []
         vector = np.asarray(self.encode_query(query), dtype=np.float32).reshape(-1)
+        if self.feedback > 0 and self.feedback_weight > 0:
+            # Rocchio: move the question towards its own best passages and search again.
+            first = self.search_vector(vector, self.feedback, allowed)
+            rows = np.asarray([row for row, _ in first], dtype=np.int64)
+            vector = rocchio(vector, self._passages[rows], self.feedback_weight)
+        return self.search_vector(vector, k, allowed)
+
+    def feedback_search(
+        self,
+        query: str,
+        ranking: Ranking,
+        k: int,
+        *,
+        passages: int,
+        weight: float,
+        allowed: np.ndarray | None = None,
+    ) -> Ranking:
+        """The top ``k`` for the question's vector moved towards the first ``passages`` of
+        ``ranking`` (the question's own dense ranking; Rocchio at ``weight``)."""
+        vector = np.asarray(self.encode_query(query), dtype=np.float32).reshape(-1)
+        rows = np.asarray([row for row, _ in ranking[:passages]], dtype=np.int64)
+        return self.search_vector(rocchio(vector, self._passages[rows], weight), k, allowed)
+
+    def search_vector(
+        self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> Ranking:
+        """The top ``k`` for a question vector (see :meth:`search`)."""
+        if self.index.ntotal == 0 or k < 1:
+            return []
         k = min(k, self.index.ntotal)
         params = None
         if allowed is not None:
@@ -225,6 +260,39 @@ class LexicalRetriever:
         return self.index.search(query, k, allowed=allowed)
 
 
+class ExpandedLexicalRetriever(LexicalRetriever):
+    """BM25 with RM3-style pseudo-relevance feedback (:meth:`LexicalIndex.search_expanded`):
+    the best terms of the question's first passages are searched too, at ``weight``."""
+
+    def __init__(
+        self,
+        index: LexicalIndex,
+        feedback_texts: Callable[[list[int]], list[str]],
+        *,
+        passages: int = 5,
+        terms: int = 10,
+        weight: float = 0.3,
+    ) -> None:
+        super().__init__(index)
+        self.feedback_texts = feedback_texts
+        self.passages = passages
+        self.terms = terms
+        self.weight = weight
+
+    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
+        if is_english(query):
+            query = " ".join([query, *swedish_terms(query)])
+        return self.index.search_expanded(
+            query,
+            k,
+            self.feedback_texts,
+            passages=self.passages,
+            terms=self.terms,
+            weight=self.weight,
+            allowed=allowed,
+        )
+
+
 class HybridRetriever:
     """Dense and lexical candidates fused with RRF.
 
@@ -243,8 +311,13 @@ class HybridRetriever:
         rrf_k: int = 60,
         weights: tuple[float, float] = (1.0, 1.0),
         glossary_weight: float = 1.0,
+        feedback: tuple[int, float, float] = (0, 0.0, 0.0),
     ) -> None:
         self.dense = dense
+        #: (passages, Rocchio weight, RRF weight): the dense leg searched again with the
+        #: question moved towards its first passages, fused as a ranking of its own beside
+        #: the unmoved one (0 RRF weight: none).
+        self.feedback = feedback
         self.lexical = lexical
         self.depth = depth
         self.rrf_k = rrf_k
@@ -253,11 +326,17 @@ class HybridRetriever:
 
     def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
         depth = max(k, self.depth)
-        rankings = [
-            self.dense.search(query, depth, allowed=allowed),
-            self.lexical.search(query, depth, allowed=allowed),
-        ]
+        dense = self.dense.search(query, depth, allowed=allowed)
+        rankings = [dense, self.lexical.search(query, depth, allowed=allowed)]
         weights = list(self.weights)
+        passages, moved, fused = self.feedback
+        if fused > 0 and passages > 0 and dense and isinstance(self.dense, DenseRetriever):
+            rankings.append(
+                self.dense.feedback_search(
+                    query, dense, depth, passages=passages, weight=moved, allowed=allowed
+                )
+            )
+            weights.append(fused)
         terms = swedish_terms(query) if self.glossary_weight > 0 and is_english(query) else []
         if terms:
             rankings.append(self.dense.search(" ".join(terms), depth, allowed=allowed))
@@ -335,3 +414,58 @@ def lift_hinted(
         share = hint_match(hints, document) if document is not None else 0.0
         lifted.append(dataclasses.replace(candidate, score=candidate.score * (1 + weight * share)))
     return sorted(lifted, key=lambda c: -c.score)
+
+
+def within_document_order(
+    rows: Sequence[int],
+    dense_scores: Sequence[float],
+    lexical_scores: Mapping[int, float],
+    *,
+    rrf_k: int = 60,
+) -> list[int]:
+    """One document's passages ordered by RRF of their dense and BM25 ranks among
+    the document's own passages (a passage with no question term gets no lexical rank).
+
+    Every passage of the document is scored, not only those that reached the fused
+    candidates, so the passage that holds the answer is not lost because one leg ranked
+    it below its corpus-wide cut.
+    """
+    dense = sorted(zip(rows, dense_scores, strict=True), key=lambda p: (-p[1], p[0]))
+    lexical = sorted(
+        ((row, lexical_scores[row]) for row in rows if lexical_scores.get(row, 0.0) > 0),
+        key=lambda p: (-p[1], p[0]),
+    )
+    return [row for row, _ in rrf([dense, lexical], k=rrf_k)]
+
+
+def reassign_document_slots(
+    candidates: Sequence[Candidate],
+    orders: Mapping[str, Sequence[int]],
+    texts: Mapping[int, str],
+) -> list[Candidate]:
+    """The fused list with the places each document in ``orders`` holds refilled by
+    that document's passages in its own order: the documents keep their places and
+    scores, only which of their passages fill them changes (pure)."""
+    queues = {doc: list(rows) for doc, rows in orders.items()}
+    out: list[Candidate] = []
+    for candidate in candidates:
+        queue = queues.get(candidate.doc_id)
+        if queue is None:
+            out.append(candidate)
+            continue
+        row = next((r for r in queue if r in texts), None)
+        if row is None:
+            continue
+        queue.remove(row)
+        out.append(Candidate(row, candidate.score, candidate.doc_id, texts[row], []))
+    return out
+
+
+def rocchio(vector: np.ndarray, feedback: np.ndarray, beta: float) -> np.ndarray:
+    """Pseudo-relevance feedback on a question vector: ``q + beta * mean(feedback)``,
+    normalised (``feedback`` holds the top passages' vectors, one per row)."""
+    if beta <= 0 or len(feedback) == 0:
+        return vector
+    moved = vector + beta * np.asarray(feedback, dtype=np.float32).mean(axis=0)
+    norm = float(np.linalg.norm(moved))
+    return (moved / norm).astype(np.float32) if norm > 0 else vector

@@ -28,13 +28,16 @@ from .nearduplicates import shingles
 from .retrieval import (
     Candidate,
     DenseRetriever,
+    ExpandedLexicalRetriever,
     HybridRetriever,
     LexicalRetriever,
     diversify,
     lift_hinted,
+    reassign_document_slots,
     rrf,
+    within_document_order,
 )
-from .schema import Hit
+from .schema import Hit, Passage
 from .store import (
     LEXICAL,
     IndexReader,
@@ -140,21 +143,30 @@ class QAService:
                 f"the index build {reader.build_path.name} is damaged ({LEXICAL}/: {exc}); "
                 "publish a new one with `qa ingest`"
             ) from exc
+        # Feedback fused as a ranking of its own leaves the dense leg itself unmoved.
+        separate = self.settings.dense_feedback_ranking_weight > 0
         dense = DenseRetriever(
             reader.vectors,
             self._encode_query,
             document_vectors=reader.document_vectors,
             passage_documents=reader.passage_documents,
             document_weight=self.settings.document_weight,
+            feedback=0 if separate else self.settings.dense_feedback_passages,
+            feedback_weight=self.settings.dense_feedback_weight,
         )
         lexical_retriever = LexicalRetriever(lexical)
         hybrid = HybridRetriever(
             dense,
-            lexical_retriever,
+            self.lexical_leg(reader, lexical),
             depth=self.settings.candidate_depth,
             rrf_k=self.settings.rrf_k,
             weights=(self.settings.dense_weight, self.settings.lexical_weight),
             glossary_weight=self.settings.glossary_weight,
+            feedback=(
+                self.settings.dense_feedback_passages,
+                self.settings.dense_feedback_weight,
+                self.settings.dense_feedback_ranking_weight,
+            ),
         )
         logger.info(
             "loaded index %s (%s passages, model %s)",
@@ -164,6 +176,23 @@ class QAService:
         )
         facts = {doc_id: document_facts(*columns) for doc_id, *columns in reader.document_columns()}
         return _Loaded(reader, dense, lexical_retriever, hybrid, facts, HintIndex(facts))
+
+    def lexical_leg(self, reader: IndexReader, lexical: LexicalIndex) -> LexicalRetriever:
+        """The hybrid's lexical leg: BM25, with RM3-style feedback when configured."""
+        if self.settings.lexical_feedback_passages <= 0:
+            return LexicalRetriever(lexical)
+
+        def texts(rows: list[int]) -> list[str]:
+            found = reader.passages_by_rows(rows)
+            return [found[row].text for row in rows if row in found]
+
+        return ExpandedLexicalRetriever(
+            lexical,
+            texts,
+            passages=self.settings.lexical_feedback_passages,
+            terms=self.settings.lexical_feedback_terms,
+            weight=self.settings.lexical_feedback_weight,
+        )
 
     def _encode_query(self, text: str) -> np.ndarray:
         vector = self.query_vectors(text)
@@ -324,6 +353,10 @@ class QAService:
         ]
         if mode == "hybrid":
             candidates = lift_hinted(candidates, hints, loaded.facts, self.settings.hint_weight)
+            if self.settings.passage_rescoring_documents > 0:
+                candidates = self._rescore_documents(
+                    loaded, rewritten or query, candidates, passages, mask
+                )
 
         def fingerprint(candidate: Candidate) -> set[int]:
             stored = reader.passage_shingles(candidate.row)
@@ -342,6 +375,47 @@ class QAService:
             also = [extra[r].id for r in candidate.also_in if r in extra]
             hits.append(Hit(passage, document, candidate.score, rank, also, candidate.row))
         return hits
+
+    def _rescore_documents(
+        self,
+        loaded: _Loaded,
+        query: str,
+        candidates: list[Candidate],
+        passages: dict[int, Passage],
+        allowed: np.ndarray | None,
+    ) -> list[Candidate]:
+        """Refill the first documents' places with their best passages, every passage of
+        each scored against the question (``passage_rescoring_documents``)."""
+        documents: list[str] = []
+        for candidate in candidates:
+            if candidate.doc_id not in documents:
+                documents.append(candidate.doc_id)
+                if len(documents) == self.settings.passage_rescoring_documents:
+                    break
+        reader = loaded.reader
+        groups = {doc: reader.rows_of_documents([doc]) for doc in documents}
+        if allowed is not None:
+            groups = {doc: rows[allowed[rows]] for doc, rows in groups.items()}
+        every = np.concatenate(list(groups.values())) if groups else np.zeros(0, np.int64)
+        if len(every) == 0:
+            return candidates
+        similar = loaded.dense.similarities(query, every.tolist()).tolist()
+        dense = dict(zip(every.tolist(), similar, strict=True))
+        within = np.zeros(reader.passage_count, dtype=bool)
+        within[every] = True
+        lexical = dict(loaded.lexical.search(query, len(every), allowed=within))
+        orders = {
+            doc: within_document_order(
+                rows.tolist(), [dense[r] for r in rows.tolist()], lexical, rrf_k=self.settings.rrf_k
+            )
+            for doc, rows in groups.items()
+        }
+        # Only as many of a document's passages as it can show are read.
+        cap = self.settings.per_document_cap or len(every)
+        wanted = [r for order in orders.values() for r in order[: cap + 2] if r not in passages]
+        passages.update(reader.passages_by_rows(wanted))
+        texts = {row: p.text for row, p in passages.items()}
+        return reassign_document_slots(candidates, orders, texts)
 
     @staticmethod
     def _focus_mask(
@@ -446,7 +520,14 @@ class QAService:
             min_terms, min_similarity = answer_thresholds(self.settings)
             close = min_similarity <= 0 or self.closeness(standalone, hits) >= min_similarity
             answer = build_answer(
-                standalone, hits, passages, min_terms=min_terms, close_enough=close
+                standalone,
+                hits,
+                passages,
+                min_terms=min_terms,
+                close_enough=close,
+                similarity=self._sentence_similarity(standalone),
+                similarity_weight=self.settings.quote_similarity_weight,
+                similarity_candidates=self.settings.quote_similarity_candidates,
             )
         result: dict[str, Any] = {
             "question": query,
@@ -460,6 +541,19 @@ class QAService:
             self.conversations.append(conversation_id, Turn(query, standalone, result, time.time()))
             result = {"conversation_id": conversation_id, **result}
         return result
+
+    def _sentence_similarity(self, query: str) -> Callable[[list[str]], np.ndarray] | None:
+        """The embedding model's similarity of sentences (encoded as passages) to the
+        question, for choosing the quote (None: not asked for)."""
+        if self.settings.quote_similarity_weight <= 0:
+            return None
+
+        def similarity(texts: list[str]) -> np.ndarray:
+            vector = np.asarray(self.query_vectors(query), dtype=np.float32).reshape(-1)
+            vectors = self.embedder.encode_passages(texts, batch_size=len(texts))
+            return np.einsum("ij,j->i", vectors, vector)  # no BLAS threads (BENCHMARKS.md)
+
+        return similarity
 
     def closeness(self, query: str, hits: Sequence[Hit]) -> float:
         """How similar the most similar listed passage is to the question (the embedding
@@ -619,6 +713,9 @@ def build_answer(
     *,
     min_terms: float = QUOTE_MIN_SCORE,
     close_enough: bool = True,
+    similarity: Callable[[list[str]], Any] | None = None,
+    similarity_weight: float = 0.0,
+    similarity_candidates: int = 4,
 ) -> dict[str, Any]:
     """Quote the best sentences with markers [n] (n = the passage's rank) and add each
     passage's ``highlights`` (character ranges in the passage text).
@@ -629,7 +726,13 @@ def build_answer(
     """
     texts = [hit.passage.text for hit in hits]
     chosen = choose_sentences(
-        question, texts, min_score=max(min_terms, QUOTE_MIN_SCORE), min_best=min_terms
+        question,
+        texts,
+        min_score=max(min_terms, QUOTE_MIN_SCORE),
+        min_best=min_terms,
+        similarity=similarity if close_enough else None,
+        similarity_weight=similarity_weight,
+        similarity_candidates=similarity_candidates,
     )
     if not chosen or not close_enough:
         return no_quote(passages, NOTHING_FOUND)

@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from qa_service.extractive import choose_sentences, find_sentence, reads_as_heading, sentences
+from qa_service.extractive import (
+    Chosen,
+    Sentence,
+    choose_sentences,
+    find_sentence,
+    reads_as_heading,
+    rerank_by_similarity,
+    sentences,
+)
 
 PASSAGE = (
     "Den visar att 180 områden i 66 kommuner har så stora utmaningar att de kan betecknas "
@@ -158,3 +166,56 @@ def test_the_best_sentence_alone_when_none_reaches_the_quoting_threshold(
     )
     chosen = choose_sentences(question, [TWO], min_score=min_score, min_best=min_best)
     assert [c.sentence.text for c in chosen] == quoted
+
+
+def _chosen(text: str, score: float) -> Chosen:
+    return Chosen(0, Sentence(text, 0, len(text)), score)
+
+
+@pytest.mark.parametrize(
+    ("scores", "similarities", "weight", "candidates", "expected"),
+    [
+        # Weight 0: the term order stays.
+        ([0.9, 0.8, 0.7], [0.80, 0.90, 0.85], 0.0, 4, ["a", "b", "c"]),
+        # A clearly closer sentence overtakes a slightly better term match.
+        ([0.9, 0.8, 0.7], [0.80, 0.90, 0.85], 2.0, 4, ["b", "a", "c"]),
+        # Similarity counts above the least similar: a small edge is not enough.
+        ([0.9, 0.5, 0.7], [0.80, 0.90, 0.85], 2.0, 4, ["a", "c", "b"]),
+        # Only the first candidates are reordered; the rest follow as they were.
+        ([0.9, 0.8, 0.7], [0.80, 0.81, 0.99], 2.0, 2, ["a", "b", "c"]),
+    ],
+)
+def test_rerank_by_similarity(
+    scores: list[float],
+    similarities: list[float],
+    weight: float,
+    candidates: int,
+    expected: list[str],
+) -> None:
+    chosen = [_chosen(t, s) for t, s in zip("abc", scores, strict=True)]
+    by_text = dict(zip("abc", similarities, strict=True))
+
+    def similarity(texts: list[str]) -> list[float]:
+        return [by_text[t] for t in texts]
+
+    out = rerank_by_similarity(chosen, similarity, weight, candidates)
+    assert [c.sentence.text for c in out] == expected
+    # Scores are kept: the quoting threshold reads them.
+    assert sorted(c.score for c in out) == sorted(scores)
+
+
+def test_similarity_reorders_the_quote_but_not_what_qualifies() -> None:
+    question = "Hur många personer bor i utanförskapsområden?"
+    plain = choose_sentences(question, [PASSAGE])
+    asked: list[list[str]] = []
+
+    def similarity(texts: list[str]) -> list[float]:
+        asked.append(texts)
+        return [0.9 if "710 000" in t else 0.7 for t in texts]
+
+    with_similarity = choose_sentences(
+        question, [PASSAGE], similarity=similarity, similarity_weight=5.0
+    )
+    assert {c.sentence.text for c in with_similarity} == {c.sentence.text for c in plain}
+    assert with_similarity[0].sentence.text.startswith("Totalt bor 710 000")
+    assert len(asked) == (1 if len(plain) > 1 else 0)

@@ -4,7 +4,13 @@ from collections import Counter
 
 import pytest
 
-from qa_service.lexical import Decompounder, LexicalIndex, tokenize, tokenize_with_parts
+from qa_service.lexical import (
+    Decompounder,
+    LexicalIndex,
+    expansion_terms,
+    tokenize,
+    tokenize_with_parts,
+)
 from qa_service.metadata import metadata_line
 from qa_service.schema import DocumentMeta, Person
 
@@ -98,3 +104,46 @@ def test_search_is_the_best_k_of_all_scores_with_ties_in_row_order() -> None:
                 got = index.search(query, k, allowed=mask)
                 assert [row for row, _ in got] == rows[:k]
                 assert [s for _, s in got] == [float(scores[r]) for r in rows[:k]]
+
+
+@pytest.mark.parametrize(
+    ("feedback", "weights", "count", "expected"),
+    [
+        # A term of both feedback passages beats one of a single passage.
+        ([["bidragstak", "hushåll"], ["bidragstak", "kommun"]], [1.0, 1.0], 1, ["bidragstak"]),
+        # The question's own stems and numbers are never added.
+        ([["fråga", "2024", "hushåll"]], [1.0], 5, ["hushåll"]),
+        # The better passage's terms weigh more.
+        ([["hushåll"], ["kommun"]], [3.0, 1.0], 1, ["hushåll"]),
+        # A term in nearly every passage scores low by its idf; one in one passage not at all.
+        ([["vanlig", "hushåll", "unik"]], [1.0], 3, ["hushåll", "vanlig"]),
+        ([], [], 3, []),
+    ],
+)
+def test_expansion_terms(
+    feedback: list[list[str]], weights: list[float], count: int, expected: list[str]
+) -> None:
+    frequency = {"bidragstak": 10, "hushåll": 20, "kommun": 20, "vanlig": 900, "unik": 1}
+    terms = expansion_terms(
+        ["fråga"], feedback, weights, lambda t: frequency.get(t, 0), 1000, count
+    )
+    assert terms == expected
+
+
+def test_search_expanded_adds_the_feedback_terms() -> None:
+    texts = [
+        "bidragstak för hushåll med försörjningsstöd",
+        "bidragstak och aktivitetskrav",
+        "försörjningsstöd och aktivitetskrav i kommunerna",
+        "kommunerna och skolan",
+        "skolan",
+    ]
+    index = LexicalIndex.build(texts)
+    plain = [row for row, _ in index.search("bidragstak", 5)]
+    assert 2 not in plain
+    expanded = index.search_expanded(
+        "bidragstak", 5, lambda rows: [texts[r] for r in rows], passages=2, terms=2, weight=0.5
+    )
+    rows = [row for row, _ in expanded]
+    assert rows[:2] == plain[:2]  # the question's own matches stay first
+    assert 2 in rows  # found through "försörjningsstöd" / "aktivitetskrav"

@@ -8,9 +8,13 @@ from qa_service.hints import AUTUMN, SPRING, DocumentFacts, Hints
 from qa_service.retrieval import (
     Candidate,
     DenseRetriever,
+    HybridRetriever,
     diversify,
     lift_hinted,
+    reassign_document_slots,
+    rocchio,
     rrf,
+    within_document_order,
 )
 
 
@@ -232,3 +236,106 @@ def test_row_groups(owners: list[int], asked: list[int], rows: list[int]) -> Non
 
     groups = RowGroups(np.asarray(owners), max(owners) + 1)
     assert groups.rows(asked).tolist() == rows
+
+
+@pytest.mark.parametrize(
+    ("dense", "lexical", "expected"),
+    [
+        # Both legs agree.
+        ([0.9, 0.5, 0.1], {10: 3.0, 11: 1.0}, [10, 11, 12]),
+        # Passages ranked by both legs beat one ranked first by the dense leg alone.
+        ([0.9, 0.8, 0.1], {11: 2.0, 12: 1.0}, [11, 12, 10]),
+        # No question term in the document: the dense order alone.
+        ([0.2, 0.7, 0.5], {}, [11, 12, 10]),
+        # A zero BM25 score is no lexical rank.
+        ([0.2, 0.7, 0.5], {10: 0.0}, [11, 12, 10]),
+    ],
+)
+def test_within_document_order(
+    dense: list[float], lexical: dict[int, float], expected: list[int]
+) -> None:
+    assert within_document_order([10, 11, 12], dense, lexical) == expected
+
+
+def _candidate(row: int, doc: str, score: float) -> Candidate:
+    return Candidate(row, score, doc, f"text {row}", [])
+
+
+@pytest.mark.parametrize(
+    ("orders", "expected"),
+    [
+        # No document rescored: unchanged.
+        ({}, [(1, "a"), (2, "b"), (3, "a")]),
+        # Document a's places are filled by its own best passages, in its order.
+        ({"a": [7, 3, 1]}, [(7, "a"), (2, "b"), (3, "a")]),
+        # A passage whose text is unknown is skipped.
+        ({"a": [99, 1, 3]}, [(1, "a"), (2, "b"), (3, "a")]),
+        # Both documents rescored.
+        ({"a": [3, 1], "b": [8]}, [(3, "a"), (8, "b"), (1, "a")]),
+        # A document with fewer known passages than places gives up the rest.
+        ({"a": [7]}, [(7, "a"), (2, "b")]),
+    ],
+)
+def test_reassign_document_slots(
+    orders: dict[str, list[int]], expected: list[tuple[int, str]]
+) -> None:
+    candidates = [_candidate(1, "a", 0.3), _candidate(2, "b", 0.2), _candidate(3, "a", 0.1)]
+    texts = {row: f"text {row}" for row in (1, 2, 3, 7, 8)}
+    out = reassign_document_slots(candidates, orders, texts)
+    assert [(c.row, c.doc_id) for c in out] == expected
+    # Places keep their scores; texts follow the rows.
+    assert [c.score for c in out] == [0.3, 0.2, 0.1][: len(out)]
+    assert all(c.text == f"text {c.row}" for c in out)
+
+
+@pytest.mark.parametrize(
+    ("beta", "expected"),
+    [
+        (0.0, [1.0, 0.0]),
+        (1.0, [np.sqrt(0.5), np.sqrt(0.5)]),  # q + mean(feedback) = (1, 1)
+    ],
+)
+def test_rocchio(beta: float, expected: list[float]) -> None:
+    question = np.asarray([1.0, 0.0], dtype=np.float32)
+    feedback = np.asarray([[0.0, 1.0], [0.0, 1.0]], dtype=np.float32)
+    moved = rocchio(question, feedback, beta)
+    assert moved == pytest.approx(np.asarray(expected), abs=1e-6)
+    assert float(np.linalg.norm(moved)) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_rocchio_without_feedback() -> None:
+    question = np.asarray([0.6, 0.8], dtype=np.float32)
+    assert rocchio(question, np.zeros((0, 2), dtype=np.float32), 0.5) is question
+
+
+def test_dense_feedback_moves_towards_the_best_passages() -> None:
+    # The question is nearest row 0, which leans towards row 1: feedback from row 0
+    # lifts row 1 above row 3, which leans the other way.
+    passages = np.vstack([_unit(1, 0.2), _unit(0.8, 0.6), _unit(0.5, 1), _unit(1, -0.6)])
+    index = faiss.IndexFlatIP(2)
+    index.add(passages)
+    question = _unit(1, 0.0)
+    plain = DenseRetriever(index, lambda _: question)
+    assert [row for row, _ in plain.search("q", 4)] == [0, 3, 1, 2]
+    fed = DenseRetriever(index, lambda _: question, feedback=1, feedback_weight=1.0)
+    assert [row for row, _ in fed.search("q", 4)] == [0, 1, 3, 2]
+
+
+class _NoLexical:
+    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> list:
+        return []
+
+
+@pytest.mark.parametrize(("fused", "expected"), [(0.0, [0, 3, 1, 2]), (3.0, [0, 1, 3, 2])])
+def test_hybrid_fuses_the_feedback_search_as_its_own_ranking(
+    fused: float, expected: list[int]
+) -> None:
+    passages = np.vstack([_unit(1, 0.2), _unit(0.8, 0.6), _unit(0.5, 1), _unit(1, -0.6)])
+    index = faiss.IndexFlatIP(2)
+    index.add(passages)
+    question = _unit(1, 0.0)
+    dense = DenseRetriever(index, lambda _: question)
+    hybrid = HybridRetriever(dense, _NoLexical(), depth=4, feedback=(1, 1.0, fused))
+    assert [row for row, _ in hybrid.search("q", 4)] == expected
+    # The dense leg itself is not moved.
+    assert [row for row, _ in dense.search("q", 4)] == [0, 3, 1, 2]
