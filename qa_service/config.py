@@ -85,8 +85,9 @@ class Settings:
     passage_rescoring_documents: int = 0
     #: Rocchio feedback for the dense leg: the question vector moves by this weight times
     #: the mean vector of its best ``dense_feedback_passages`` passages, and the dense leg
-    #: is searched with the moved vector (0: none; BENCHMARKS.md).
-    dense_feedback_passages: int = 3
+    #: is searched with the moved vector (0: none). Off: on the held-out questions it
+    #: lost a follow-up and the dense leg's hit@5, for +3 ms a question (BENCHMARKS.md).
+    dense_feedback_passages: int = 0
     dense_feedback_weight: float = 0.3
     #: Above 0: the hybrid keeps the dense leg unmoved and fuses the moved search as a
     #: ranking of its own at this RRF weight (with the passages and weight above).
