@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,14 +19,9 @@ from qa_service.config import Settings
 from qa_service.ingest import run_ingest
 from qa_service.store import IndexReader
 from tests.conftest import write_small_corpus
+from tests.servers import start_server
 
 pytestmark = pytest.mark.model
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -55,44 +48,11 @@ def live(tmp_path: Path, embedder) -> Iterator[tuple[str, Path, Settings]]:  # t
     corpus = write_small_corpus(tmp_path / "corpus")
     settings = Settings(index_dir=tmp_path / "index", conversations_db=tmp_path / "c.db")
     run_ingest([corpus], settings, embedder=embedder, progress=False)
-    port = free_port()
-    env = {**os.environ, "QA_CONVERSATIONS_DB": str(tmp_path / "c.db"), "QA_RATE_LIMIT": ""}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "qa_service.cli",
-            "serve",
-            "--index",
-            str(settings.index_dir),
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--threads",
-            "2",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if get(url + "/api/ready")[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        server.kill()
-        pytest.fail("server did not become ready: " + server.stderr.read().decode()[-2000:])  # type: ignore[union-attr]
+    server = start_server(tmp_path, settings, corpus)
     try:
-        yield url, corpus, settings
+        yield server.url, corpus, settings
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        server.stop()
 
 
 def test_gunicorn_serves_api_chat_and_metrics(live) -> None:  # type: ignore[no-untyped-def]

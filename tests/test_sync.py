@@ -4,11 +4,7 @@ from the new documents without a restart."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +15,10 @@ from click.testing import CliRunner
 from qa_service.cli import main
 from qa_service.config import Settings
 from qa_service.ingest import run_ingest
-from tests.conftest import ROOT, SEED
+from tests.conftest import SEED
 from tests.replay import DATA, Replay, load_payloads
-from tests.test_server import free_port, get, post
+from tests.servers import start_server
+from tests.test_server import post
 
 pytestmark = pytest.mark.model
 
@@ -46,24 +43,11 @@ def test_sync_makes_a_running_server_answer_from_new_documents(
     shutil.copy(SEED, corpus / SEED.name)
     index = tmp_path / "index"
     run_ingest([corpus], Settings(index_dir=index), embedder=embedder, progress=False)
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "QA_RATE_LIMIT": ""}
-    env["QA_CONVERSATIONS_DB"] = str(tmp_path / "c.db")
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    command = [sys.executable, "-m", "qa_service.cli", "serve", "--index", str(index)]
-    command += ["--port", str(port), "--workers", "1", "--threads", "2"]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
+    server = start_server(
+        tmp_path, Settings(index_dir=index, conversations_db=tmp_path / "c.db"), corpus
+    )
+    url = server.url
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if get(url + "/api/ready")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            pytest.fail("server did not become ready")
         question = {"question": "Hur många platser för lärlingsjobb inför regeringen i Norrby?"}
         status, before = post(url + "/api/ask", question)
         assert status == 200
@@ -93,5 +77,4 @@ def test_sync_makes_a_running_server_answer_from_new_documents(
         assert found["document"]["question"]["author"]["name"] == "Anna Andersson"
         assert "400 platser" in found["text"]
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        server.stop()
