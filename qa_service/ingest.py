@@ -420,16 +420,19 @@ def _open_previous(
         logger.warning("rebuilding from scratch: %s", exc)
         return None
     old = {key: previous.manifest.get(key) for key in wanted}
+    others = {key: value for key, value in wanted.items() if key != "model"}
+    if any(old[key] != value for key, value in others.items()):
+        logger.info("index settings changed (%s -> %s): re-embedding everything", old, wanted)
+        previous.close()
+        return None
     try:
-        # A build under an earlier name of the model keeps its vectors if they agree.
+        # A build under an earlier name of the model keeps its vectors if they agree; the
+        # check embeds a sample, so only once every other setting is known to match.
         if check_compatible(previous.manifest, model=wanted["model"], dimension=None):
             check_vector_agreement(previous, embedder.encode_passages)
-            old["model"] = wanted["model"]
     except IndexStoreError as exc:
         logger.info("re-embedding everything: %s", exc)
-        return None
-    if old != wanted:
-        logger.info("index settings changed (%s -> %s): re-embedding everything", old, wanted)
+        previous.close()
         return None
     return previous
 
