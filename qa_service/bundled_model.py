@@ -18,7 +18,6 @@ builds the directory again when it is missing or does not match.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .hashing import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -381,8 +382,8 @@ def build_model_dir(target: Path, weights: Path | None = None) -> Path:
             "model": MODEL_NAME,
             "build_format": BUILD_FORMAT,
             "source": WEIGHTS_FILE,
-            "source_sha256": _sha256(weights),
-            "files": {name: _sha256(work / name) for name in _payload(work)},
+            "source_sha256": file_sha256(weights),
+            "files": {name: file_sha256(work / name) for name in _payload(work)},
         }
         (work / CHECKSUMS).write_text(json.dumps(record, indent=2, sort_keys=True))
         # mkdtemp and safetensors make owner-only files; the model is for every user.
@@ -411,14 +412,6 @@ def _payload(directory: Path) -> list[str]:
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_model_dir(directory: Path) -> bool:
     """Whether ``directory`` holds a finished build of this format with intact files."""
     try:
@@ -428,7 +421,7 @@ def verify_model_dir(directory: Path) -> bool:
         files: dict[str, str] = record["files"]
         if sorted(files) != _payload(directory):
             return False
-        return all(_sha256(directory / name) == digest for name, digest in files.items())
+        return all(file_sha256(directory / name) == digest for name, digest in files.items())
     except (OSError, ValueError, KeyError, TypeError):
         return False
 

@@ -30,6 +30,7 @@ from .checkpoints import EmbedResult, VectorCheckpoints, checkpoints_dir, embed_
 from .cleaning import clean_text
 from .config import Settings
 from .embedding import Embedder, make_embedder
+from .hashing import file_sha256
 from .lexical import LEXICAL_VERSION, LexicalIndex
 from .metadata import (
     meta_from_filename,
@@ -270,14 +271,6 @@ def sidecar_digest(record: dict[str, Any] | None) -> str:
         return ""
     canonical = json.dumps(record, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fallback_title(text: str, source: str) -> str:
@@ -681,7 +674,7 @@ def _same_content(path: Path, old: FileRecord) -> bool:
     if not old.sha256:
         return False
     try:
-        return sha256_of(path) == old.sha256
+        return file_sha256(path) == old.sha256
     except OSError:
         return False  # reading it again reports the error
 
@@ -724,7 +717,7 @@ def _process(
                 f"too large ({stat.st_size / 1e6:.1f} MB > QA_MAX_FILE_BYTES "
                 f"{settings.max_file_bytes / 1e6:.1f} MB)"
             )
-        sha = sha256_of(item.path)
+        sha = file_sha256(item.path)
         result = read_document(item.path, item.source)
         for warning in result.warnings:
             report.warnings.append({"source": item.source, "warning": printable(warning)})

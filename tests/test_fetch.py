@@ -18,7 +18,8 @@ from click.testing import CliRunner
 
 from qa_service.answer import citation
 from qa_service.cli import main
-from qa_service.ingest import SourceFile, build_document, load_sidecars, sha256_of
+from qa_service.hashing import file_sha256
+from qa_service.ingest import SourceFile, build_document, load_sidecars
 from qa_service.readers import read_document
 from qa_service.schema import Document, Person
 from qa_service.sources.dokumentlista import (
@@ -246,7 +247,7 @@ def test_answer_cites_its_question_author_and_number(replay: Replay, tmp_path: P
         item = next(f for f in files if f.source == source)
         result = read_document(item.path, item.source)
         return build_document(
-            item, result, sha256_of(item.path), sidecars.get(item.path.resolve())
+            item, result, file_sha256(item.path), sidecars.get(item.path.resolve())
         )[0]
 
     def cite(source: str) -> str:
@@ -401,7 +402,7 @@ def test_interrupted_run_resumes(replay: Replay, tmp_path: Path) -> None:
     kept = FetchState.load(out).entries
     assert 2 <= len(kept) < 7
     for entry in kept.values():  # every recorded file is whole
-        assert sha256_of(out / entry.file) == entry.sha256
+        assert file_sha256(out / entry.file) == entry.sha256
     report = run_fetch(options(replay, out, questions=False))
     assert report.ok and report.unchanged == len(kept)
     assert report.downloaded == 7 - len(kept)

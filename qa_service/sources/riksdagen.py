@@ -28,6 +28,7 @@ from typing import Any
 import requests
 from tqdm import tqdm
 
+from ..hashing import file_sha256
 from ..metadata import intressent_people, question_reference, riksdagen_url
 from ..schema import Person
 from . import RIKSDAGEN_ATTRIBUTION
@@ -41,7 +42,7 @@ from .dokumentlista import (
     split_query,
 )
 from .http import make_session
-from .state import Entry, FetchState, file_sha256, remove_partials, write_atomic
+from .state import Entry, FetchState, remove_partials, write_atomic
 
 logger = logging.getLogger(__name__)
 
