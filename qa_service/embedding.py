@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import subprocess
 import threading
 import warnings
 from collections import OrderedDict
@@ -29,7 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .config import BUNDLED_E5_MODEL, BUNDLED_MODEL, PRECISIONS, Settings
+from .config import BUNDLED_E5_MODEL, BUNDLED_MODEL, PRECISIONS, QUERY_GRAPHS, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +65,13 @@ class Embedder(Protocol):
     def encode_query(self, text: str) -> np.ndarray: ...
 
     @property
+    def passage_encoder(self) -> str:
+        """What encodes passages: library, device and precision (the ingest report)."""
+        ...
+
+    @property
     def query_encoder(self) -> str:
-        """What encodes the texts: library, device and precision (readiness reports it)."""
+        """What encodes questions, and through which graph (readiness reports it)."""
         ...
 
 
@@ -138,15 +144,24 @@ class SentenceTransformerEmbedder:
         passage_prompt: str = "",
         device: str = "cpu",
         precision: str = "auto",
+        query_graph: str = "auto",
     ) -> None:
+        if query_graph not in QUERY_GRAPHS:
+            raise ModelError(f"QA_QUERY_GRAPH must be one of {', '.join(QUERY_GRAPHS)}")
         self.name = model
         self._query_prompt = query_prompt
         self._passage_prompt = passage_prompt
         self._device_setting = device
         self._precision_setting = precision
-        # One question at a time through the traced graph; the passages' path is the
-        # library's own and is called by one ingest thread.
+        self._graph_setting = query_graph
+        # One question at a time through the graph; the passages' path is the library's
+        # own and is called by one ingest thread.
         self._query_lock = threading.Lock()
+        # The compiled question graph once loaded, the background build that makes it.
+        self._compiled: Any = None
+        self._compiled_tried = False
+        self._build_started = False
+        self._build: subprocess.Popen[bytes] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SentenceTransformerEmbedder:
@@ -156,6 +171,7 @@ class SentenceTransformerEmbedder:
             passage_prompt=settings.passage_prompt,
             device=settings.device,
             precision=settings.precision,
+            query_graph=settings.query_graph,
         )
 
     @cached_property
@@ -266,12 +282,123 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
     @property
+    def passage_encoder(self) -> str:
+        return f"sentence-transformers ({self.device}, {self.precision})"
+
+    @property
     def query_encoder(self) -> str:
-        graph = "traced" if self._query_graph is not None else "eager"
+        if self._compiled is not None:
+            graph = "compiled"
+        elif self._graph_setting != "eager" and self._traced_graph is not None:
+            graph = "traced"
+        else:
+            graph = "eager"
         return f"sentence-transformers ({self.device}, {self.precision}, questions {graph})"
 
     @cached_property
-    def _query_graph(self) -> Any:
+    def _compilable(self) -> bool:
+        """Whether questions may go through a compiled package (CPU, a transformer first)."""
+        return (
+            self._graph_setting in ("auto", "compiled")
+            and self.device == "cpu"
+            and hasattr(self.model[0], "auto_model")
+        )
+
+    @cached_property
+    def compiled_package(self) -> Path:
+        """Where this model's compiled question graph is kept (whether or not built)."""
+        from .compiled_query import package_key, package_path
+
+        return package_path(package_key(self.model[0].auto_model, self.precision))
+
+    @property
+    def compiled_graph_loaded(self) -> bool:
+        return self._compiled is not None
+
+    def wait_for_compiled_graph(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a background build; whether it is in use."""
+        build = self._build
+        if build is not None:
+            try:
+                build.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return False
+        with self._query_lock:
+            return self._compiled_graph() is not None
+
+    def compile_query_graph(self, *, wait: bool = True) -> Path | None:
+        """Build the compiled question graph into the model cache, unless it is there.
+
+        ``None`` when it cannot be built here (the reason is logged and remembered beside
+        the package, so ``auto`` does not try again on every start) or, with ``wait``
+        false, when another process is building it.
+        """
+        from .compiled_query import build_lock, build_package
+
+        if not self._compilable:
+            logger.warning("questions of %s cannot be compiled (%s)", self.name, self.device)
+            return None
+        target = self.compiled_package
+        if target.is_file():
+            return target
+        failed = target.with_suffix(".failed")
+        with build_lock(target, wait=wait) as ours:
+            if not ours:
+                logger.info("another process is compiling %s", target.name)
+                return None
+            if target.is_file():
+                return target
+            sample = self.tokenizer([self.query_prompt + "uppvärmning"], return_tensors="pt")
+            logger.info("compiling the question encoder into %s (once)", target)
+            try:
+                build_package(
+                    self.model[0].auto_model, self.precision, target, sample["input_ids"]
+                )
+            except Exception as exc:  # no compiler, a model export cannot capture, …
+                logger.warning("the question encoder cannot be compiled here: %s", exc)
+                failed.write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
+                return None
+            failed.unlink(missing_ok=True)
+        return target
+
+    def _compiled_graph(self) -> Any:
+        """The loaded compiled graph, loading or starting to build it when it is time."""
+        if self._compiled is not None or not self._compilable:
+            return self._compiled
+        if self._build is not None:
+            if self._build.poll() is None:
+                return None
+            # Built (or failed) in the background: look once more, never build again.
+            self._build = None
+            self._compiled_tried = False
+        if self._compiled_tried:
+            return None
+        self._compiled_tried = True
+        target = self.compiled_package
+        if not target.is_file():
+            if self._graph_setting == "compiled":
+                self.compile_query_graph()
+            elif not self._build_started and not target.with_suffix(".failed").exists():
+                from .compiled_query import start_background_build
+
+                self._build_started = True
+                self._build = start_background_build(self.name, self.device, self.precision)
+                return None
+        if not target.is_file():
+            return None
+        from .compiled_query import load_package
+
+        try:
+            self._compiled = load_package(target)
+        except Exception as exc:  # a damaged or foreign package: built again next time
+            logger.warning("the compiled question encoder %s cannot load: %s", target, exc)
+            target.unlink(missing_ok=True)
+            return None
+        logger.info("questions are encoded by the compiled graph %s", target.name)
+        return self._compiled
+
+    @cached_property
+    def _traced_graph(self) -> Any:
         """The transformer as a frozen TorchScript graph, for one question at a time.
 
         A question is a few dozen word pieces, and for so short an input the transformers
@@ -301,8 +428,20 @@ class SentenceTransformerEmbedder:
             logger.warning("questions are encoded without a traced graph: %s", exc)
             return None
 
+    def _question_graph(self) -> Callable[[Any], Any] | None:
+        """What runs a question's word pieces through the transformer (None: the library)."""
+        if self._graph_setting == "eager":
+            return None
+        compiled = self._compiled_graph()
+        if compiled is not None:
+            words = self.model[0].auto_model.get_input_embeddings()
+            return lambda ids: compiled(words(ids))
+        traced = self._traced_graph
+        return None if traced is None else lambda ids: traced(ids)
+
     def encode_query(self, text: str) -> np.ndarray:
-        graph = self._query_graph
+        with self._query_lock:
+            graph = self._question_graph()
         if graph is None:
             with self._precision():
                 vector = self.model.encode(
@@ -323,7 +462,12 @@ class SentenceTransformerEmbedder:
         )
         with self._query_lock, torch.no_grad(), self._precision():
             output = graph(features["input_ids"])
-            hidden = output["last_hidden_state"] if isinstance(output, dict) else output[0]
+            if isinstance(output, dict):
+                hidden = output["last_hidden_state"]
+            elif isinstance(output, (list, tuple)):
+                hidden = output[0]
+            else:
+                hidden = output
             result = {
                 "token_embeddings": hidden.float(),
                 "attention_mask": features["attention_mask"],

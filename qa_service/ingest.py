@@ -553,7 +553,7 @@ def run_ingest(
         context_docs = [doc for doc, _ in fresh]
         context_docs += [doc for doc, _ in reused if doc.id not in old_doc_vectors]
         embed_started = time.perf_counter()
-        checkpoints = _IndexCheckpoints(index_path, {**wanted, "encoder": embedder.query_encoder})
+        checkpoints = _IndexCheckpoints(index_path, {**wanted, "encoder": embedder.passage_encoder})
         passages_done = _embed(
             [new_texts[i] for i in to_embed], embedder, settings, checkpoints, progress
         )
@@ -574,7 +574,7 @@ def run_ingest(
         report.passages_embedded = passages_done.embedded
         report.vectors_resumed = passages_done.resumed
         report.vectors_reused = len(new_texts) - len(to_embed)
-        report.encoder = embedder.query_encoder if to_embed or context_docs else ""
+        report.encoder = embedder.passage_encoder if to_embed or context_docs else ""
         if to_embed:
             dimension = embedder.dimension
         elif previous is not None:

@@ -17,6 +17,7 @@ class FakeEmbedder:
     dimension = 16
     max_tokens = 64
     query_encoder = "fake"
+    passage_encoder = "fake"
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())

@@ -69,7 +69,8 @@ def test_bfloat16_keeps_the_float32_vectors(embedder: Embedder) -> None:
 @pytest.mark.model
 def test_readiness_names_what_encodes(embedder: Embedder) -> None:
     assert embedder.query_encoder.startswith("sentence-transformers (cpu, ")
-    assert "questions traced" in embedder.query_encoder
+    graph = "compiled" if embedder.compiled_graph_loaded else "traced"  # type: ignore[attr-defined]
+    assert embedder.query_encoder.endswith(f"questions {graph})")
 
 
 @needs_gpu

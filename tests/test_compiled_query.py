@@ -1,0 +1,134 @@
+"""The compiled question graph: built once in the background, then the same vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa_service import compiled_query
+from qa_service.compiled_query import cpu_signature, package_key
+from qa_service.config import BUNDLED_MODEL
+from qa_service.embedding import SentenceTransformerEmbedder
+
+pytestmark = pytest.mark.model
+
+QUESTIONS = [
+    "Hur många bor i utanförskapsområden?",
+    "What does the government do about segregation?",
+    "bidragstak",
+    "Och hur många av dem är barn?",
+    # Longer than the model's window: truncated to its 256 word pieces like a passage.
+    " ".join(["Arbetsförmedlingen ska rusta och matcha arbetssökande till jobb."] * 60),
+]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A model cache of its own, in which ``auto`` has built the package once."""
+    root = tmp_path_factory.mktemp("model-cache")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("QA_MODEL_CACHE", str(root))
+    try:
+        yield root
+    finally:
+        patch.undo()
+
+
+@pytest.fixture(scope="module")
+def built(cache: Path) -> SentenceTransformerEmbedder:
+    embedder = SentenceTransformerEmbedder(BUNDLED_MODEL, query_graph="auto")
+    assert not embedder.compiled_graph_loaded
+    embedder.encode_query(QUESTIONS[0])
+    # Until the package is built, questions go through the traced graph.
+    assert embedder.query_encoder.endswith("questions traced)")
+    assert embedder.wait_for_compiled_graph(timeout=600)
+    return embedder
+
+
+def test_auto_builds_the_package_in_the_background_and_then_uses_it(
+    built: SentenceTransformerEmbedder, cache: Path
+) -> None:
+    built.encode_query(QUESTIONS[1])
+    assert built.query_encoder.endswith("questions compiled)")
+    packages = list((cache / "compiled").glob("*.pt2"))
+    assert [p.name for p in packages] == [built.compiled_package.name]
+    assert not list((cache / "compiled").glob("*.partial*"))
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_compiled_vectors_are_the_traced_graphs(
+    built: SentenceTransformerEmbedder, question: str
+) -> None:
+    traced = SentenceTransformerEmbedder(BUNDLED_MODEL, query_graph="traced")
+    eager = SentenceTransformerEmbedder(BUNDLED_MODEL, query_graph="eager")
+    vector = built.encode_query(question)
+    assert vector.shape == (traced.dimension,)
+    assert float(np.linalg.norm(vector)) == pytest.approx(1.0, abs=1e-5)
+    assert float(vector @ traced.encode_query(question)) >= 0.9999
+    assert float(vector @ eager.encode_query(question)) >= 0.9999
+
+
+def test_a_second_process_loads_the_package_without_building(
+    built: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_build(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the package is there: nothing is built")
+
+    monkeypatch.setattr(compiled_query, "build_package", no_build)
+    monkeypatch.setattr(compiled_query, "start_background_build", no_build)
+    again = SentenceTransformerEmbedder(BUNDLED_MODEL, query_graph="compiled")
+    again.encode_query(QUESTIONS[0])
+    assert again.query_encoder.endswith("questions compiled)")
+
+
+def test_a_damaged_package_is_removed_and_the_traced_graph_answers(
+    built: SentenceTransformerEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QA_MODEL_CACHE", str(tmp_path))
+    embedder = SentenceTransformerEmbedder(BUNDLED_MODEL, query_graph="auto")
+    package = embedder.compiled_package
+    package.parent.mkdir(parents=True)
+    package.write_bytes(built.compiled_package.read_bytes()[:4096])
+    vector = embedder.encode_query(QUESTIONS[0])
+    assert embedder.query_encoder.endswith("questions traced)")
+    assert not package.exists()  # built again by the next process that needs it
+    traced = SentenceTransformerEmbedder(BUNDLED_MODEL, query_graph="traced")
+    assert float(vector @ traced.encode_query(QUESTIONS[0])) >= 0.9999
+
+
+def test_a_failed_build_is_not_tried_again_by_auto(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QA_MODEL_CACHE", str(tmp_path))
+    started: list[object] = []
+    monkeypatch.setattr(
+        compiled_query, "start_background_build", lambda *args: started.append(args)
+    )
+    embedder = SentenceTransformerEmbedder(BUNDLED_MODEL, query_graph="auto")
+    failed = embedder.compiled_package.with_suffix(".failed")
+    failed.parent.mkdir(parents=True)
+    failed.write_text("CalledProcessError: no C++ compiler\n", encoding="utf-8")
+    embedder.encode_query(QUESTIONS[0])
+    assert started == []
+    assert embedder.query_encoder.endswith("questions traced)")
+
+
+def test_the_package_key_follows_weights_precision_and_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    layer = torch.nn.Linear(4, 4)
+    key = package_key(layer, "bfloat16")
+    assert package_key(layer, "bfloat16") == key
+    assert package_key(layer, "float32") != key
+    with torch.no_grad():
+        layer.weight[0, 0] += 1e-3
+    changed = package_key(layer, "bfloat16")
+    assert changed != key
+    monkeypatch.setattr(compiled_query, "cpu_signature", lambda: "another cpu")
+    assert package_key(layer, "bfloat16") != changed
+    assert cpu_signature()  # this machine's flags are read
