@@ -148,7 +148,7 @@ def load_package(path: Path) -> Runner:
     """The compiled transformer in ``path``: word vectors in, last hidden state out."""
     import torch._inductor
 
-    return torch._inductor.aoti_load_package(str(path))  # type: ignore[no-any-return]
+    return torch._inductor.aoti_load_package(str(path))
 
 
 @contextlib.contextmanager
@@ -182,14 +182,17 @@ def start_background_build(model: str, device: str, precision: str) -> subproces
         precision,
     ]
     logger.info("compiling the question encoder in the background: %s", " ".join(command))
-    return subprocess.Popen(
+    child = subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
-        preexec_fn=lambda: os.nice(10),  # noqa: PLW1509 - only lowers the child's priority
     )
+    # Lowered from outside: a preexec_fn is unsafe in a process with threads (a worker).
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, child.pid, 10)
+    return child
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -351,9 +351,7 @@ class SentenceTransformerEmbedder:
             sample = self.tokenizer([self.query_prompt + "uppvärmning"], return_tensors="pt")
             logger.info("compiling the question encoder into %s (once)", target)
             try:
-                build_package(
-                    self.model[0].auto_model, self.precision, target, sample["input_ids"]
-                )
+                build_package(self.model[0].auto_model, self.precision, target, sample["input_ids"])
             except Exception as exc:  # no compiler, a model export cannot capture, …
                 logger.warning("the question encoder cannot be compiled here: %s", exc)
                 failed.write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
