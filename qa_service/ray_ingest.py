@@ -231,7 +231,9 @@ class RayEngine:
         """Before embedding, what was asked for (the checkpoints' key, the same on a run
         again); afterwards, what the actors ran on."""
         device = "cuda" if self.plan.gpus else "cpu"
-        ran = "; ".join(sorted(self._ran)) or f"{device}, precision {self.settings.precision}"
+        if not self._ran:  # not the pool's size: a resumed run may have another
+            return f"sentence-transformers on Ray ({device}, precision {self.settings.precision})"
+        ran = "; ".join(sorted(self._ran))
         plural = "s" if self.plan.actors != 1 else ""
         return f"sentence-transformers on Ray ({self.plan.actors} {device} actor{plural}: {ran})"
 
