@@ -552,6 +552,9 @@ def run_ingest(
                 else:
                     reason = result.record.reason or ""
                     report.skipped.append({"source": step.item.source, "reason": reason})
+        # Run the engine to its end (its progress bar closes there): one result a job.
+        if next(results, None) is not None:
+            raise IngestError("the engine returned more results than files to read")
 
         current = {r.source for r in records}
         report.files_removed = sum(1 for source in old_files if source not in current)

@@ -3,6 +3,7 @@ cluster (CPU only) that the tests start once for the module."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -15,11 +16,18 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from qa_service.checkpoints import checkpoints_dir
 from qa_service.cli import main
 from qa_service.config import Settings
 from qa_service.embedding import Embedder
 from qa_service.ingest import IngestReport, run_ingest
-from qa_service.ray_ingest import MISSING_EXTRA, ActorPlan, plan_actors, run_ray_ingest
+from qa_service.ray_ingest import (
+    MISSING_EXTRA,
+    ActorPlan,
+    RayEngine,
+    plan_actors,
+    run_ray_ingest,
+)
 from qa_service.store import IndexReader
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +76,38 @@ def test_passages_and_vectors_match_the_single_process_build(builds: Builds) -> 
     assert {"broken.pdf", "empty.txt"} <= {s["source"] for s in ray.skipped}
     assert ray.encoder.startswith("sentence-transformers on Ray (")
     assert_same_index(builds.base / "single", builds.base / "ray")
+
+
+class Stopped(Exception):
+    """The job stopped halfway, as by a node lost or the driver interrupted."""
+
+
+class StoppingEngine(RayEngine):
+    """The Ray engine, stopping the job once the pool has handed back ``blocks`` blocks."""
+
+    def __init__(self, settings: Settings, blocks: int) -> None:
+        super().__init__(settings)
+        self.blocks = blocks
+
+    def encode_blocks(self, blocks: list[list[str]]) -> Iterator[tuple[int, np.ndarray]]:
+        for done, item in enumerate(super().encode_blocks(blocks)):
+            if done == self.blocks:
+                raise Stopped
+            yield item
+
+
+def test_a_stopped_ray_job_resumes_from_its_checkpoints(builds: Builds) -> None:
+    settings = dataclasses.replace(_settings(builds.base / "resumed"), checkpoint_passages=4)
+    with pytest.raises(Stopped):
+        run_ingest([builds.corpus], settings, progress=False, engine=StoppingEngine(settings, 2))
+    assert not (builds.base / "resumed").exists()  # nothing published
+    assert len(list(checkpoints_dir(settings.index_dir).glob("*.npy"))) == 2
+    report = run_ray_ingest([builds.corpus], settings, progress=False)
+    # The two blocks came back in any order: passages' or documents' vectors.
+    assert 0 < report.vectors_resumed <= 8
+    assert report.passages_embedded + report.vectors_resumed == builds.single.passages_embedded
+    assert not checkpoints_dir(settings.index_dir).exists()
+    assert_same_index(builds.base / "single", builds.base / "resumed")
 
 
 def test_an_edit_through_the_cli_embeds_what_the_single_process_job_does(
