@@ -19,7 +19,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,26 +103,98 @@ def embed_in_blocks(
     desc: str = "embedding",
 ) -> EmbedResult:
     """Embed ``texts`` (vectors in their order) in blocks, reading finished ones back."""
-    if not texts:
-        return EmbedResult(np.zeros((0, 0), dtype=np.float32), 0, 0)
-    order = embedding_order(texts)
-    vectors: np.ndarray | None = None
-    embedded = resumed = 0
-    with tqdm(total=len(texts), desc=desc, unit="passage", disable=not progress) as bar:
-        for start in range(0, len(order), block):
-            rows = order[start : start + block]
-            chunk = [texts[i] for i in rows]
+    return embed_groups_in_blocks(
+        [texts],
+        one_block_at_a_time(encode),
+        block=block,
+        checkpoints=checkpoints,
+        progress=progress,
+        desc=desc,
+    )[0]
+
+
+#: Given the blocks still to embed, yields ``(position in that list, vectors)`` for each
+#: block as it is done, in any order (one process in turn, or a pool of workers).
+BlockEncoder = Callable[[list[list[str]]], Iterable[tuple[int, np.ndarray]]]
+
+
+def one_block_at_a_time(encode: Callable[[list[str]], np.ndarray]) -> BlockEncoder:
+    """A :data:`BlockEncoder` that encodes the blocks one after another, here."""
+
+    def encode_blocks(blocks: list[list[str]]) -> Iterator[tuple[int, np.ndarray]]:
+        for position, texts in enumerate(blocks):
+            yield position, encode(texts)
+
+    return encode_blocks
+
+
+def embed_groups_in_blocks(
+    groups: Sequence[Sequence[str]],
+    encode_blocks: BlockEncoder,
+    *,
+    block: int,
+    checkpoints: VectorCheckpoints | None = None,
+    progress: bool = False,
+    desc: str = "embedding",
+) -> list[EmbedResult]:
+    """Embed each group of texts as :func:`embed_in_blocks` does, with one call of
+    ``encode_blocks`` for the blocks of every group that no checkpoint holds.
+
+    Each group is ordered and cut into blocks on its own, so its blocks (and their
+    checkpoints) are those a group embedded alone has; a block's vectors are checkpointed
+    as soon as ``encode_blocks`` hands them back.
+    """
+    plans = [
+        [(group, rows) for rows in _blocks(embedding_order(texts), block)]
+        for group, texts in enumerate(groups)
+    ]
+    vectors: list[np.ndarray | None] = [None] * len(groups)
+    embedded = [0] * len(groups)
+    resumed = [0] * len(groups)
+
+    def place(group: int, rows: list[int], found: np.ndarray) -> None:
+        if vectors[group] is None:
+            vectors[group] = np.zeros((len(groups[group]), found.shape[1]), dtype=np.float32)
+        target = vectors[group]
+        assert target is not None
+        target[rows] = found
+
+    total = sum(len(texts) for texts in groups)
+    with tqdm(total=total, desc=desc, unit="passage", disable=not progress) as bar:
+        missing: list[tuple[int, list[int]]] = []
+        for group, rows in (planned for plan in plans for planned in plan):
+            chunk = [groups[group][i] for i in rows]
             found = checkpoints.load(chunk) if checkpoints is not None else None
             if found is None:
-                found = np.asarray(encode(chunk), dtype=np.float32)
-                if checkpoints is not None:
-                    checkpoints.save(chunk, found)
-                embedded += len(chunk)
-            else:
-                resumed += len(chunk)
-            if vectors is None:
-                vectors = np.zeros((len(texts), found.shape[1]), dtype=np.float32)
-            vectors[rows] = found
-            bar.update(len(chunk))
-    assert vectors is not None
-    return EmbedResult(vectors, embedded, resumed)
+                missing.append((group, rows))
+                continue
+            place(group, rows, found)
+            resumed[group] += len(rows)
+            bar.update(len(rows))
+        chunks = [[groups[group][i] for i in rows] for group, rows in missing]
+        done: set[int] = set()
+        for position, block_vectors in encode_blocks(chunks) if chunks else ():
+            group, rows = missing[position]
+            found = np.asarray(block_vectors, dtype=np.float32)
+            if position in done:
+                raise ValueError(f"the encoder returned block {position} twice")
+            if found.ndim != 2 or found.shape[0] != len(rows):
+                raise ValueError(f"the encoder returned {found.shape} for a block of {len(rows)}")
+            if checkpoints is not None:
+                checkpoints.save(chunks[position], found)
+            place(group, rows, found)
+            embedded[group] += len(rows)
+            done.add(position)
+            bar.update(len(rows))
+        if len(done) != len(missing):
+            raise RuntimeError(f"the encoder returned {len(done)} of {len(missing)} blocks")
+    empty = np.zeros((0, 0), dtype=np.float32)  # a group with no texts
+    return [
+        EmbedResult(found if found is not None else empty, embedded[group], resumed[group])
+        for group, found in enumerate(vectors)
+    ]
+
+
+def _blocks(order: list[int], block: int) -> Iterator[list[int]]:
+    for start in range(0, len(order), block):
+        yield order[start : start + block]

@@ -18,6 +18,9 @@ from .store import IndexStoreError
 
 logger = logging.getLogger(__name__)
 
+#: ``qa ingest --ray`` with no address: this machine's cluster, started when none runs.
+RAY_LOCAL = "local"
+
 
 def _settings(index: Path | None, **overrides: Any) -> Settings:
     try:
@@ -40,13 +43,49 @@ def main(verbose: int) -> None:
 @click.option("--index", type=click.Path(path_type=Path), help="Index directory to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a tty).")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value=RAY_LOCAL,
+    default=None,
+    metavar="[ADDRESS]",
+    help="Read and embed on a Ray cluster (needs qa_service[ray]): alone or 'local' for "
+    "this machine's (started if none runs), 'auto' for the cluster this machine is part "
+    "of, or HOST:PORT / ray://HOST:PORT. The index is written here. Put DIRS first.",
+)
+@click.option(
+    "--ray-actors",
+    type=click.IntRange(min=1),
+    help="Embedding actors on Ray (default: one per GPU, else as many as the CPUs hold).",
+)
 def ingest(
-    dirs: tuple[Path, ...], index: Path | None, as_json: bool, progress: bool | None
+    dirs: tuple[Path, ...],
+    index: Path | None,
+    as_json: bool,
+    progress: bool | None,
+    ray_address: str | None,
+    ray_actors: int | None,
 ) -> None:
     """Read, clean, split and embed the files under DIRS into the index."""
+    if ray_address not in (None, RAY_LOCAL, "auto") and Path(ray_address).exists():
+        raise click.UsageError(
+            f"--ray takes a cluster address, not the directory {ray_address}; "
+            "write the directories first: qa ingest DIRS... --ray [ADDRESS]"
+        )
+    if ray_actors is not None and ray_address is None:
+        raise click.UsageError("--ray-actors goes with --ray")
     settings = _settings(index)
     try:
-        report = run_ingest(list(dirs), settings, progress=progress)
+        if ray_address is None:
+            report = run_ingest(list(dirs), settings, progress=progress)
+        else:
+            from .ray_ingest import run_ray_ingest
+
+            address = None if ray_address == RAY_LOCAL else ray_address
+            report = run_ray_ingest(
+                list(dirs), settings, address=address, actors=ray_actors, progress=progress
+            )
     except (IngestError, IndexStoreError, QAError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:

@@ -17,16 +17,21 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from stat import S_ISREG
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
 
-from .checkpoints import EmbedResult, VectorCheckpoints, checkpoints_dir, embed_in_blocks
+from .checkpoints import (
+    VectorCheckpoints,
+    checkpoints_dir,
+    embed_groups_in_blocks,
+    one_block_at_a_time,
+)
 from .cleaning import clean_text
 from .config import Settings
 from .embedding import Embedder, make_embedder
@@ -436,8 +441,14 @@ def run_ingest(
     *,
     embedder: Embedder | None = None,
     progress: bool | None = None,
+    engine: IngestEngine | None = None,
 ) -> IngestReport:
-    """Bring the index at ``settings.index_dir`` in line with the files under ``roots``."""
+    """Bring the index at ``settings.index_dir`` in line with the files under ``roots``.
+
+    ``engine`` reads and embeds (default: :class:`LocalEngine`, here in this process;
+    ``ray_ingest.RayEngine`` on a Ray cluster); what is reused, stored and published is
+    decided here either way.
+    """
     started = time.perf_counter()
     index_path = settings.index_dir
     report = IngestReport(index=str(index_path))
@@ -453,6 +464,7 @@ def run_ingest(
     report.files_seen = len(files) + len(problems)
     sidecars = load_sidecars(files)
     embedder = embedder or make_embedder(settings)
+    engine = engine or LocalEngine(embedder, settings)
     wanted = _build_settings(settings)
     with _build_lock(index_path):
         previous = _open_previous(index_path, wanted, embedder)
@@ -468,23 +480,23 @@ def run_ingest(
         if reread:
             logger.info("the reader has changed: reading every file again")
 
-        records: list[FileRecord] = []
-        reused: list[tuple[Document, list[tuple[int, Passage]]]] = []
-        fresh: list[tuple[Document, list[Passage]]] = []
-        for item in tqdm(files, desc="reading", unit="file", disable=not progress):
+        # First what each file needs (cheap: a stat, a digest for a touched file), then
+        # the files to read go to the engine as one list, in order.
+        plan: list[dict[str, str] | FileRecord | tuple[FileRecord, Document] | FileJob] = []
+        for item in files:
             if item.path.name in settings.ignore_names:
                 reason = (
                     "metadata sidecar (used for document metadata)"
                     if item.path.name == SIDECAR
                     else "ignored by name (QA_IGNORE_NAMES)"
                 )
-                report.skipped.append({"source": item.source, "reason": reason})
+                plan.append({"source": item.source, "reason": reason})
                 continue
             try:
                 stat = item.path.stat()
             except OSError as exc:  # gone or unreadable since it was found
                 reason = f"error: cannot read: {exc.strerror}"
-                report.skipped.append({"source": item.source, "reason": reason})
+                plan.append({"source": item.source, "reason": reason})
                 continue
             old = old_files.get(item.source)
             # A file that failed with an error (not a reason of its own) is tried again.
@@ -504,20 +516,45 @@ def run_ingest(
                     # Touched (copied, checked out again) but not changed: not read again.
                     old = dataclasses.replace(old, mtime_ns=stat.st_mtime_ns)
                     report.files_touched += 1
-                records.append(old)
                 if old.status == "skipped":
-                    report.skipped.append({"source": item.source, "reason": old.reason or ""})
+                    plan.append(old)
                     continue
                 assert previous is not None
                 doc = previous.document(document_id(item.source))
                 if doc is not None:
-                    reused.append((doc, previous.passages_of(doc.id)))
-                    report.files_reused += 1
+                    plan.append((old, doc))
                     continue
-            record, entry = _process(item, stat, sidecars, embedder, settings, report)
-            records.append(record)
-            if entry is not None:
-                fresh.append(entry)
+            sidecar = sidecars.get(item.path.resolve())
+            plan.append(FileJob(item, stat.st_size, stat.st_mtime_ns, sidecar))
+
+        records: list[FileRecord] = []
+        reused: list[tuple[Document, list[tuple[int, Passage]]]] = []
+        fresh: list[tuple[Document, list[Passage]]] = []
+        results = iter(engine.read([step for step in plan if isinstance(step, FileJob)], progress))
+        for step in plan:
+            if isinstance(step, dict):
+                report.skipped.append(step)
+            elif isinstance(step, FileRecord):
+                records.append(step)
+                report.skipped.append({"source": step.source, "reason": step.reason or ""})
+            elif isinstance(step, tuple):
+                record, doc = step
+                records.append(record)
+                assert previous is not None
+                reused.append((doc, previous.passages_of(doc.id)))
+                report.files_reused += 1
+            else:
+                result = next(results)
+                report.warnings.extend(result.warnings)
+                records.append(result.record)
+                if result.entry is not None:
+                    fresh.append(result.entry)
+                else:
+                    reason = result.record.reason or ""
+                    report.skipped.append({"source": step.item.source, "reason": reason})
+        # Run the engine to its end (its progress bar closes there): one result a job.
+        if next(results, None) is not None:
+            raise IngestError("the engine returned more results than files to read")
 
         current = {r.source for r in records}
         report.files_removed = sum(1 for source in old_files if source not in current)
@@ -553,18 +590,18 @@ def run_ingest(
         context_docs = [doc for doc, _ in fresh]
         context_docs += [doc for doc, _ in reused if doc.id not in old_doc_vectors]
         embed_started = time.perf_counter()
-        checkpoints = _IndexCheckpoints(index_path, {**wanted, "encoder": embedder.passage_encoder})
-        passages_done = _embed(
-            [new_texts[i] for i in to_embed], embedder, settings, checkpoints, progress
+        checkpoints = _IndexCheckpoints(index_path, {**wanted, "encoder": engine.encoder})
+        passages_done, contexts_done = embed_groups_in_blocks(
+            [
+                [new_texts[i] for i in to_embed],
+                [document_context(doc.meta) for doc in context_docs],
+            ],
+            engine.encode_blocks,
+            block=settings.checkpoint_passages,
+            checkpoints=checkpoints,
+            progress=progress,
         )
         embedded = passages_done.vectors
-        contexts_done = _embed(
-            [document_context(doc.meta) for doc in context_docs],
-            embedder,
-            settings,
-            checkpoints,
-            False,
-        )
         context_vectors = contexts_done.vectors
         doc_vectors = {
             **old_doc_vectors,
@@ -574,13 +611,15 @@ def run_ingest(
         report.passages_embedded = passages_done.embedded
         report.vectors_resumed = passages_done.resumed
         report.vectors_reused = len(new_texts) - len(to_embed)
-        report.encoder = embedder.passage_encoder if to_embed or context_docs else ""
+        report.encoder = engine.encoder if to_embed or context_docs else ""
         if to_embed:
-            dimension = embedder.dimension
+            dimension = int(embedded.shape[1])
         elif previous is not None:
             dimension = int(previous.manifest["dimension"])
+        elif context_docs:
+            dimension = int(context_vectors.shape[1])
         else:
-            dimension = embedder.dimension
+            dimension = engine.dimension
 
         manifest = dict(wanted)
         manifest["reader"] = READER_VERSION
@@ -590,7 +629,7 @@ def run_ingest(
         # Every file's sidecar fingerprint, skipped files too: a changed record re-reads it.
         manifest["sidecars"] = {r.source: digests[r.source] for r in records if r.source in digests}
         manifest["chunk_tokens_effective"] = (
-            min(settings.chunk_tokens or embedder.max_tokens, embedder.max_tokens)
+            min(settings.chunk_tokens or engine.max_tokens, engine.max_tokens)
             if to_embed
             else (previous.manifest.get("chunk_tokens_effective") if previous else None)
         )
@@ -702,26 +741,48 @@ def _lexical_text(document: Document, passage: Passage) -> str:
     return f"{metadata_line(document.meta)}\n{passage.heading or ''}\n{passage.text}"
 
 
-def _process(
-    item: SourceFile,
-    stat: os.stat_result,
-    sidecars: dict[Path, dict[str, Any]],
-    embedder: Embedder,
-    settings: Settings,
-    report: IngestReport,
-) -> tuple[FileRecord, tuple[Document, list[Passage]] | None]:
+@dataclass(frozen=True)
+class FileJob:
+    """A file to read: where it is, its size and modification time as found (what its
+    record keeps), and its ``manifest.jsonl`` record if it has one."""
+
+    item: SourceFile
+    size: int
+    mtime_ns: int
+    sidecar: dict[str, Any] | None = None
+
+
+@dataclass
+class FileResult:
+    """What reading one file gave: its record, its document and passages (None when it
+    was skipped, with the reason in the record) and the readers' warnings."""
+
+    record: FileRecord
+    entry: tuple[Document, list[Passage]] | None
+    warnings: list[dict[str, str]] = field(default_factory=list)
+
+
+def process_file(job: FileJob, embedder: Embedder, settings: Settings) -> FileResult:
+    """Read, clean and split one file; any failure is a skipped record, never an error.
+
+    Uses only the embedder's tokenizer (token counts and window), so it runs wherever the
+    model can be loaded: in the ingest process or in a worker of a cluster.
+    """
+    item = job.item
     sha = ""
+    warnings: list[dict[str, str]] = []
     try:
-        if stat.st_size > settings.max_file_bytes:
+        if job.size > settings.max_file_bytes:
             raise SkipFile(
-                f"too large ({stat.st_size / 1e6:.1f} MB > QA_MAX_FILE_BYTES "
+                f"too large ({job.size / 1e6:.1f} MB > QA_MAX_FILE_BYTES "
                 f"{settings.max_file_bytes / 1e6:.1f} MB)"
             )
         sha = file_sha256(item.path)
         result = read_document(item.path, item.source)
-        for warning in result.warnings:
-            report.warnings.append({"source": item.source, "warning": printable(warning)})
-        document, spans = build_document(item, result, sha, sidecars.get(item.path.resolve()))
+        warnings.extend(
+            {"source": item.source, "warning": printable(warning)} for warning in result.warnings
+        )
+        document, spans = build_document(item, result, sha, job.sidecar)
         passages = make_passages(document, spans, embedder, settings)
         if not passages:
             raise SkipFile("no passages after splitting")
@@ -731,25 +792,64 @@ def _process(
         logger.exception("failed to read %s", item.source)
         reason = f"error: {type(exc).__name__}: {exc}"
     else:
-        record = FileRecord(item.source, sha, stat.st_size, stat.st_mtime_ns, "indexed")
-        return record, (document, passages)
+        record = FileRecord(item.source, sha, job.size, job.mtime_ns, "indexed")
+        return FileResult(record, (document, passages), warnings)
     reason = printable(reason)
     logger.info("skipped %s: %s", item.source, reason)
-    report.skipped.append({"source": item.source, "reason": reason})
-    return FileRecord(item.source, sha, stat.st_size, stat.st_mtime_ns, "skipped", reason), None
+    record = FileRecord(item.source, sha, job.size, job.mtime_ns, "skipped", reason)
+    return FileResult(record, None, warnings)
 
 
-def _embed(
-    texts: Sequence[str],
-    embedder: Embedder,
-    settings: Settings,
-    checkpoints: VectorCheckpoints,
-    progress: bool,
-) -> EmbedResult:
-    return embed_in_blocks(
-        texts,
-        lambda block: embedder.encode_passages(block, batch_size=settings.embed_batch_size),
-        block=settings.checkpoint_passages,
-        checkpoints=checkpoints,
-        progress=progress,
-    )
+class IngestEngine(Protocol):
+    """Where the job reads files and embeds passages."""
+
+    def read(self, jobs: Sequence[FileJob], progress: bool) -> Iterable[FileResult]:
+        """:func:`process_file` of each job, in the jobs' order."""
+        ...
+
+    def encode_blocks(self, blocks: list[list[str]]) -> Iterable[tuple[int, np.ndarray]]:
+        """Passage vectors of each block, as ``(position, vectors)`` in any order."""
+        ...
+
+    @property
+    def encoder(self) -> str:
+        """What embeds (the report's line; part of the checkpoints' key)."""
+        ...
+
+    @property
+    def max_tokens(self) -> int:
+        """The model's window for passage text, as the splitting used it."""
+        ...
+
+    @property
+    def dimension(self) -> int: ...
+
+
+class LocalEngine:
+    """Reads and embeds in this process, with one embedder."""
+
+    def __init__(self, embedder: Embedder, settings: Settings) -> None:
+        self.embedder = embedder
+        self.settings = settings
+
+    def read(self, jobs: Sequence[FileJob], progress: bool) -> Iterator[FileResult]:
+        for job in tqdm(jobs, desc="reading", unit="file", disable=not progress):
+            yield process_file(job, self.embedder, self.settings)
+
+    def encode_blocks(self, blocks: list[list[str]]) -> Iterable[tuple[int, np.ndarray]]:
+        batch = self.settings.embed_batch_size
+        return one_block_at_a_time(
+            lambda texts: self.embedder.encode_passages(texts, batch_size=batch)
+        )(blocks)
+
+    @property
+    def encoder(self) -> str:
+        return self.embedder.passage_encoder
+
+    @property
+    def max_tokens(self) -> int:
+        return self.embedder.max_tokens
+
+    @property
+    def dimension(self) -> int:
+        return self.embedder.dimension

@@ -52,7 +52,7 @@ def _stop_at(
 
 
 PHASES = {
-    "read": lambda: _stop_at(ingest, "_process", "read", after_calls=1),
+    "read": lambda: _stop_at(ingest, "process_file", "read", after_calls=1),
     "embed": lambda: _stop_at(FakeEmbedder, "encode_passages", "embed"),
     "write": lambda: _stop_at(store.IndexWriter, "add_document", "write", before=False),
     "vectors": lambda: _stop_at(store, "_write_json_atomically", "vectors"),
