@@ -29,6 +29,7 @@ from tqdm import tqdm
 from .checkpoints import EmbedResult, VectorCheckpoints, checkpoints_dir, embed_in_blocks
 from .cleaning import clean_text
 from .config import Settings
+from .domain.profiles import complete_from_text
 from .embedding import Embedder, make_embedder
 from .hashing import file_sha256
 from .lexical import LEXICAL_VERSION, LexicalIndex
@@ -36,7 +37,6 @@ from .metadata import (
     meta_from_filename,
     meta_from_manifest_record,
     metadata_line,
-    quoted_minister,
 )
 from .readers import ReadResult, SkipFile, read_document
 from .schema import Document, DocumentMeta, Passage, document_id, passage_id
@@ -317,9 +317,7 @@ def build_document(
     meta = meta.merge(meta_from_filename(item.source))
     if not meta.title:
         meta.title = _fallback_title(text, item.source)
-    if meta.minister is None and meta.doctype == "Pressmeddelande":
-        # regeringen.se press releases name their minister only where they quote them.
-        meta.minister = quoted_minister(text)
+    meta = complete_from_text(meta, text)  # what a source's documents say only in their text
     document = Document(
         id=document_id(item.source),
         source=item.source,
