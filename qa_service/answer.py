@@ -13,7 +13,8 @@ CITATION_LABELS = {kind.name: kind.citation for kind in kinds() if kind.citation
 
 
 def document_label(document: Document) -> str:
-    """``"Svar på fråga 2024/25:992"``, ``"Betänkande 2018/19:AU7"``, ``"Pressmeddelande"``."""
+    """``"Svar på fråga 2024/25:992"``, ``"Betänkande 2018/19:AU7"``, ``"Dir. 2014:15"``,
+    ``"Pressmeddelande"``."""
     meta = document.meta
     known = kind_named(meta.doctype)
     kind = known.citation if known is not None else meta.doctype or "Dokument"
@@ -24,8 +25,9 @@ def document_label(document: Document) -> str:
     if meta.rm and meta.beteckning:
         return f"{kind} {meta.rm}:{meta.beteckning}"
     if meta.beteckning:
-        if meta.beteckning.lower().startswith(kind.lower()):
-            return meta.beteckning
+        own = (kind, known.abbreviation) if known is not None and known.abbreviation else (kind,)
+        if meta.beteckning.lower().startswith(tuple(word.lower() for word in own)):
+            return meta.beteckning  # "SOU 2014:16", "Dir. 2014:15" as the source writes it
         return f"{kind} {meta.beteckning}"
     return kind
 
@@ -75,7 +77,8 @@ def citation(document: Document, passage: Passage | None = None) -> str:
         parts.append(f"s. {passage.page}")
     if passage is not None and passage.speaker:
         parts.append(f"anförande av {passage.speaker}")
-    return ", ".join(parts) + "."
+    text = ", ".join(parts)
+    return text if text.endswith(".") else text + "."  # "… m.fl." ends with its own
 
 
 def citation_markdown(document: Document, passage: Passage | None = None) -> str:

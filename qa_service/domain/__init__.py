@@ -44,6 +44,7 @@ class Kind:
     riksdagen: tuple[str, ...]
     regeringen: tuple[str, ...]
     citation: str
+    abbreviation: str  # "Dir.", as the source writes it before a number; "" for none
     authored: bool
     minister: MinisterRole | None
     english: tuple[str, ...]
@@ -96,6 +97,7 @@ def kinds() -> tuple[Kind, ...]:
                 riksdagen=tuple(row.get("riksdagen", ())),
                 regeringen=tuple(row.get("regeringen", ())),
                 citation=row.get("citation", row["name"]),
+                abbreviation=row.get("abbreviation", ""),
                 authored=bool(row.get("authored", False)),
                 minister=minister,
                 english=tuple(row.get("english", ())),
