@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .domain import Kind, kind_named, kinds
+from .domain import Kind, kind_named
 from .schema import Document, Hit, Passage
-
-#: How a document type is named when cited (the document's own heading form;
-#: domain/kinds.toml).
-CITATION_LABELS = {kind.name: kind.citation for kind in kinds() if kind.citation != kind.name}
 
 
 def document_label(document: Document) -> str:
     """``"Svar på fråga 2024/25:992"``, ``"Betänkande 2018/19:AU7"``, ``"Dir. 2014:15"``,
     ``"Pressmeddelande"``."""
     meta = document.meta
-    known = kind_named(meta.doctype)
+    known = kind_named(meta.doctype)  # its label is the document's own heading form
     kind = known.citation if known is not None else meta.doctype or "Dokument"
     question = meta.question
     if question is not None and question.rm and question.beteckning:
