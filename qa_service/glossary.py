@@ -1,240 +1,298 @@
 """English terms of the domain and the Swedish words the corpus uses for them.
 
 BM25 over Swedish passages cannot match an English question's words, only its names. The
-lexical leg searches an English question with the Swedish terms of this glossary added:
-the institutions, parties, kinds of document and policy terms people ask about ("the
-Public Employment Service", "benefit cap", "exclusion areas"). The dense leg is
-multilingual and gets the question as it was asked.
+lexical leg searches an English question with the Swedish terms of this glossary added,
+and the dense leg searches them as a ranking of their own (``QA_GLOSSARY_WEIGHT``).
+
+The glossary is built from the domain, group by group, each from the source named above
+it: the institutions under their official English names, the ministers' titles, the
+parties and kinds of document (``domain/*.toml``), the budget documents, the policy areas
+and the policy terms the documents use (each Swedish term occurs in the shared corpus).
+It holds no phrase because an evaluation question used it; its effect is measured on
+English questions written after it (eval/english_after_glossary.jsonl, BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from functools import cache
 
-#: English phrase (lower case) -> Swedish terms. Longer phrases win over their parts.
-GLOSSARY: dict[str, str] = {
-    # Institutions and offices
+from .domain import kinds, parties
+
+logger = logging.getLogger(__name__)
+
+#: Institutions, under the English names they publish themselves: the agencies' own English
+#: names (arbetsformedlingen.se/en, migrationsverket.se/English, forsakringskassan.se/en,
+#: boverket.se/en, scb.se/en, polisen.se/en, skolverket.se/en, av.se/en), the ministries and
+#: the Government Offices as government.se names them, the Riksdag and its committees as
+#: riksdagen.se/en names them. Lower case; "the" and "Swedish" are left off where a
+#: question may leave them off.
+INSTITUTIONS: dict[str, str] = {
+    "swedish public employment service": "arbetsförmedlingen",
     "public employment service": "arbetsförmedlingen",
-    "employment service": "arbetsförmedlingen",
-    "employment agency": "arbetsförmedlingen",
+    "swedish migration agency": "migrationsverket",
     "migration agency": "migrationsverket",
+    "swedish social insurance agency": "försäkringskassan",
     "social insurance agency": "försäkringskassan",
-    "national board of housing": "boverket",
+    "national board of housing, building and planning": "boverket",
     "statistics sweden": "scb",
+    "swedish police authority": "polisen",
+    "police authority": "polisen",
     "police": "polisen",
+    "swedish national agency for education": "skolverket",
+    "national agency for education": "skolverket",
+    "swedish work environment authority": "arbetsmiljöverket",
+    "work environment authority": "arbetsmiljöverket",
+    "swedish national audit office": "riksrevisionen",
+    "swedish tax agency": "skatteverket",
+    "swedish gender equality agency": "jämställdhetsmyndigheten",
+    "swedish agency for government employers": "arbetsgivarverket",
+    "swedish national financial management authority": "ekonomistyrningsverket",
+    "swedish agency for higher vocational education": "myndigheten för yrkeshögskolan",
+    "government offices": "regeringskansliet",
+    "government": "regeringen",
+    "prime minister's office": "statsrådsberedningen",
+    "ministry of employment": "arbetsmarknadsdepartementet",
+    "ministry of finance": "finansdepartementet",
+    "ministry of justice": "justitiedepartementet",
+    "ministry of health and social affairs": "socialdepartementet",
+    "ministry of education and research": "utbildningsdepartementet",
+    "ministry of culture": "kulturdepartementet",
+    "ministry for foreign affairs": "utrikesdepartementet",
+    "riksdag": "riksdagen",
+    "swedish parliament": "riksdagen",
+    "parliament": "riksdagen",
+    "committee on the labour market": "arbetsmarknadsutskottet",
+    "committee on finance": "finansutskottet",
+    "committee on social insurance": "socialförsäkringsutskottet",
+    "committee on justice": "justitieutskottet",
+    "committee on social affairs": "socialutskottet",
+    "committee on education": "utbildningsutskottet",
+    "committee on the constitution": "konstitutionsutskottet",
+    "parliamentary committee": "utskott",
+    "committee of inquiry": "utredning kommitté",
+    "inquiry": "utredning",
     "municipality": "kommun",
     "municipalities": "kommuner",
-    "government": "regeringen",
-    "parliament": "riksdagen",
+    "region": "region",
+}
+
+#: The ministers' titles as government.se gives them in English, and the Swedish titles
+#: the documents use (the interpellations' addressees, the press releases' "säger …").
+MINISTERS: dict[str, str] = {
+    "prime minister": "statsminister statsministern",
+    "minister for employment and integration": "arbetsmarknads- och integrationsminister",
+    "minister for employment": "arbetsmarknadsminister arbetsmarknadsministern",
+    "minister for integration": "integrationsminister",
+    "minister for finance": "finansminister finansministern",
+    "minister for justice": "justitieminister justitieministern",
+    "minister for migration": "migrationsminister migrationsministern",
+    "minister for social security": "socialförsäkringsminister",
+    "minister for social affairs": "socialminister",
+    "minister for education": "utbildningsminister",
+    "minister for schools": "skolminister",
+    "minister for gender equality": "jämställdhetsminister",
     "minister": "minister statsråd",
-    "committee": "utskott",
-    "inquiry": "utredning",
-    "coordinator": "samordnare",
-    # Kinds of document
-    "statement of government policy": "regeringsförklaringen",
-    "policy statement": "regeringsförklaringen",
-    "speech": "tal",
-    "debate article": "debattartikel",
-    "op-ed": "debattartikel",
-    "spring amending budget": "vårändringsbudget",
-    "interpellation": "interpellation",
-    "written question": "skriftlig fråga",
-    "answer": "svar",
-    "motion": "motion",
-    "budget motion": "budgetmotion",
-    "government bill": "proposition",
-    "bill": "proposition",
+}
+
+#: The budget documents and agreements by the English names government.se gives them.
+NAMED_DOCUMENTS: dict[str, str] = {
     "budget bill": "budgetpropositionen",
     "spring fiscal policy bill": "vårpropositionen",
-    "spring budget": "vårbudget vårändringsbudget",
-    "committee report": "betänkande",
-    "committee directive": "kommittédirektiv",
-    "terms of reference": "kommittédirektiv",
-    "press release": "pressmeddelande",
-    "election manifesto": "valmanifest",
-    "party programme": "partiprogram",
-    "party program": "partiprogram",
+    "spring amending budget": "vårändringsbudget",
+    "statement of government policy": "regeringsförklaringen",
     "tidö agreement": "tidöavtalet",
     "tido agreement": "tidöavtalet",
-    # Parties
-    "social democrats": "socialdemokraterna",
-    "moderates": "moderaterna",
-    "moderate party": "moderaterna",
-    "sweden democrats": "sverigedemokraterna",
-    "liberals": "liberalerna",
-    "centre party": "centerpartiet",
-    "center party": "centerpartiet",
-    "left party": "vänsterpartiet",
-    "green party": "miljöpartiet",
-    "greens": "miljöpartiet",
-    "christian democrats": "kristdemokraterna",
-    # Integration, migration, exclusion
-    "citizens": "medborgare",
-    "citizen": "medborgare",
+    "central government budget": "statens budget",
+}
+
+#: The policy areas of government.se (its English "Policy areas"), with the Swedish names
+#: of regeringen.se's "Politikområden".
+POLICY_AREAS: dict[str, str] = {
+    "labour market policy": "arbetsmarknadspolitik",
+    "labor market policy": "arbetsmarknadspolitik",
+    "labour market": "arbetsmarknaden",
+    "labor market": "arbetsmarknaden",
+    "integration": "integration",
+    "migration": "migration",
+    "asylum": "asyl",
+    "social insurance": "socialförsäkringar socialförsäkringen",
+    "gender equality": "jämställdhet",
+    "education": "utbildning",
+    "housing policy": "bostadspolitik",
+    "economic policy": "ekonomisk politik",
+    "taxes": "skatter",
+    "working life": "arbetsliv",
+    "work environment": "arbetsmiljö",
+    "discrimination": "diskriminering",
+}
+
+#: Policy terms: the programmes, benefits, rules and statistical categories the documents
+#: name, with the English names the responsible agency or the Government Offices publish
+#: for them. Every Swedish term occurs in the shared corpus (tests/test_glossary.py).
+POLICY_TERMS: dict[str, str] = {
+    # The labour market (Arbetsförmedlingen, SCB's labour force surveys)
+    "unemployment": "arbetslöshet arbetslösheten",
+    "unemployed": "arbetslösa",
+    "long-term unemployment": "långtidsarbetslöshet",
+    "long-term unemployed": "långtidsarbetslösa",
+    "youth unemployment": "ungdomsarbetslöshet",
+    "employment rate": "sysselsättningsgrad",
+    "employment": "sysselsättning",
+    "jobseekers": "arbetssökande",
+    "job seekers": "arbetssökande",
+    "unemployment insurance": "arbetslöshetsförsäkringen a-kassan",
+    "unemployment insurance fund": "a-kassan arbetslöshetskassa",
+    "activity support": "aktivitetsstöd",
+    "daily allowance": "dagpenning",
+    "job and development programme": "jobb- och utvecklingsgarantin",
+    "job guarantee for young people": "jobbgarantin för ungdomar",
+    "introduction programme": "etableringsprogrammet",
+    "establishment programme": "etableringsprogrammet",
+    "establishment allowance": "etableringsersättning",
+    "establishment": "etablering",
+    "labour market training": "arbetsmarknadsutbildning",
+    "labor market training": "arbetsmarknadsutbildning",
+    "work experience placement": "praktik",
+    "subsidised employment": "subventionerade anställningar",
+    "subsidized employment": "subventionerade anställningar",
+    "wage subsidy": "lönebidrag",
+    "new start jobs": "nystartsjobb",
+    "new start job": "nystartsjobb",
+    "introduction jobs": "introduktionsjobb",
+    "entry jobs": "instegsjobb",
+    "extra jobs": "extratjänster",
+    "establishment jobs": "etableringsjobb",
+    "employer": "arbetsgivare",
+    "employers": "arbetsgivare",
+    "notice of redundancy": "varsel",
+    "layoffs": "varsel uppsägningar",
+    # Social security and income support (Försäkringskassan, Socialstyrelsen)
+    "income support": "försörjningsstöd",
+    "financial assistance": "ekonomiskt bistånd",
+    "social assistance": "försörjningsstöd ekonomiskt bistånd",
+    "benefit cap": "bidragstak",
+    "activity requirement": "aktivitetskrav",
+    "activity requirements": "aktivitetskrav",
+    "qualification for welfare": "kvalificering välfärden",
+    "welfare dependency": "bidragsberoende",
+    "housing allowance": "bostadsbidrag",
+    "child allowance": "barnbidrag",
+    "parental benefit": "föräldrapenning",
+    "sickness benefit": "sjukpenning",
+    "sickness insurance": "sjukförsäkringen",
+    "sick leave": "sjukskrivning sjukfrånvaro",
+    "sickness compensation": "sjukersättning",
+    "activity compensation": "aktivitetsersättning",
+    "sickness and activity compensation": "sjuk- och aktivitetsersättning",
+    "incorrect payments": "felaktiga utbetalningar",
+    "benefit fraud": "bidragsbrott",
+    "earned income tax credit": "jobbskatteavdrag",
+    "in-work tax credit": "jobbskatteavdrag",
+    "welfare": "välfärd",
+    "poverty": "fattigdom",
+    "child poverty": "barnfattigdom",
+    # Migration and citizenship (Migrationsverket)
+    "residence permit": "uppehållstillstånd",
+    "residence permits": "uppehållstillstånd",
     "permanent residence permit": "permanent uppehållstillstånd",
+    "temporary residence permit": "tidsbegränsat uppehållstillstånd",
     "work permit": "arbetstillstånd",
     "work permits": "arbetstillstånd",
     "labour immigration": "arbetskraftsinvandring",
     "labor immigration": "arbetskraftsinvandring",
-    "family reunification": "anhöriginvandring",
-    "civic orientation": "samhällsorientering",
-    "settlement": "bosättning mottagande",
-    "reception": "mottagande",
+    "family reunification": "anhöriginvandring familjeåterförening",
+    "citizenship": "medborgarskap",
+    "swedish citizenship": "svenskt medborgarskap",
+    "asylum seekers": "asylsökande",
+    "refugees": "flyktingar",
+    "refugee": "flykting",
     "unaccompanied minors": "ensamkommande",
-    "honour-related violence": "hedersrelaterat våld",
-    "honor-related violence": "hedersrelaterat våld",
-    "honour": "heder",
-    "exclusion": "utanförskap",
-    "social exclusion": "utanförskap",
-    "outsiderness": "utanförskap",
-    "exclusion area": "utanförskapsområde",
-    "exclusion areas": "utanförskapsområden",
-    "vulnerable areas": "utsatta områden",
-    "deprived areas": "utsatta områden utanförskapsområden",
-    "segregation": "segregation",
-    "integration": "integration",
-    "establishment": "etablering",
-    "establishment programme": "etableringsprogrammet",
-    "introduction programme": "etableringsprogrammet",
-    "establishment allowance": "etableringsersättning",
+    "immigration": "invandring",
+    "immigrants": "invandrare",
+    "expulsion": "utvisning",
+    "deportation": "utvisning",
+    "return migration": "återvandring",
+    "voluntary return": "återvandring",
+    "reception": "mottagande",
+    "settlement act": "bosättningslagen",
+    # Integration (the Establishment Act, the Government Offices' integration policy)
+    "newly arrived": "nyanlända",
+    "newly arrived immigrants": "nyanlända invandrare",
     "foreign-born": "utrikes födda",
     "foreign born": "utrikes födda",
     "born abroad": "utrikes födda",
-    "newly arrived": "nyanlända",
-    "new arrivals": "nyanlända",
-    "newcomers": "nyanlända",
-    "immigrants": "invandrare",
-    "immigration": "invandring",
-    "migration": "migration",
-    "asylum": "asyl",
-    "refugees": "flyktingar",
-    "residence permit": "uppehållstillstånd",
-    "residence permits": "uppehållstillstånd",
-    "citizenship": "medborgarskap",
-    "deported": "utvisas utvisning",
-    "deportation": "utvisning",
-    "expulsion": "utvisning",
-    "return migration": "återvandring",
-    "remigration": "återvandring",
-    # Work and welfare
-    "unemployment insurance": "arbetslöshetsförsäkringen a-kassan",
-    "unemployment fund": "a-kassan arbetslöshetskassa",
-    "unemployment benefit": "a-kassa ersättning",
-    "daily allowance": "dagpenning",
-    "long-term unemployed": "långtidsarbetslösa",
-    "long-term unemployment": "långtidsarbetslöshet",
-    "labour market policy": "arbetsmarknadspolitik",
-    "labor market policy": "arbetsmarknadspolitik",
-    "labour market training": "arbetsmarknadsutbildning",
-    "matching services": "matchningstjänster",
-    "job and development guarantee": "jobb- och utvecklingsgarantin",
-    "work experience": "praktik",
-    "internship": "praktik",
-    "internships": "praktik",
-    "wage subsidy": "lönebidrag",
-    "wages": "löner",
-    "income": "inkomst",
-    "poverty": "fattigdom",
-    "child poverty": "barnfattigdom",
-    "housing allowance": "bostadsbidrag",
-    "child allowance": "barnbidrag",
-    "parental benefit": "föräldrapenning",
-    "benefit fraud": "bidragsbrott",
-    "incorrect payments": "felaktiga utbetalningar",
-    "welfare": "välfärd",
-    "appropriation": "anslag",
-    "administrative appropriation": "förvaltningsanslag",
-    "administrative funding": "förvaltningsanslag",
-    "funding": "anslag medel",
+    "civic orientation": "samhällsorientering",
+    "segregation": "segregation",
+    "social exclusion": "utanförskap",
+    "exclusion": "utanförskap",
+    "areas of exclusion": "utanförskapsområden",
+    "exclusion area": "utanförskapsområde",
+    "exclusion areas": "utanförskapsområden",
+    "vulnerable areas": "utsatta områden",
+    "vulnerable area": "utsatt område",
+    "especially vulnerable areas": "särskilt utsatta områden",
+    "socioeconomically disadvantaged areas": "socioekonomiskt utsatta områden",
+    "honour-related violence and oppression": "hedersrelaterat våld och förtryck",
+    "honour-related violence": "hedersrelaterat våld",
+    "honor-related violence": "hedersrelaterat våld",
     "self-sufficiency": "egen försörjning",
-    "labour market": "arbetsmarknaden",
-    "labor market": "arbetsmarknaden",
-    "unemployment": "arbetslöshet arbetslösheten",
-    "unemployed": "arbetslösa",
-    "employment": "sysselsättning arbete",
-    "employment rate": "sysselsättningsgrad",
-    "jobseekers": "arbetssökande",
-    "job seekers": "arbetssökande",
-    "jobs": "jobb",
-    "job": "jobb",
-    "work": "arbete",
-    "subsidised jobs": "subventionerade anställningar",
-    "subsidized jobs": "subventionerade anställningar",
-    "subsidised employment": "subventionerade anställningar",
-    "subsidized employment": "subventionerade anställningar",
-    "introduction jobs": "introduktionsjobb",
-    "entry jobs": "instegsjobb",
-    "new start jobs": "nystartsjobb",
-    "benefits": "bidrag förmåner",
-    "welfare benefits": "bidrag förmåner",
-    "benefit cap": "bidragstak",
-    "cap on benefits": "bidragstak",
-    "activity requirement": "aktivitetskrav",
-    "activity requirements": "aktivitetskrav",
-    "work requirement": "aktivitetskrav",
-    "income support": "försörjningsstöd",
-    "social assistance": "försörjningsstöd ekonomiskt bistånd",
-    "welfare dependency": "bidragsberoende",
-    "benefit dependency": "bidragsberoende",
-    "earned income tax credit": "jobbskatteavdrag",
-    "in-work tax credit": "jobbskatteavdrag",
-    "job tax deduction": "jobbskatteavdrag",
-    "sickness and activity compensation": "sjuk- och aktivitetsersättning",
-    "sickness compensation": "sjukersättning",
-    "tax": "skatt",
-    "taxes": "skatter",
-    # Education and language
+    # Education and language (Skolverket, Myndigheten för yrkeshögskolan)
+    "swedish for immigrants": "sfi",
+    "swedish tuition for immigrants": "sfi",
     "municipal adult education": "komvux",
+    "adult education": "vuxenutbildning komvux",
+    "vocational adult education": "yrkesvux",
     "higher vocational education": "yrkeshögskolan",
-    "primary school": "grundskola",
+    "folk high school": "folkhögskola",
+    "upper secondary school": "gymnasieskola gymnasiet",
     "compulsory school": "grundskola",
     "preschool": "förskola",
-    "swedish language": "svenska språket",
-    "vocational adult education": "yrkesvux",
-    "adult education": "vuxenutbildning komvux",
-    "swedish for immigrants": "sfi",
+    "validation": "validering",
     "language requirement": "språkkrav",
     "language requirements": "språkkrav",
     "knowledge of swedish": "svenskkunskaper",
-    "swedish skills": "svenskkunskaper",
-    "education": "utbildning",
-    "upper secondary school": "gymnasieskola gymnasiet",
-    "high school": "gymnasiet",
-    "school results": "skolresultat",
-    "school": "skola",
-    # People and places
-    "children": "barn",
-    "women": "kvinnor",
-    "young people": "unga",
-    "youth": "unga",
-    "elderly": "äldre",
-    "older people": "äldre",
-    "crime": "brottslighet kriminalitet",
-    "criminality": "kriminalitet",
-    "gangs": "gäng",
-    "gang": "gäng",
+    # Crime and justice (Polisen, Brå)
     "gang crime": "gängkriminalitet",
-    "criminals": "kriminella",
-    "conviction": "dom",
-    "housing": "bostäder boende",
-    "overcrowding": "trångboddhet",
-    # Words of policy
-    "measure": "åtgärd insats",
-    "measures": "åtgärder insatser",
-    "reform": "reform",
-    "proposal": "förslag",
-    "proposals": "förslag",
-    "investment": "satsning",
-    "budget": "budget",
-    "support": "stöd",
-    "requirements": "krav",
-    "map": "karta kartan",
-    "factors": "faktorer",
-    "long-term": "långsiktig",
-    "statistics": "statistik",
-    "quarter": "kvartal",
+    "organised crime": "organiserad brottslighet",
+    "organized crime": "organiserad brottslighet",
+    "criminal networks": "kriminella nätverk",
+    # The budget (ESV, the Budget Bill)
+    "appropriation": "anslag",
+    "expenditure area": "utgiftsområde",
 }
+
+
+def _domain_groups() -> dict[str, str]:
+    """The parties and the kinds of document by their English names (domain/*.toml)."""
+    found: dict[str, str] = {}
+    for party in parties():
+        for english in party.english:
+            found[english.lower()] = party.name.lower()
+    for kind in kinds():
+        for english in kind.english:
+            found.setdefault(english.lower(), kind.swedish)
+    return found
+
+
+def _build() -> dict[str, str]:
+    glossary: dict[str, str] = {}
+    for group in (
+        INSTITUTIONS,
+        MINISTERS,
+        _domain_groups(),
+        NAMED_DOCUMENTS,
+        POLICY_AREAS,
+        POLICY_TERMS,
+    ):
+        for english, swedish in group.items():
+            glossary.setdefault(english, swedish)
+    return glossary
+
+
+#: English phrase (lower case) -> Swedish terms. Longer phrases win over their parts.
+GLOSSARY: dict[str, str] = _build()
 
 
 @cache

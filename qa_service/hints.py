@@ -17,38 +17,17 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: Party codes and the words (Swedish and English) that name them, as regex stems.
-_PARTY_WORDS: dict[str, str] = {
-    "S": r"socialdemokrat\w*|sossarna|social democrats?",
-    "M": r"moderaterna\w*|(?-i:Moderata|Moderat(?:er)?)|the moderates?",
-    "SD": r"sverigedemokrat\w*|sweden democrats?",
-    "C": r"centerpartiet\w*|centerpartist\w*|centre party|center party",
-    "V": r"vänsterpartiet\w*|vänsterpartist\w*|left party",
-    "KD": r"kristdemokrat\w*|christian democrats?",
-    "L": r"liberalerna\w*|the liberals",
-    "MP": r"miljöpartiet\w*|miljöpartist\w*|green party",
-}
-_PARTY_CODE = re.compile(r"\((S|M|SD|C|V|KD|L|MP)\)")
+from .domain import kinds, parties
 
-#: Document kinds (as the index names them) and the words that ask for them.
+#: Party codes and the words (Swedish and English) that name them, as regex stems
+#: (domain/parties.toml).
+_PARTY_WORDS: dict[str, str] = {party.code: party.pattern for party in parties() if party.pattern}
+_PARTY_CODE = re.compile(rf"\(({'|'.join(_PARTY_WORDS)})\)")
+
+#: Document kinds (as the index names them) and the words that ask for them
+#: (domain/kinds.toml).
 _DOCTYPE_WORDS: dict[str, str] = {
-    "Motion": r"\w*motion\w*",
-    "Valmanifest": r"valmanifest\w*|(?:inför|i) valet|election manifesto\w*",
-    "Partiprogram": r"partiprogram\w*|party programme\w*",
-    "Interpellation": r"interpellation\w*",
-    "Svar på skriftlig fråga": r"skriftlig(?:a)? fråg\w*|frågesvar\w*|written question\w*",
-    "Proposition": r"\w*proposition\w*|budget bills?|government bills?",
-    "Betänkande": r"\w*betänkande\w*|committee reports?",
-    "Pressmeddelande": r"pressmeddelande\w*|press release\w*",
-    "Debattartikel": r"debattartik\w*|debate articles?|op-eds?",
-    "Kommittédirektiv": r"(?<!-)\w*direktiv\w*|committee terms of reference|terms of reference",
-    "Tal": (
-        r"regeringsförklaring\w*|anförande\w*|speech(?:es)?|(?:government )?policy "
-        r"statements?|statement of government policy"
-    ),
-    "Överenskommelse": r"tidö\w*|överenskommelse\w*",
-    "SOU": r"sou",
-    "Regeringsuppdrag": r"regeringsuppdrag\w*",
+    kind.name: kind.question_words for kind in kinds() if kind.question_words
 }
 _YEAR = re.compile(
     r"\b(?:(?P<autumn>hösten|autumn|fall)|(?P<spring>våren|spring))?(?:\s+of)?\s*"

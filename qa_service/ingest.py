@@ -34,6 +34,7 @@ from .checkpoints import (
 )
 from .cleaning import clean_text
 from .config import Settings
+from .domain.profiles import complete_from_text
 from .embedding import Embedder, make_embedder
 from .hashing import file_sha256
 from .lexical import LEXICAL_VERSION, LexicalIndex
@@ -41,7 +42,6 @@ from .metadata import (
     meta_from_filename,
     meta_from_manifest_record,
     metadata_line,
-    quoted_minister,
 )
 from .readers import ReadResult, SkipFile, read_document
 from .schema import Document, DocumentMeta, Passage, document_id, passage_id
@@ -68,8 +68,9 @@ SPLITTER_NAME = "langchain RecursiveCharacterTextSplitter (model tokenizer) v2"
 #: What reading, cleaning and metadata produce. A change here reads every file again;
 #: passages whose text is unchanged keep their vectors, so only new text is embedded.
 #: 4: list items keep their lines (cleaning.collapse_whitespace); 5: dokumentstatus
-#: ministers apart from authors, a written answer linked to its question.
-READER_VERSION = 5
+#: ministers apart from authors, a written answer linked to its question; 6: regeringen.se's
+#: propositions and skrivelser (rattsliga-dokument/proposition, /skrivelse) have their kind.
+READER_VERSION = 6
 #: A document's context text is cut here (about 100 tokens at most).
 MAX_CONTEXT_CHARS = 300
 LEXICAL_MANIFEST = {
@@ -322,9 +323,7 @@ def build_document(
     meta = meta.merge(meta_from_filename(item.source))
     if not meta.title:
         meta.title = _fallback_title(text, item.source)
-    if meta.minister is None and meta.doctype == "Pressmeddelande":
-        # regeringen.se press releases name their minister only where they quote them.
-        meta.minister = quoted_minister(text)
+    meta = complete_from_text(meta, text)  # what a source's documents say only in their text
     document = Document(
         id=document_id(item.source),
         source=item.source,

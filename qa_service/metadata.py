@@ -1,55 +1,24 @@
 """Riksdagen and regeringen.se specifics: document types, headers, beteckningar, people.
 
-Pure functions over strings and dicts; the readers call them.
+Pure functions over strings and dicts; the readers call them. The kinds of document and
+the parties are tables (``domain/``); a source's own conventions are its profile
+(``domain/profiles.py``).
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
 from typing import Any
 
+from .domain import party_names, regeringen_kinds, riksdagen_kinds
+from .domain.profiles import meta_from_path
+from .domain.profiles import quoted_minister as quoted_minister  # the press releases' rule
 from .schema import DocumentMeta, DocumentRef, Person
 
-#: Riksdagen ``doktyp`` codes and the Swedish names people cite them by.
-DOKTYP_NAMES: dict[str, str] = {
-    "frs": "Svar på skriftlig fråga",
-    "fr": "Skriftlig fråga",
-    "ip": "Interpellation",
-    "mot": "Motion",
-    "bet": "Betänkande",
-    "prop": "Proposition",
-    "skr": "Skrivelse",
-    "sou": "SOU",
-    "ds": "Ds",
-    "dir": "Kommittédirektiv",
-    "prot": "Protokoll",
-    "rskr": "Riksdagsskrivelse",
-    "utl": "Utlåtande",
-}
-
+#: Riksdagen ``doktyp`` codes and the Swedish names people cite them by (domain/kinds.toml).
+DOKTYP_NAMES: dict[str, str] = riksdagen_kinds()
 #: regeringen.se sections (the first folder of a g0vse path) and their document types.
-SECTION_TYPES: dict[str, str] = {
-    "pressmeddelanden": "Pressmeddelande",
-    "regeringsuppdrag": "Regeringsuppdrag",
-    "kommittedirektiv": "Kommittédirektiv",
-    "artiklar": "Artikel",
-    "debattartiklar": "Debattartikel",
-    "tal": "Tal",
-    "skrivelser": "Skrivelse",
-    "propositioner": "Proposition",
-    "rapporter": "Rapport",
-    "statens-offentliga-utredningar": "SOU",
-    "departementsserien-och-promemorior": "Ds",
-}
-
-#: File-name conventions of party documents: ``partiprogram-s-2025.txt`` and the like.
-_FILENAME_TYPES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"^budgetmotion-(?P<party>[a-z]+)-(?P<rm>\d{6})$"), "Motion"),
-    (re.compile(r"^partiprogram-(?P<party>[a-z]+)-(?P<year>\d{4})$"), "Partiprogram"),
-    (re.compile(r"^valmanifest-(?P<year>\d{4})-(?P<party>[a-z]+)$"), "Valmanifest"),
-    (re.compile(r"^tidoavtalet-(?P<year>\d{4})$"), "Överenskommelse"),
-]
+SECTION_TYPES: dict[str, str] = regeringen_kinds()
 
 _RM = r"(?P<rm>\d{4}/\d{2,4})"
 _WHO = r"(?P<who>[^()\n]+?)\s*\((?P<party>[A-ZÅÄÖ]{1,3})\)"
@@ -166,48 +135,10 @@ def _comment_header_meta(match: re.Match[str]) -> DocumentMeta:
     )
 
 
-_QUOTED_MINISTER = re.compile(
-    r"\bsäger (?P<role>[a-zåäö][a-zåäö ,-]*?minister(?: med ansvar för [a-zåäö ]+?)?) "
-    r"(?P<name>[A-ZÅÄÖ][\w-]+(?: [A-ZÅÄÖ][\w-]+){1,2})"
-)
-
-
-def quoted_minister(text: str) -> Person | None:
-    """The first minister a press release quotes: "…, säger arbetsmarknads- och
-    integrationsminister Johan Pehrson." -> Person("Johan Pehrson", None, role)."""
-    match = _QUOTED_MINISTER.search(text)
-    if not match:
-        return None
-    return Person(match["name"], None, " ".join(match["role"].split()))
-
-
 def meta_from_filename(source: str) -> DocumentMeta:
-    """Document type, party and year from naming conventions of the bundled sources."""
-    stem = PurePosixPath(source).stem.lower()
-    for pattern, doctype in _FILENAME_TYPES:
-        match = pattern.match(stem)
-        if not match:
-            continue
-        groups = match.groupdict()
-        meta = DocumentMeta(doctype=doctype)
-        if groups.get("party"):
-            party = groups["party"].upper()
-            meta.authors = [Person(party, party, "parti")]
-        if groups.get("rm"):
-            rm = groups["rm"]
-            meta.rm = f"{rm[:4]}/{rm[4:]}"
-        if groups.get("year"):
-            meta.date = groups["year"]
-        if doctype == "Överenskommelse":
-            meta.title = "Tidöavtalet"
-        elif doctype in ("Partiprogram", "Valmanifest"):
-            meta.title = f"{doctype} {groups['year']} ({groups['party'].upper()})"
-        return meta
-    parts = PurePosixPath(source).parts
-    for part in parts[:-1]:
-        if part in SECTION_TYPES:
-            return DocumentMeta(doctype=SECTION_TYPES[part])
-    return DocumentMeta()
+    """Document type, party and year from naming conventions of the sources
+    (``domain/profiles.py``)."""
+    return meta_from_path(source)
 
 
 #: ``dokintressent`` roles of the minister a question or interpellation is put to or
@@ -339,17 +270,8 @@ def meta_from_manifest_record(record: dict[str, Any]) -> DocumentMeta:
     )
 
 
-PARTY_NAMES = {
-    "S": "Socialdemokraterna",
-    "M": "Moderaterna",
-    "SD": "Sverigedemokraterna",
-    "C": "Centerpartiet",
-    "V": "Vänsterpartiet",
-    "KD": "Kristdemokraterna",
-    "L": "Liberalerna",
-    "FP": "Folkpartiet",
-    "MP": "Miljöpartiet",
-}
+#: Party code -> the party's Swedish name (domain/parties.toml).
+PARTY_NAMES: dict[str, str] = party_names()
 
 
 def metadata_line(meta: DocumentMeta) -> str:

@@ -264,14 +264,15 @@ def test_answer_cites_its_question_author_and_number(replay: Replay, tmp_path: P
         "2025-03-19",
     )
 
-    # 9001 names its asker only in its question: the fetch links them.
+    # 9001 names its asker only in its question: the fetch links them. The minister of an
+    # answer is the one who answers it (besvaradav); of the question, its addressee.
     assert cite("frs/HC129001.json").startswith(
-        "Svar på fråga 2024/25:9001 av Anna Andersson (S) till Erik Exempelsson (L), "
+        "Svar på fråga 2024/25:9001 av Anna Andersson (S) besvarad av Erik Exempelsson (L), "
         "”Segregationen på arbetsmarknaden i Exempelstad”, 2025-03-19"
     )
     # 9002 has no reference; its number and its body's first line link it.
     assert cite("frs/HC129002.json").startswith(
-        "Svar på fråga 2024/25:9002 av Bo Berg (M) till Erik Exempelsson (L)"
+        "Svar på fråga 2024/25:9002 av Bo Berg (M) besvarad av Erik Exempelsson (L)"
     )
     assert cite("fr/HC119001.json").startswith(
         "Skriftlig fråga 2024/25:9001 av Anna Andersson (S) till Erik Exempelsson (L)"

@@ -72,7 +72,7 @@ def test_sync_makes_a_running_server_answer_from_new_documents(
             time.sleep(0.3)
         assert found is not None, "the running server did not answer from the new build"
         assert found["citation"].startswith(
-            "Svar på fråga 2024/25:9001 av Anna Andersson (S) till Erik Exempelsson (L)"
+            "Svar på fråga 2024/25:9001 av Anna Andersson (S) besvarad av Erik Exempelsson (L)"
         )
         assert found["document"]["question"]["author"]["name"] == "Anna Andersson"
         assert "400 platser" in found["text"]

@@ -6,6 +6,7 @@ import html as html_lib
 from html.parser import HTMLParser
 from pathlib import Path
 
+from ..domain.profiles import clean_title
 from ..schema import DocumentMeta, Section
 from .base import ReadResult, SkipFile, decode_text
 
@@ -97,7 +98,7 @@ def unescape_if_escaped(markup: str) -> str:
 def read_html(path: Path, source: str) -> ReadResult:
     raw, warning = decode_text(path.read_bytes())
     title, text = html_to_text(raw, from_h1=True)
-    title = title.removesuffix(" - Regeringen.se")
+    title = clean_title(title)
     if not text.strip():
         raise SkipFile("no text in the HTML page")
     result = ReadResult(
