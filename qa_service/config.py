@@ -50,6 +50,16 @@ class Settings:
     max_top_k: int = 50
     max_question_chars: int = 1000
     max_request_bytes: int = 64 * 1024
+    #: A build of at least this many passages gets an approximate dense index
+    #: (``approximate_index``) beside the exact one, and the service searches it; fewer:
+    #: exact search (BENCHMARKS.md, "A million passages").
+    approximate_min_passages: int = 200_000
+    #: The approximate index, as a FAISS index_factory description.
+    approximate_index: str = "HNSW32,SQ8"
+    #: efSearch (graph) or nprobe (inverted file) of the approximate search.
+    approximate_search_breadth: int = 128
+    #: Candidates the approximate index proposes; each is scored again exactly.
+    approximate_candidates: int = 200
     #: Candidates taken from each retriever before fusion.
     candidate_depth: int = 100
     rrf_k: int = 60
@@ -189,6 +199,16 @@ class Settings:
             raise ConfigError("QA_CHECKPOINT_PASSAGES must be positive")
         if not self.riksdagen_url.startswith(("http://", "https://")):
             raise ConfigError("QA_RIKSDAGEN_URL must be an http:// or https:// address")
+        approximate = (
+            self.approximate_min_passages,
+            self.approximate_search_breadth,
+            self.approximate_candidates,
+        )
+        if min(approximate) < 1:
+            raise ConfigError(
+                "QA_APPROXIMATE_MIN_PASSAGES, QA_APPROXIMATE_SEARCH_BREADTH and "
+                "QA_APPROXIMATE_CANDIDATES must be positive"
+            )
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:
             raise ConfigError("batch size, candidate depth and rrf_k must be positive")
 
