@@ -102,6 +102,12 @@ class DenseRetriever:
     Measured side by side over 29,768 passages (p50): 1.66-1.77 ms for one half-precision
     scan over the passages with their document vectors appended, 1.54-1.56 ms for these
     two steps, whose scores are exact rather than rounded (BENCHMARKS.md).
+
+    A large build (``approximate``, approximate.py) replaces step 1's scan: its
+    approximate index proposes the candidates (the allowed rows selected inside its
+    search), and step 2 is the same, from the lowest candidate's ``q·p``. The top k is then
+    approximate (recall@10 measured by benchmarks/scale_benchmark.py); no half-precision
+    copy of the passages is made, and the exact vectors are read only for candidates.
     """
 
     def __init__(
