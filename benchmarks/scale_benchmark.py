@@ -440,8 +440,10 @@ def main() -> None:
         "disk_mb": disk_usage(index.resolve()),
     }
     result.update(in_process(index, args.shared, questions, args.rounds))
+    print(json.dumps(result), file=sys.stderr, flush=True)  # so far, should a later step fail
     served = serve(index, questions, args.http_requests)
     result.update(served)
+    print(json.dumps(served), file=sys.stderr, flush=True)
     result["rss_mb"] = max((w["rss_mb"] for w in served["workers"]), default=None)
     result["pss_mb"] = max((w["pss_mb"] for w in served["workers"]), default=None)
     result.update(
