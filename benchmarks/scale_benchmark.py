@@ -343,10 +343,10 @@ def in_process(index: Path, shared: Path, questions: list[str], rounds: int) -> 
     )
     exact_service.load()
     known = dict(zip(questions, vectors, strict=True))
-    shared = QueryVectors(
+    cache = QueryVectors(
         lambda text: known[text] if text in known else service.embedder.encode_query(text), 1024
     )
-    service.query_vectors = exact_service.query_vectors = shared
+    service.query_vectors = exact_service.query_vectors = cache
     approximate_results = [[hit.passage.id for hit in service.search(q, 5)] for q in questions]
     exact_dense_ms = []
     with realtime():

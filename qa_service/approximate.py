@@ -78,7 +78,7 @@ def search_parameters(
     """The index's search parameters: ``breadth`` as efSearch or nprobe, and a selector
     of the allowed rows (applied inside the search, before its top-k is cut)."""
     if _graph(index) is not None:
-        return faiss.SearchParametersHNSW(efSearch=breadth, sel=selector)  # type: ignore[call-arg]
+        return faiss.SearchParametersHNSW(efSearch=breadth, sel=selector)  # type: ignore[attr-defined]
     ivf = _inverted_file(index)
     if ivf is not None:
         return faiss.SearchParametersIVF(nprobe=breadth, sel=selector)  # type: ignore[call-arg]
