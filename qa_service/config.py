@@ -150,6 +150,35 @@ class Settings:
     )
 
     # Ranking
+    #: Fewer passages: exact search (BENCHMARKS.md, "A million passages").
+    approximate_min_passages: int = setting(
+        200_000,
+        "ranking",
+        "a build of at least this many passages gets an approximate dense index "
+        "(`approximate.faiss`) beside the exact one, and the service searches it; below it "
+        "the dense leg is exact. Read by `qa ingest` (whether to write it) and by `qa serve` "
+        "(whether to use it: set it above the index's size to search a large index exactly)",
+    )
+    approximate_index: str = setting(
+        "HNSW32,SQ8",
+        "ranking",
+        "the approximate index, as a FAISS `index_factory` description (`HNSW32,Flat`, "
+        "`IVF4096,SQ8`, …); chosen by measured recall@10 and latency "
+        "([BENCHMARKS.md](BENCHMARKS.md#a-million-passages))",
+    )
+    approximate_search_breadth: int = setting(
+        128,
+        "ranking",
+        "efSearch of a graph index, nprobe of an inverted-file one; a filter leaving a share "
+        "s of the passages searches 1/s as wide (at most 8 times)",
+    )
+    approximate_candidates: int = setting(
+        200,
+        "ranking",
+        "candidates the approximate index proposes; each is scored again exactly "
+        "(`q·p + w·q·d`), and documents whose vector could still lift a passage above the "
+        "last of them have all their passages scored",
+    )
     candidate_depth: int = setting(100, "ranking", "candidates each retriever gives the fusion")
     rrf_k: int = setting(60, "ranking", "reciprocal rank fusion constant")
     #: Chosen by measurement (BENCHMARKS.md).
@@ -378,6 +407,16 @@ class Settings:
             raise ConfigError("QA_CHECKPOINT_PASSAGES must be positive")
         if not self.riksdagen_url.startswith(("http://", "https://")):
             raise ConfigError("QA_RIKSDAGEN_URL must be an http:// or https:// address")
+        approximate = (
+            self.approximate_min_passages,
+            self.approximate_search_breadth,
+            self.approximate_candidates,
+        )
+        if min(approximate) < 1:
+            raise ConfigError(
+                "QA_APPROXIMATE_MIN_PASSAGES, QA_APPROXIMATE_SEARCH_BREADTH and "
+                "QA_APPROXIMATE_CANDIDATES must be positive"
+            )
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:
             raise ConfigError("batch size, candidate depth and rrf_k must be positive")
 

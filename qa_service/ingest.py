@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
+from .approximate import approximate_settings
 from .checkpoints import (
     VectorCheckpoints,
     checkpoints_dir,
@@ -632,7 +633,7 @@ def run_ingest(
             if to_embed
             else (previous.manifest.get("chunk_tokens_effective") if previous else None)
         )
-        writer = IndexWriter(index_path, manifest)
+        writer = IndexWriter(index_path, manifest, approximate=approximate_settings(settings))
         try:
             lexical_texts: list[str] = []
             # Only now, once a build is certain: the old matrix is the index's full size.

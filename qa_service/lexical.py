@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import logging
 import math
 import re
@@ -96,6 +97,24 @@ def tokenize_with_parts(text: str, decompounder: Decompounder) -> list[str]:
     return stems
 
 
+def token_ids(
+    texts: Iterable[str], decompounder: Decompounder
+) -> tuple[list[array.array[int]], dict[str, int]]:
+    """Each text's stems (:func:`tokenize_with_parts`; a text without any: one stand-in)
+    as ids, and the stems' ids, for ``bm25s.BM25.index``.
+
+    Compact arrays of ids rather than lists of stems: 4 bytes a token instead of ~60, so
+    a million passages' tokens take 0.7 GB rather than ~9 GB while the index is built
+    (BENCHMARKS.md, "A million passages"). The index is the one the stems would give.
+    """
+    vocabulary: dict[str, int] = {}
+    ids: list[array.array[int]] = []
+    for text in texts:
+        stems = tokenize_with_parts(text, decompounder) or ["\u2205"]
+        ids.append(array.array("i", (vocabulary.setdefault(s, len(vocabulary)) for s in stems)))
+    return ids, vocabulary
+
+
 class LexicalIndex:
     """A bm25s index whose document ids are FAISS rows (0..n-1)."""
 
@@ -111,8 +130,7 @@ class LexicalIndex:
             return cls(None, 0)
         decompounder = Decompounder.from_texts(texts)
         bm25 = bm25s.BM25()
-        corpus = [tokenize_with_parts(t, decompounder) or ["\u2205"] for t in texts]
-        bm25.index(corpus, show_progress=False)
+        bm25.index(token_ids(texts, decompounder), show_progress=False)
         return cls(bm25, len(texts))
 
     def save(self, path: Path) -> None:

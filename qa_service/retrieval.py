@@ -15,6 +15,7 @@ from typing import Protocol
 import faiss
 import numpy as np
 
+from .approximate import allowed_selector, search_parameters
 from .glossary import swedish_terms
 from .hints import DocumentFacts, Hints, hint_match
 from .language import is_english
@@ -76,8 +77,10 @@ def _rows_of(index: faiss.Index) -> np.ndarray:
 
 
 #: A filter that leaves at most this share of the passages (1/8) is searched by scoring its
-#: passages directly rather than by scanning the index with a selector (BENCHMARKS.md).
+#: passages directly rather than by scanning the index with a selector (BENCHMARKS.md),
+#: and at most this many passages (more cost more than the approximate index's search).
 DIRECT_SHARE = 8
+DIRECT_ROWS = 20_000
 
 
 class DenseRetriever:
@@ -99,6 +102,12 @@ class DenseRetriever:
     Measured side by side over 29,768 passages (p50): 1.66-1.77 ms for one half-precision
     scan over the passages with their document vectors appended, 1.54-1.56 ms for these
     two steps, whose scores are exact rather than rounded (BENCHMARKS.md).
+
+    A large build (``approximate``, approximate.py) replaces step 1's scan: its
+    approximate index proposes the candidates (the allowed rows selected inside its
+    search), and step 2 is the same, from the lowest candidate's ``q·p``. The top k is then
+    approximate (recall@10 measured by benchmarks/scale_benchmark.py); no half-precision
+    copy of the passages is made, and the exact vectors are read only for candidates.
     """
 
     def __init__(
@@ -112,6 +121,9 @@ class DenseRetriever:
         first_stage: int = 400,
         feedback: int = 0,
         feedback_weight: float = 0.0,
+        approximate: faiss.Index | None = None,
+        approximate_breadth: int = 64,
+        approximate_candidates: int = 200,
     ) -> None:
         self.encode_query = encode_query
         #: Pseudo-relevance feedback: the question vector moves by ``feedback_weight``
@@ -123,6 +135,12 @@ class DenseRetriever:
         self.index = index
         self._full = index  # keeps the memory self._passages may view alive
         self._passages = _rows_of(index)
+        #: A large build's approximate index (approximate.py): it proposes
+        #: ``approximate_candidates`` passages (searched at efSearch/nprobe
+        #: ``approximate_breadth``), which are scored again exactly.
+        self.approximate = approximate
+        self.approximate_breadth = approximate_breadth
+        self.approximate_candidates = approximate_candidates
         self._documents: np.ndarray | None = None
         if (
             document_weight > 0
@@ -130,17 +148,18 @@ class DenseRetriever:
             and passage_documents is not None
             and index.ntotal > 0
         ):
-            # Half precision: the scan reads half the memory (4.9 -> 2.1 ms over 28,625
-            # passages with their documents, BENCHMARKS.md).
-            half = faiss.IndexScalarQuantizer(
-                index.d, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
-            )
-            half.add(np.ascontiguousarray(self._passages))
-            self.index = half
-            # |q·p - q·half(p)| <= 2^-11 |q| |p| (half precision keeps 11 significant bits);
-            # twice that leaves room for the float32 sums.
-            longest = float(np.sqrt(np.max(np.einsum("ij,ij->i", self._passages, self._passages))))
-            self._rounding = 2.0**-10 * longest
+            if approximate is None:
+                # Half precision: the scan reads half the memory (4.9 -> 2.1 ms over
+                # 28,625 passages with their documents, BENCHMARKS.md).
+                half = faiss.IndexScalarQuantizer(
+                    index.d, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+                )
+                half.add(np.ascontiguousarray(self._passages))
+                self.index = half
+                # |q·p - q·half(p)| <= 2^-11 |q| |p| (half precision keeps 11 significant
+                # bits); twice that leaves room for the float32 sums.
+                squares = np.einsum("ij,ij->i", self._passages, self._passages)
+                self._rounding = 2.0**-10 * float(np.sqrt(np.max(squares)))
             self._documents = np.asarray(document_vectors, dtype=np.float32)
             self._owner = np.asarray(passage_documents, dtype=np.int64)
             self._rows_by_document = RowGroups(self._owner, len(self._documents))
@@ -190,9 +209,12 @@ class DenseRetriever:
             if len(rows) == 0:
                 return []
             k = min(k, len(rows))
-            if len(rows) <= self.index.ntotal // DIRECT_SHARE:
+            if len(rows) <= min(self.index.ntotal // DIRECT_SHARE, DIRECT_ROWS):
                 return self._score_rows(vector, rows, k)
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(rows))  # type: ignore[call-arg]
+            if self.approximate is None:
+                params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(rows))  # type: ignore[call-arg]
+        if self.approximate is not None:
+            return self._search_approximate(vector, k, allowed)
         if self._documents is None:
             scores, ids = self.index.search(vector.reshape(1, -1), k, params=params)
             return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
@@ -218,6 +240,45 @@ class DenseRetriever:
         """The top k of a few allowed rows, each scored directly in full precision (a
         filter or a question's hints leave few; no scan of the whole index is needed)."""
         return _best(rows, self._exact(vector, rows, self._document_scores(vector)), k)
+
+    def _search_approximate(
+        self, vector: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> Ranking:
+        """The top k from the approximate index's candidates, scored again exactly.
+
+        The allowed rows are selected inside the approximate search (before it cuts its
+        candidates). With document vectors, the documents that could still lift a passage
+        outside the candidates into the top k (its ``q·p`` at most the lowest candidate's,
+        as in the exact search) have all their passages scored too.
+        """
+        assert self.approximate is not None
+        selector, bits = (None, None) if allowed is None else allowed_selector(allowed)
+        breadth = self.approximate_breadth
+        if allowed is not None:
+            # A filter leaving a share s of the passages: the search looks 1/s as wide (up
+            # to 8 times, the widest filter DIRECT_SHARE leaves to it), so it meets as many
+            # allowed passages as an unfiltered one (recall tests/test_approximate.py).
+            share = max(float(np.count_nonzero(allowed)) / len(allowed), 1 / DIRECT_SHARE)
+            breadth = int(np.ceil(breadth / share))
+        params = search_parameters(self.approximate, breadth, selector)
+        wanted = max(k, self.approximate_candidates)
+        _, ids = self.approximate.search(vector.reshape(1, -1), wanted, params=params)
+        del bits  # read by the search only
+        rows = ids[0][ids[0] >= 0]
+        document_scores = self._document_scores(vector)
+        scores = self._exact(vector, rows, document_scores)
+        if document_scores is not None and len(rows) >= k:
+            theta = float(np.min(scores - document_scores[self._owner[rows]]))
+            kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+            open_documents = np.flatnonzero(theta + document_scores >= kth)
+            if len(open_documents):
+                extra = self._rows_by_document.rows(open_documents)
+                if allowed is not None:
+                    extra = extra[np.asarray(allowed, dtype=bool)[extra]]
+                extra = np.setdiff1d(extra, rows, assume_unique=True)
+                rows = np.concatenate([rows, extra])
+                scores = np.concatenate([scores, self._exact(vector, extra, document_scores)])
+        return _best(rows, scores, k)
 
     def _search_with_documents(
         self,

@@ -153,6 +153,14 @@ class QAService:
             document_weight=self.settings.document_weight,
             feedback=0 if separate else self.settings.dense_feedback_passages,
             feedback_weight=self.settings.dense_feedback_weight,
+            # A build below the size (as now configured) is searched exactly.
+            approximate=(
+                reader.approximate
+                if reader.passage_count >= self.settings.approximate_min_passages
+                else None
+            ),
+            approximate_breadth=self.settings.approximate_search_breadth,
+            approximate_candidates=self.settings.approximate_candidates,
         )
         lexical_retriever = LexicalRetriever(lexical)
         hybrid = HybridRetriever(

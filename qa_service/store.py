@@ -5,7 +5,7 @@ Layout::
     indexes/<name>                  symlink to the current build (swapped atomically)
     indexes/.<name>.builds/<build>/ manifest.json · vectors.faiss · passages.sqlite3 · lexical/
                                     documents.npy · passage_documents.npy · shingles.npy ·
-                                    shingle_offsets.npy
+                                    shingle_offsets.npy · approximate.faiss (large builds)
 
 A build is written into a fresh directory; ``manifest.json`` is written last and the
 symlink is replaced with ``os.replace``, so a reader sees either the old build or the
@@ -38,6 +38,7 @@ import faiss
 import numpy as np
 
 from . import __version__
+from .approximate import ApproximateSettings, build_approximate
 from .config import LEGACY_MODEL_NAMES
 from .nearduplicates import shingle_hashes
 from .schema import Document, DocumentMeta, Passage
@@ -47,6 +48,9 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
+#: An approximate index over the same vectors, in builds of at least
+#: ``ApproximateSettings.min_passages`` passages (approximate.py).
+APPROXIMATE = "approximate.faiss"
 DATABASE = "passages.sqlite3"
 #: One vector per document (its metadata line), and each passage row's document row.
 DOCUMENT_VECTORS = "documents.npy"
@@ -215,9 +219,18 @@ class RowGroups:
 class IndexWriter:
     """Writes one build; :meth:`publish` makes it the one readers see."""
 
-    def __init__(self, index_path: Path, manifest: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        index_path: Path,
+        manifest: dict[str, Any],
+        *,
+        approximate: ApproximateSettings | None = None,
+    ) -> None:
         self.index_path = index_path
         self.manifest = dict(manifest)
+        #: A build of at least ``approximate.min_passages`` passages gets an approximate
+        #: index too (None: never).
+        self.approximate = approximate
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         self.build_path = builds_dir(index_path) / f"{stamp}-{uuid.uuid4().hex[:8]}"
         #: Whether readers may see this build: from then on it is never removed here.
@@ -349,14 +362,26 @@ class IndexWriter:
         self._db.close()
         self.db = None
         matrix = np.vstack(self._vectors) if self._vectors else np.zeros((0, dimension), np.float32)
+        self._vectors = []
         index = faiss.IndexFlatIP(dimension)
         if len(matrix):
             index.add(matrix)
-        try:
-            faiss.write_index(index, str(self.build_path / VECTORS))
-        except RuntimeError as exc:  # faiss reports a failed write (ENOSPC) this way
-            failed = RuntimeError(f"{VECTORS} could not be written: {_faiss_reason(exc)}")
-            raise write_error(self.index_path, failed) from exc
+        del matrix  # the index holds a copy (1.5 GB at a million passages)
+        _write_faiss(self.index_path, index, self.build_path / VECTORS)
+        self.manifest.pop("approximate", None)
+        if self.approximate is not None and index.ntotal >= self.approximate.min_passages:
+            started = time.perf_counter()
+            vectors = faiss.rev_swig_ptr(index.codes.data(), index.codes.size())
+            approximate = build_approximate(
+                vectors.view(np.float32).reshape(index.ntotal, dimension), self.approximate
+            )
+            _write_faiss(self.index_path, approximate, self.build_path / APPROXIMATE)
+            self.manifest["approximate"] = {
+                "factory": self.approximate.factory,
+                "construction_breadth": self.approximate.construction_breadth,
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+            del approximate
         documents = np.vstack(self._doc_vectors) if self._doc_vectors else np.zeros((0, dimension))
         _save_array(self.build_path / DOCUMENT_VECTORS, documents.astype(np.float32))
         _save_array(self.build_path / PASSAGE_DOCUMENTS, np.asarray(self._passage_docs, np.int32))
@@ -387,6 +412,14 @@ class IndexWriter:
         finally:
             self.db = None
             shutil.rmtree(self.build_path, ignore_errors=True)
+
+
+def _write_faiss(index_path: Path, index: faiss.Index, path: Path) -> None:
+    try:
+        faiss.write_index(index, str(path))
+    except RuntimeError as exc:  # faiss reports a failed write (ENOSPC) this way
+        failed = RuntimeError(f"{path.name} could not be written: {_faiss_reason(exc)}")
+        raise write_error(index_path, failed) from exc
 
 
 class _PythonWriter:
@@ -594,6 +627,16 @@ class IndexReader:
         opening = VECTORS
         try:
             self.vectors = _read_vectors(self.build_path / VECTORS)
+            #: The approximate index of a large build (None: exact search only).
+            self.approximate: Any | None = None
+            if (self.build_path / APPROXIMATE).exists():
+                opening = APPROXIMATE
+                # The codes memory-mapped (shared by the workers); a graph index's links
+                # are read (IO_FLAG_MMAP would read the codes too: 60,000 passages in
+                # HNSW32,SQ8, 17 MB rather than 38 MB resident; BENCHMARKS.md).
+                self.approximate = _read_vectors(
+                    self.build_path / APPROXIMATE, faiss.IO_FLAG_MMAP_IFC
+                )
             self.document_vectors: np.ndarray | None = None
             self.passage_documents: np.ndarray | None = None
             if (self.build_path / DOCUMENT_VECTORS).exists():
@@ -765,9 +808,9 @@ class IndexReader:
             self._local.conn = None
 
 
-def _read_vectors(path: Path) -> Any:
+def _read_vectors(path: Path, flags: int = faiss.IO_FLAG_MMAP) -> Any:
     try:
-        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
+        return faiss.read_index(str(path), flags)
     except RuntimeError:
         if not path.exists():
             raise FileNotFoundError(f"no {path.name}") from None

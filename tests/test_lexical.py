@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import bm25s
 import pytest
 
 from qa_service.lexical import (
@@ -147,3 +148,27 @@ def test_search_expanded_adds_the_feedback_terms() -> None:
     rows = [row for row, _ in expanded]
     assert rows[:2] == plain[:2]  # the question's own matches stay first
     assert 2 in rows  # found through "försörjningsstöd" / "aktivitetskrav"
+
+
+def test_the_index_from_token_ids_is_the_one_from_stems() -> None:
+    # LexicalIndex.build hands bm25s compact id arrays; bm25s's own path from the stems
+    # must rank and score every question alike.
+    texts = [
+        "Regeringen sänker skatten på arbetsinkomster i utanförskapsområden.",
+        "Jobbskatteavdraget förstärks med tio miljarder kronor.",
+        "Områden med utanförskap får fler poliser och skolor.",
+        "Budgeten för skolan höjs, och skatten på pension sänks.",
+        "",
+    ]
+    built = LexicalIndex.build(texts)
+    decompounder = Decompounder.from_texts(texts)
+    reference = bm25s.BM25()
+    reference.index(
+        [tokenize_with_parts(t, decompounder) or ["\u2205"] for t in texts], show_progress=False
+    )
+    expected = LexicalIndex(reference, len(texts))
+    for question in ["skatten", "utanförskap områden", "skolan budgeten pension", "kronor"]:
+        got, wanted = built.search(question, 5), expected.search(question, 5)
+        assert [row for row, _ in got] == [row for row, _ in wanted]
+        assert [s for _, s in got] == pytest.approx([s for _, s in wanted])
+        assert got

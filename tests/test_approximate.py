@@ -1,0 +1,165 @@
+"""The approximate dense index: recall against exact search, filters, the document term,
+and exact search below the size that asks for it (small random data, real FAISS)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+from qa_service.approximate import ApproximateSettings, build_approximate
+from qa_service.config import Settings
+from qa_service.ingest import run_ingest
+from qa_service.retrieval import DenseRetriever
+from qa_service.service import QAService
+from qa_service.store import APPROXIMATE, IndexReader
+
+from .conftest import write_small_corpus
+from .fake_embedder import FakeEmbedder
+
+FACTORIES = ["HNSW16,Flat", "HNSW16,SQ8", "IVF32,Flat", "IVF32,SQ8"]
+
+
+def _clustered(rng: np.random.Generator, count: int, dim: int, centres: int) -> np.ndarray:
+    """Unit vectors around a few centres: like passages, many near neighbours."""
+    middle = rng.normal(size=(centres, dim)).astype(np.float32)
+    vectors = middle[rng.integers(0, centres, count)] + 0.6 * rng.normal(size=(count, dim))
+    vectors = vectors.astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def _case(
+    factory: str, *, weight: float = 0.3, seed: int = 0, candidates: int = 50
+) -> tuple[DenseRetriever, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A random clustered index with document vectors, searched approximately; returns the
+    retriever, the passages, the documents, each passage's document and the questions."""
+    rng = np.random.default_rng(seed)
+    passages = _clustered(rng, 4000, 32, 40)
+    documents = _clustered(rng, 200, 32, 40)
+    owner = np.sort(rng.integers(0, len(documents), len(passages))).astype(np.int32)
+    questions = _clustered(rng, 30, 32, 40)
+    exact = faiss.IndexFlatIP(32)
+    exact.add(passages)
+    settings = ApproximateSettings(
+        min_passages=1, factory=factory, search_breadth=64, candidates=candidates
+    )
+    current = {"q": questions[0]}
+    dense = DenseRetriever(
+        exact,
+        lambda _: current["q"],
+        document_vectors=documents,
+        passage_documents=owner,
+        document_weight=weight,
+        approximate=build_approximate(passages, settings),
+        approximate_breadth=settings.search_breadth,
+        approximate_candidates=settings.candidates,
+    )
+    dense.current = current  # type: ignore[attr-defined]
+    return dense, passages, documents, owner, questions
+
+
+def _ask(dense: DenseRetriever, question: np.ndarray, k: int, allowed=None):  # type: ignore[no-untyped-def]
+    dense.current["q"] = question  # type: ignore[attr-defined]
+    return dense.search("q", k, allowed=allowed)
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+def test_recall_against_exact_search(factory: str) -> None:
+    dense, passages, documents, owner, questions = _case(factory)
+    found = []
+    for question in questions:
+        truth = passages @ question + 0.3 * (documents @ question)[owner]
+        expected = set(np.argsort(-truth)[:10].tolist())
+        got = [row for row, _ in _ask(dense, question, 10)]
+        assert len(got) == 10
+        found.append(len(expected & set(got)) / 10)
+    assert np.mean(found) >= 0.95
+
+
+@pytest.mark.parametrize("factory", ["HNSW16,SQ8", "IVF32,SQ8"])
+def test_scores_hold_the_document_term(factory: str) -> None:
+    dense, passages, documents, owner, questions = _case(factory, weight=0.5)
+    for question in questions[:5]:
+        for row, score in _ask(dense, question, 10):
+            wanted = passages[row] @ question + 0.5 * (documents[owner[row]] @ question)
+            assert score == pytest.approx(float(wanted), abs=1e-5)
+
+
+def test_a_document_lifts_a_passage_the_approximate_index_did_not_propose() -> None:
+    # Few candidates, and one document made to match the question exactly: its passages
+    # are far from the question by q·p alone, yet with w·q·d they win.
+    dense, passages, documents, owner, questions = _case("HNSW16,Flat", weight=1.0, candidates=10)
+    question = questions[3]
+    by_passage = passages @ question
+    lifted = int(owner[int(np.argmin(by_passage))])  # the document of the farthest passage
+    documents[lifted] = question
+    dense._documents = documents
+    truth = by_passage + 1.0 * (documents @ question)[owner]
+    assert lifted in set(owner[np.argsort(-truth)[:5]].tolist())
+    assert lifted not in set(owner[np.argsort(-by_passage)[:10]].tolist())
+    got = [row for row, _ in _ask(dense, question, 5)]
+    assert got == np.argsort(-truth, kind="stable")[:5].tolist()
+
+
+@pytest.mark.parametrize("factory", ["HNSW16,SQ8", "IVF32,Flat"])
+@pytest.mark.parametrize("share", [0.5, 0.2])
+def test_filters_are_applied_before_the_top_k(factory: str, share: float) -> None:
+    # A share above DIRECT_SHARE's goes through the approximate index with a selector.
+    dense, passages, documents, owner, questions = _case(factory)
+    rng = np.random.default_rng(5)
+    allowed = rng.random(len(passages)) < share
+    found = []
+    for question in questions:
+        truth = passages @ question + 0.3 * (documents @ question)[owner]
+        truth = np.where(allowed, truth, -np.inf)
+        expected = set(np.argsort(-truth)[:10].tolist())
+        got = [row for row, _ in _ask(dense, question, 10, allowed)]
+        assert len(got) == 10  # the filter did not cut the top 10 short
+        assert all(allowed[row] for row in got)
+        found.append(len(expected & set(got)) / 10)
+    assert np.mean(found) >= 0.95
+
+
+def test_a_narrow_filter_is_scored_exactly() -> None:
+    dense, passages, documents, owner, questions = _case("HNSW16,SQ8")
+    allowed = np.zeros(len(passages), dtype=bool)
+    allowed[::50] = True  # 2 %: scored directly, no approximate search
+    question = questions[1]
+    truth = np.where(allowed, passages @ question + 0.3 * (documents @ question)[owner], -np.inf)
+    got = [row for row, _ in _ask(dense, question, 10, allowed)]
+    assert got == np.argsort(-truth, kind="stable")[:10].tolist()
+
+
+@pytest.mark.parametrize(("min_passages", "approximate"), [(10**6, False), (1, True)])
+def test_builds_below_the_size_are_searched_exactly(
+    tmp_path: Path, min_passages: int, approximate: bool
+) -> None:
+    corpus = write_small_corpus(tmp_path / "corpus")
+    settings = Settings(
+        index_dir=tmp_path / "indexes" / "small",
+        conversations_db=tmp_path / "conversations.sqlite3",
+        approximate_min_passages=min_passages,
+        approximate_index="HNSW8,Flat",
+    )
+    embedder = FakeEmbedder()
+    run_ingest([corpus], settings, embedder=embedder, progress=False)  # type: ignore[arg-type]
+    reader = IndexReader(settings.index_dir)
+    assert (reader.build_path / APPROXIMATE).exists() is approximate
+    assert ("approximate" in reader.manifest) is approximate
+    service = QAService(settings, embedder=embedder)  # type: ignore[arg-type]
+    service.load()
+    dense = service.loaded.dense
+    assert (dense.approximate is not None) is approximate
+    question = "Hur många bor i utanförskapsområden?"
+    got = dense.search(question, 5)
+    exact = dataclasses.replace(settings, approximate_min_passages=10**6)
+    exact_service = QAService(exact, embedder=embedder)  # type: ignore[arg-type]
+    exact_service.load()
+    assert exact_service.loaded.dense.approximate is None
+    # The small index is all candidates: the approximate path finds the exact top 5.
+    expected = exact_service.loaded.dense.search(question, 5)
+    assert [row for row, _ in got] == [row for row, _ in expected]
+    assert [score for _, score in got] == pytest.approx([score for _, score in expected])
