@@ -69,6 +69,17 @@ class Settings:
     #: RRF weight of a ranking searched within the documents that meet every hint of the
     #: question (0: no such ranking; BENCHMARKS.md).
     hint_ranking_weight: float = 1.0
+    #: RRF weights of a follow-up's rankings: the literal question, the standalone query,
+    #: and the standalone query within the documents the previous turn cited (BENCHMARKS.md).
+    follow_up_question_weight: float = 0.5
+    follow_up_standalone_weight: float = 1.0
+    follow_up_focus_weight: float = 0.5
+    #: A question with no pronoun still continues the conversation when the best BM25 score
+    #: within the previous turn's documents reaches this share of the corpus-wide best.
+    continuity_ratio: float = 0.5
+    #: A filter that leaves at most 1/this of the passages is searched by scoring them
+    #: directly rather than by scanning the index with a selector (BENCHMARKS.md).
+    dense_direct_share: int = 8
     #: When the answer says "nothing found": its best sentence must hold this weighted
     #: share of the question's terms, and one of the listed passages must be at least this
     #: similar to the question in the embedding model (0: no such test). Below 0: the
@@ -103,6 +114,9 @@ class Settings:
     #: similarity of each to the question (each is encoded; 0: terms alone).
     quote_similarity_weight: float = 0.0
     quote_similarity_candidates: int = 4
+    #: A sentence of the first of the three passages considered for the quote gets this
+    #: prior added to its term score, the second two thirds of it, the third one third.
+    quote_rank_prior: float = 0.05
     #: Larger files are skipped with a reason (the biggest real document is ~4 MB).
     max_file_bytes: int = 25 * 1024 * 1024
     conversations_db: Path = Path("data/conversations.sqlite3")
@@ -171,10 +185,15 @@ class Settings:
             self.lexical_feedback_weight,
             self.passage_rescoring_documents,
             self.quote_similarity_weight,
+            self.quote_rank_prior,
+            self.follow_up_question_weight,
+            self.follow_up_standalone_weight,
+            self.follow_up_focus_weight,
+            self.continuity_ratio,
         )
         if min(feedback) < 0 or self.quote_similarity_candidates < 1:
             raise ConfigError(
-                "feedback, rescoring and quote-similarity settings must not be negative "
+                "feedback, rescoring, follow-up and quote settings must not be negative "
                 "(QA_QUOTE_SIMILARITY_CANDIDATES at least 1)"
             )
         if self.conversation_days < 0:
@@ -189,6 +208,8 @@ class Settings:
             raise ConfigError("QA_CHECKPOINT_PASSAGES must be positive")
         if not self.riksdagen_url.startswith(("http://", "https://")):
             raise ConfigError("QA_RIKSDAGEN_URL must be an http:// or https:// address")
+        if self.dense_direct_share < 1:
+            raise ConfigError("QA_DENSE_DIRECT_SHARE must be positive")
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:
             raise ConfigError("batch size, candidate depth and rrf_k must be positive")
 

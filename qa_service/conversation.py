@@ -102,6 +102,16 @@ class Turn:
     answer: dict[str, Any]
     created_at: float
 
+    def shown(self) -> dict[str, Any]:
+        """The turn as ``GET /api/conversations/<id>`` shows it."""
+        return {
+            "question": self.question,
+            "standalone_query": self.standalone_query,
+            "answer": self.answer.get("answer"),
+            "passages": self.answer.get("passages", []),
+            "created_at": self.created_at,
+        }
+
     @property
     def context(self) -> Context:
         cited = (p.get("document", {}).get("id") for p in self.answer.get("passages", []))

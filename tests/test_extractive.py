@@ -102,8 +102,8 @@ def test_find_sentence(text: str, wanted: str, found: tuple[int, int] | None) ->
 
 
 def test_answer_cites_every_listed_passage_with_the_same_sentence() -> None:
+    from qa_service.query.answer import build_answer
     from qa_service.schema import Document, DocumentMeta, Hit, Passage
-    from qa_service.service import build_answer
 
     quote = "Totalt bor 710 000 personer i dessa områden, varav 170 000 är barn."
     texts = [
@@ -132,8 +132,8 @@ def test_answer_cites_every_listed_passage_with_the_same_sentence() -> None:
 
 
 def test_answer_says_nothing_found_when_the_passages_are_not_close_in_meaning() -> None:
+    from qa_service.query.answer import NOTHING_FOUND, build_answer
     from qa_service.schema import Document, DocumentMeta, Hit, Passage
-    from qa_service.service import NOTHING_FOUND, build_answer
 
     text = "Totalt bor 710 000 personer i dessa områden, varav 170 000 är barn."
     doc = Document("d", "s.txt", "", DocumentMeta(title="T"), text, "text")
