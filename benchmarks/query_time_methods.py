@@ -29,6 +29,7 @@ from qa_service.evaluate import evaluate, load_questions
 from qa_service.extractive import normalise
 from qa_service.language import is_english
 from qa_service.loading import lexical_leg
+from qa_service.models import AskRequest
 from qa_service.retrieval import DenseRetriever, LexicalRetriever
 from qa_service.service import QAService
 
@@ -162,11 +163,11 @@ def run(
                 continue
             # Question vectors are kept: this times everything but encoding the question.
             began = time.perf_counter()
-            result = service.ask(q.question, 5, remember=False)
+            result = service.ask(AskRequest(question=q.question, top_k=5), remember=False)
             timings.append(1000 * (time.perf_counter() - began))
-            if not any(is_evidence(q.evidence, p["text"]) for p in result["passages"]):
+            if not any(is_evidence(q.evidence, p["text"]) for p in result.passages):
                 continue
-            quoted = [s["text"] for s in result["answer"].get("sentences", [])]
+            quoted = [s.text for s in result.answer.sentences]
             quotes["questions"] += 1
             quotes["first_is_evidence"] += bool(quoted) and is_evidence(q.evidence, quoted[0])
             quotes["any_is_evidence"] += any(is_evidence(q.evidence, t) for t in quoted)

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from .conversation import ConversationStore
+from .models import Health, IndexInfo, Ready
 from .store import IndexReader
 
 logger = logging.getLogger(__name__)
 
 
-def health() -> dict[str, Any]:
+def health() -> Health:
     """Liveness: the process answers."""
-    return {"status": "ok"}
+    return Health(status="ok")
 
 
-def ready(
-    reader: IndexReader, conversations: ConversationStore, query_encoder: str
-) -> dict[str, Any]:
+def ready(reader: IndexReader, conversations: ConversationStore, query_encoder: str) -> Ready:
     """Readiness: the index is loaded and a turn can be stored; what the index holds.
 
     503 while either is not so: a conversation database on a read-only or full disk
@@ -27,14 +25,12 @@ def ready(
     """
     conversations.check_writable()
     manifest = reader.manifest
-    return {
-        "status": "ready",
-        "index": {
-            "build": reader.build_path.name,
-            "model": manifest.get("model"),
-            "query_encoder": query_encoder,
-            "passages": manifest.get("passages"),
-            "documents": manifest.get("documents"),
-            "built_at": manifest.get("built_at"),
-        },
-    }
+    info = IndexInfo(
+        build=reader.build_path.name,
+        model=manifest.get("model"),
+        query_encoder=query_encoder,
+        passages=manifest.get("passages"),
+        documents=manifest.get("documents"),
+        built_at=manifest.get("built_at"),
+    )
+    return Ready(status="ready", index=info)

@@ -4,18 +4,18 @@ passages, the values the filters can take."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from .answer import citation, passage_dict
+from .answer import citation
 from .errors import NotFound
-from .query.citation import permalink
+from .models import Context, DocumentDetail, DocumentPassage, Facets, PassageDetail
+from .query.citation import passage_model, permalink
 from .schema import Hit
 from .store import IndexReader
 
 logger = logging.getLogger(__name__)
 
 
-def passage(reader: IndexReader, passage_id: str) -> dict[str, Any]:
+def passage(reader: IndexReader, passage_id: str) -> PassageDetail:
     found = reader.passage(passage_id)
     if found is None:
         raise NotFound(f"no passage with id {passage_id!r}")
@@ -23,38 +23,34 @@ def passage(reader: IndexReader, passage_id: str) -> dict[str, Any]:
     document = reader.document(item.doc_id)
     if document is None:  # pragma: no cover
         raise NotFound(f"no document for passage {passage_id!r}")
-    data = passage_dict(Hit(item, document, 0.0, 0), permalink(item.id))
-    data.pop("rank")
-    data.pop("score")
-    data["context"] = _context(document.text, item.char_start, item.char_end)
-    return data
+    data = passage_model(Hit(item, document, 0.0, 1)).model_dump(exclude={"rank", "score"})
+    context = _context(document.text, item.char_start, item.char_end)
+    return PassageDetail(**data, context=context)
 
 
-def document(reader: IndexReader, doc_id: str) -> dict[str, Any]:
+def document(reader: IndexReader, doc_id: str) -> DocumentDetail:
     """A document's metadata and its passages (without the full text)."""
     found = reader.document(doc_id)
     if found is None:
         raise NotFound(f"no document with id {doc_id!r}")
-    data = found.to_dict()
-    data["citation"] = citation(found)
-    data["passages"] = [
-        {
-            "id": p.id,
-            "ordinal": p.ordinal,
-            "page": p.page,
-            "char_start": p.char_start,
-            "char_end": p.char_end,
-            "heading": p.heading,
-            "speaker": p.speaker,
-            "text": p.text,
-            "permalink": permalink(p.id),
-        }
+    passages = [
+        DocumentPassage(
+            id=p.id,
+            ordinal=p.ordinal,
+            page=p.page,
+            char_start=p.char_start,
+            char_end=p.char_end,
+            heading=p.heading,
+            speaker=p.speaker,
+            text=p.text,
+            permalink=permalink(p.id),
+        )
         for _, p in reader.passages_of(doc_id)
     ]
-    return data
+    return DocumentDetail(**found.to_dict(), citation=citation(found), passages=passages)
 
 
-def facets(reader: IndexReader) -> dict[str, list[str]]:
+def facets(reader: IndexReader) -> Facets:
     """Values the filters can take in the loaded index (for the chat's menus)."""
     db = reader.db
     doctypes = [
@@ -70,10 +66,10 @@ def facets(reader: IndexReader) -> dict[str, list[str]]:
             "SELECT DISTINCT rm FROM documents WHERE rm IS NOT NULL ORDER BY rm DESC"
         )
     ]
-    return {"doctypes": doctypes, "riksmoten": riksmoten}
+    return Facets(doctypes=doctypes, riksmoten=riksmoten)
 
 
-def _context(text: str, start: int, end: int, margin: int = 1500) -> dict[str, Any]:
+def _context(text: str, start: int, end: int, margin: int = 1500) -> Context:
     """The passage inside its surrounding document text, cut at paragraph edges."""
     lo = max(0, start - margin)
     hi = min(len(text), end + margin)
@@ -83,4 +79,4 @@ def _context(text: str, start: int, end: int, margin: int = 1500) -> dict[str, A
     if hi < len(text):
         cut = text.rfind("\n\n", end, hi)
         hi = cut if cut >= 0 else hi
-    return {"before": text[lo:start], "passage": text[start:end], "after": text[end:hi]}
+    return Context(before=text[lo:start], passage=text[start:end], after=text[end:hi])

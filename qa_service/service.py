@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from functools import cached_property, wraps
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Mapping, Sequence
+from functools import cached_property
 
 import faiss
 import numpy as np
@@ -17,9 +16,20 @@ from .config import Settings
 from .conversation import Context, ConversationStore, Turn
 from .embedding import Embedder, QueryVectors, make_embedder
 from .errors import IndexUnavailable, NotFound
-from .filters import Filters
 from .hints import Hints
 from .loading import Builds, open_index
+from .models import (
+    AskRequest,
+    AskResponse,
+    Conversation,
+    DocumentDetail,
+    Facets,
+    Health,
+    PassageDetail,
+    Ready,
+    SearchRequest,
+    SearchResponse,
+)
 from .query import answer, pipeline
 from .query.analysis import Mode, QueryAnalysis
 from .query.citation import cite
@@ -35,22 +45,6 @@ RETRY_FAILED_SECONDS = 60.0
 # the embedding engine's for the same cores: on 2 cores the dense leg took 28 ms with 2
 # FAISS threads and 14.5 ms with one (p50, BENCHMARKS.md).
 FAISS_QUERY_THREADS = 1
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _one_request(
-    method: Callable[Concatenate[QAService, _P], _R],
-) -> Callable[Concatenate[QAService, _P], _R]:
-    """A request encodes each of its texts once, whether or not vectors are kept."""
-
-    @wraps(method)
-    def wrapper(self: QAService, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with self.query_vectors.one_request():
-            return method(self, *args, **kwargs)
-
-    return wrapper
 
 
 class QAService:
@@ -98,88 +92,84 @@ class QAService:
 
     # -- questions -------------------------------------------------------------------
     def _run(
-        self,
-        question: Any,
-        top_k: Any,
-        history: Sequence[Context],
-        filters: Filters | dict[str, Any] | None,
-        mode: Any,
+        self, request: AskRequest, history: Sequence[Context] = ()
     ) -> tuple[QueryIndex, QueryAnalysis, list[Hit]]:
-        s = self.settings
-        query, k = validation.question(question, s), validation.top_k(top_k, s)
-        mode, checked = validation.mode(mode), validation.filters(filters)
-        index = self.loaded
-        analysis = pipeline.analyse_question(index, query, history=history, mode=mode, settings=s)
-        return (
-            index,
-            analysis,
-            pipeline.search(index, analysis, k, filters=checked, mode=mode, settings=s),
+        index, s, mode = self.loaded, self.settings, request.mode
+        analysis = pipeline.analyse_question(
+            index, request.question, history=history, mode=mode, settings=s
         )
+        k, filters = request.top_k or s.default_top_k, validation.filters(request.filters)
+        with self.query_vectors.one_request():  # each text of a request is encoded once
+            return (
+                index,
+                analysis,
+                pipeline.search(index, analysis, k, filters=filters, mode=mode, settings=s),
+            )
 
-    @_one_request
-    def search(
-        self,
-        question: Any,
-        top_k: Any = None,
-        *,
-        filters: Filters | dict[str, Any] | None = None,
-        mode: Mode = "hybrid",
-    ) -> list[Hit]:
-        """The best passages for a question, diversified, filtered, ranked from 1."""
-        return self._run(question, top_k, (), filters, mode)[2]
-
-    @_one_request
     def converse(
         self,
-        question: Any,
-        top_k: Any = None,
+        question: str,
+        top_k: int | None = None,
         *,
         history: Sequence[Context] = (),
-        filters: Filters | dict[str, Any] | None = None,
+        filters: Mapping[str, str] | None = None,
         mode: Mode = "hybrid",
     ) -> tuple[str, list[Hit]]:
         """Search for a question asked after ``history``: (standalone query, hits)."""
-        _, analysis, hits = self._run(question, top_k, history, filters, mode)
+        given = {"question": question, "top_k": top_k, "mode": mode, "filters": filters}
+        _, analysis, hits = self._run(validation.ask_request(given, self.settings), history)
         return analysis.standalone, hits
 
-    @_one_request
-    def ask(
+    def search(
         self,
-        question: Any,
-        top_k: Any = None,
+        question: str,
+        top_k: int | None = None,
         *,
-        filters: Filters | dict[str, Any] | None = None,
+        filters: Mapping[str, str] | None = None,
         mode: Mode = "hybrid",
-        conversation_id: Any = None,
-        remember: bool = True,
-    ) -> dict[str, Any]:
-        """The API's answer object: the question, an extractive answer, cited passages.
+    ) -> list[Hit]:
+        """The best passages for a question, diversified, filtered, ranked from 1."""
+        return self.converse(question, top_k, filters=filters, mode=mode)[1]
 
-        With ``remember`` the turn is stored in a conversation (a new one when no
-        ``conversation_id`` is given) and follow-ups are rewritten with earlier turns.
+    def ask(self, request: AskRequest | str, *, remember: bool = True) -> AskResponse:
+        """The answer with its cited passages, to a checked request (or a bare question).
+
+        With ``remember`` the turn is stored in a conversation (a new one when the
+        request names none) and follow-ups are rewritten with earlier turns.
         """
-        validation.question(question, self.settings)
-        conversation_id = validation.conversation_id(conversation_id)
+        if isinstance(request, str):
+            request = validation.ask_request({"question": request}, self.settings)
+        conversation_id = request.conversation_id
         history: list[Context] = []
         if conversation_id is not None:
             if not self.conversations.exists(conversation_id):
                 raise NotFound(f"no conversation with id {conversation_id!r}")
             history = [t.context for t in self.conversations.turns(conversation_id)]
-        index, analysis, hits = self._run(question, top_k, history, filters, mode)
-        similarity = pipeline.sentence_similarity(
-            self.query_vectors, self.embedder.encode_passages, analysis.standalone
-        )
-        result = pipeline.respond(
-            index, analysis, hits, settings=self.settings, similarity=similarity
-        )
+        with self.query_vectors.one_request():
+            index, analysis, hits = self._run(request, history)
+            encode = self.embedder.encode_passages
+            similarity = pipeline.sentence_similarity(
+                self.query_vectors, encode, analysis.standalone
+            )
+            result = pipeline.respond(
+                index, analysis, hits, settings=self.settings, similarity=similarity
+            )
         if remember:
             conversation_id = conversation_id or self.conversations.create()
-            self.conversations.append(
-                conversation_id,
-                Turn(analysis.question.text, analysis.standalone, result, time.time()),
-            )
-            result = {"conversation_id": conversation_id, **result}
+            turn = Turn(analysis.question.text, analysis.standalone, result, time.time())
+            self.conversations.append(conversation_id, turn)
+            result.conversation_id = conversation_id
         return result
+
+    def lookup(self, request: SearchRequest) -> SearchResponse:
+        """Passages for another system: like :meth:`ask` but touching no conversation."""
+        asked = AskRequest.model_construct(
+            question=request.q, top_k=request.top_k, filters=request.filters
+        )
+        index, _, hits = self._run(asked)
+        return SearchResponse(
+            query=request.q, index=index.reader.build_path.name, passages=cite(hits)
+        )
 
     # The stages as the service's tests reach them.
     def _continues(self, question: str, focus: Sequence[str]) -> bool:
@@ -194,43 +184,34 @@ class QAService:
         """How similar the most similar listed passage is to the question (-1: none)."""
         return answer.closeness(self.loaded.retrievers.dense, query, hits)
 
-    def lookup(
-        self, question: Any, top_k: Any = None, *, filters: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """Passages for another system: like :meth:`ask` but touching no conversation."""
-        query = validation.question(question, self.settings)
-        hits = self.search(query, top_k, filters=filters)
-        passages = cite(hits)
-        return {"query": query, "index": self.index_version, "passages": passages}
-
     # -- conversations and lookups ---------------------------------------------------
     @cached_property
     def conversations(self) -> ConversationStore:
         days = self.settings.conversation_days
         return ConversationStore(self.settings.conversations_db, max_age_days=days or None)
 
-    def conversation(self, conversation_id: str) -> dict[str, Any]:
+    def conversation(self, conversation_id: str) -> Conversation:
         if not self.conversations.exists(conversation_id):
             raise NotFound(f"no conversation with id {conversation_id!r}")
         turns = self.conversations.turns(conversation_id)
-        return {"id": conversation_id, "turns": [turn.shown() for turn in turns]}
+        return Conversation(id=conversation_id, turns=[turn.shown() for turn in turns])
 
     def delete_conversation(self, conversation_id: str) -> None:
         if not self.conversations.delete(conversation_id):
             raise NotFound(f"no conversation with id {conversation_id!r}")
 
-    def passage(self, passage_id: str) -> dict[str, Any]:
+    def passage(self, passage_id: str) -> PassageDetail:
         return lookups.passage(self.loaded.reader, passage_id)
 
-    def document(self, doc_id: str) -> dict[str, Any]:
+    def document(self, doc_id: str) -> DocumentDetail:
         """A document's metadata and its passages (without the full text)."""
         return lookups.document(self.loaded.reader, doc_id)
 
-    def facets(self) -> dict[str, list[str]]:
+    def facets(self) -> Facets:
         return lookups.facets(self.loaded.reader)
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> Health:
         return health.health()
 
-    def ready(self) -> dict[str, Any]:
+    def ready(self) -> Ready:
         return health.ready(self.loaded.reader, self.conversations, self.embedder.query_encoder)

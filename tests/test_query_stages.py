@@ -12,6 +12,7 @@ from qa_service.config import Settings
 from qa_service.conversation import Context
 from qa_service.hints import DocumentFacts, HintIndex
 from qa_service.ingest import run_ingest
+from qa_service.models import AskRequest
 from qa_service.query.analysis import QueryText, analyse
 from qa_service.query.candidates import Retrievers, candidate_rankings
 from qa_service.query.fusion import FusionWeights, NamedRanking, fuse
@@ -240,9 +241,12 @@ def test_the_pipeline_answers_and_remembers_a_follow_up(fake_service: QAService)
     first = fake_service.ask("Hur många personer bor i utanförskapsområden?")
     assert first["answer"]["found"] is True
     assert first["passages"][0]["permalink"] == f"/p/{first['passages'][0]['id']}"
-    second = fake_service.ask(
-        "Och hur många av dem är barn?", conversation_id=first["conversation_id"]
+    request = AskRequest(
+        question="Och hur många av dem är barn?", conversation_id=first.conversation_id
     )
+    second = fake_service.ask(request)
     assert "utanförskapsområden" in second["standalone_query"]
-    turns = fake_service.conversation(first["conversation_id"])["turns"]
-    assert [t["question"] for t in turns] == [first["question"], second["question"]]
+    assert first.conversation_id is not None
+    turns = fake_service.conversation(first.conversation_id).turns
+    assert [t.question for t in turns] == [first.question, second.question]
+    assert turns[1].passages == second.passages

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 
 from ..config import Settings, answer_thresholds
 from ..extractive import QUOTE_MIN_SCORE, choose_sentences, find_sentence
+from ..models import Answer, Passage, QuotedRange, Sentence
 from ..schema import Hit
 from .analysis import QueryAnalysis
 from .candidates import DenseLeg
@@ -19,7 +19,7 @@ from .candidates import DenseLeg
 logger = logging.getLogger(__name__)
 
 #: The embedding model's similarity of sentences to the question (one per sentence).
-Similarity = Callable[[list[str]], np.ndarray]
+Similarity = Callable[[list[str]], Sequence[float]]
 
 
 def closeness(dense: DenseLeg, query: str, hits: Sequence[Hit]) -> float:
@@ -34,12 +34,12 @@ def closeness(dense: DenseLeg, query: str, hits: Sequence[Hit]) -> float:
 def answer(
     analysis: QueryAnalysis,
     hits: list[Hit],
-    passages: list[dict[str, Any]],
+    passages: list[Passage],
     *,
     settings: Settings,
     dense: DenseLeg,
     similarity: Similarity | None,
-) -> dict[str, Any]:
+) -> Answer:
     """The answer object for the hits of an analysed question (adds the highlights)."""
     standalone = analysis.standalone
     if analysis.query.english:
@@ -68,25 +68,25 @@ NOT_QUOTED_IN_ENGLISH = (
 )
 
 
-def no_quote(passages: list[dict[str, Any]], text: str) -> dict[str, Any]:
+def no_quote(passages: list[Passage], text: str) -> Answer:
     """An answer that quotes nothing (``text`` says why); the passages are still listed."""
     for item in passages:
-        item["highlights"] = []
-    return {"found": False, "text": text, "sentences": []}
+        item.highlights = []
+    return Answer(found=False, text=text, sentences=[])
 
 
 def build_answer(
     question: str,
     hits: list[Hit],
-    passages: list[dict[str, Any]],
+    passages: list[Passage],
     *,
     min_terms: float = QUOTE_MIN_SCORE,
     close_enough: bool = True,
-    similarity: Callable[[list[str]], Any] | None = None,
+    similarity: Similarity | None = None,
     similarity_weight: float = 0.0,
     similarity_candidates: int = 4,
     rank_prior: float = 0.05,
-) -> dict[str, Any]:
+) -> Answer:
     """Quote the best sentences with markers [n] (n = the passage's rank) and add each
     passage's ``highlights`` (character ranges in the passage text).
 
@@ -108,41 +108,40 @@ def build_answer(
     if not chosen or not close_enough:
         return no_quote(passages, NOTHING_FOUND)
     for item in passages:
-        item["highlights"] = []
-    sentences: list[dict[str, Any]] = []
+        item.highlights = []
+    sentences: list[Sentence] = []
     quoted: list[str] = []
     for choice in chosen:
         hit = hits[choice.passage_index]
         sentence = choice.sentence
-        passages[choice.passage_index]["highlights"].append([sentence.start, sentence.end])
+        passages[choice.passage_index].highlights.append((sentence.start, sentence.end))
         # The same sentence in other listed passages (a press release quoting the answer
         # to a written question): cite them all, so the primary source is never lost.
-        also: list[dict[str, Any]] = []
+        also: list[QuotedRange] = []
         for index, other in enumerate(hits):
             if index == choice.passage_index:
                 continue
             found = find_sentence(other.passage.text, sentence.text)
             if found is not None:
-                passages[index]["highlights"].append([found.start, found.end])
+                passages[index].highlights.append((found.start, found.end))
                 also.append(
-                    {
-                        "marker": other.rank,
-                        "passage_id": other.passage.id,
-                        "char_start": other.passage.char_start + found.start,
-                        "char_end": other.passage.char_start + found.end,
-                    }
+                    QuotedRange(
+                        marker=other.rank,
+                        passage_id=other.passage.id,
+                        char_start=other.passage.char_start + found.start,
+                        char_end=other.passage.char_start + found.end,
+                    )
                 )
         sentences.append(
-            {
-                "text": sentence.text,
-                "marker": hit.rank,
-                "passage_id": hit.passage.id,
-                "char_start": hit.passage.char_start + sentence.start,
-                "char_end": hit.passage.char_start + sentence.end,
-                "also": also,
-            }
+            Sentence(
+                text=sentence.text,
+                marker=hit.rank,
+                passage_id=hit.passage.id,
+                char_start=hit.passage.char_start + sentence.start,
+                char_end=hit.passage.char_start + sentence.end,
+                also=also,
+            )
         )
-        markers = "".join(f"[{m}]" for m in [hit.rank, *(a["marker"] for a in also)])
+        markers = "".join(f"[{m}]" for m in [hit.rank, *(a.marker for a in also)])
         quoted.append(f"{sentence.text} {markers}")
-    text = " ".join(quoted)
-    return {"found": True, "text": text, "sentences": sentences}
+    return Answer(found=True, text=" ".join(quoted), sentences=sentences)

@@ -1,13 +1,14 @@
-"""Stage 6: the cited passages: each hit as the API's passage object, with a citation a
-person can paste into a draft (:mod:`qa_service.answer`) and its permalink."""
+"""Stage 6: the cited passages: each hit as the API's passage, with a citation a person
+can paste into a draft (:mod:`qa_service.answer`) and its permalink."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
-from ..answer import passage_dict
+from ..answer import citation, citation_markdown
+from ..models import Document, Passage
+from ..schema import Document as StoredDocument
 from ..schema import Hit
 
 logger = logging.getLogger(__name__)
@@ -18,6 +19,33 @@ def permalink(passage_id: str) -> str:
     return f"/p/{passage_id}"
 
 
-def cite(hits: Sequence[Hit]) -> list[dict[str, Any]]:
-    """The passage objects of ``hits``, in their order."""
-    return [passage_dict(hit, permalink(hit.passage.id)) for hit in hits]
+def document_model(document: StoredDocument) -> Document:
+    return Document.model_validate(document.to_dict())
+
+
+def passage_model(hit: Hit) -> Passage:
+    """The API's passage of one hit."""
+    passage, document = hit.passage, hit.document
+    return Passage(
+        id=passage.id,
+        rank=hit.rank,
+        score=round(hit.score, 6),
+        text=passage.text,
+        source=document.source,
+        page=passage.page,
+        char_start=passage.char_start,
+        char_end=passage.char_end,
+        heading=passage.heading,
+        speaker=passage.speaker,
+        party=passage.party,
+        citation=citation(document, passage),
+        citation_markdown=citation_markdown(document, passage),
+        permalink=permalink(passage.id),
+        also_in=hit.also_in,
+        document=document_model(document),
+    )
+
+
+def cite(hits: Sequence[Hit]) -> list[Passage]:
+    """The passages of ``hits``, in their order."""
+    return [passage_model(hit) for hit in hits]

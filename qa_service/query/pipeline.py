@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -13,6 +12,7 @@ from ..config import Settings
 from ..conversation import Context
 from ..filters import Filters, allowed_rows
 from ..hints import DocumentFacts, HintIndex, Hints
+from ..models import AskResponse
 from ..schema import Hit
 from ..store import IndexReader
 from .analysis import Mode, QueryAnalysis, QueryText, analyse
@@ -109,10 +109,11 @@ def sentence_similarity(
 ) -> Similarity:
     """The embedding model's similarity of sentences (encoded as passages) to ``query``."""
 
-    def similarity(texts: list[str]) -> np.ndarray:
+    def similarity(texts: list[str]) -> list[float]:
         vector = np.asarray(query_vector(query), dtype=np.float32).reshape(-1)
         vectors = encode_passages(texts, batch_size=len(texts))
-        return np.einsum("ij,j->i", vectors, vector)  # no BLAS threads (BENCHMARKS.md)
+        # einsum: no BLAS threads (BENCHMARKS.md).
+        return [float(v) for v in np.einsum("ij,j->i", vectors, vector)]
 
     return similarity
 
@@ -124,8 +125,8 @@ def respond(
     *,
     settings: Settings,
     similarity: Similarity | None = None,
-) -> dict[str, Any]:
-    """Stages 5-6: the answer object of the API (without a conversation)."""
+) -> AskResponse:
+    """Stages 5-6: the answer with its cited passages (without a conversation)."""
     passages = cite(hits)
     found = answer(
         analysis,
@@ -135,12 +136,12 @@ def respond(
         dense=index.retrievers.dense,
         similarity=similarity,
     )
-    return {
-        "question": analysis.question.text,
-        "standalone_query": analysis.standalone,
-        "answer": found,
-        "passages": passages,
-    }
+    return AskResponse(
+        question=analysis.question.text,
+        standalone_query=analysis.standalone,
+        answer=found,
+        passages=passages,
+    )
 
 
 def continues(index: QueryIndex, question: str, focus: Sequence[str], settings: Settings) -> bool:
