@@ -12,24 +12,13 @@ import faiss
 import numpy as np
 
 from . import health, lookups, validation
+from . import models as m
 from .config import Settings
 from .conversation import Context, ConversationStore, Turn
 from .embedding import Embedder, QueryVectors, make_embedder
 from .errors import IndexUnavailable, NotFound
 from .hints import Hints
 from .loading import Builds, open_index
-from .models import (
-    AskRequest,
-    AskResponse,
-    Conversation,
-    DocumentDetail,
-    Facets,
-    Health,
-    PassageDetail,
-    Ready,
-    SearchRequest,
-    SearchResponse,
-)
 from .query import answer, pipeline
 from .query.analysis import Mode, QueryAnalysis
 from .query.citation import cite
@@ -41,9 +30,8 @@ logger = logging.getLogger(__name__)
 RELOAD_CHECK_SECONDS = 2.0
 #: A published build that failed to open is tried again after this long.
 RETRY_FAILED_SECONDS = 60.0
-# One query vector gains nothing from FAISS's OpenMP threads, whose spinning competes with
-# the embedding engine's for the same cores: on 2 cores the dense leg took 28 ms with 2
-# FAISS threads and 14.5 ms with one (p50, BENCHMARKS.md).
+#: FAISS's OpenMP threads compete with the encoder's for the cores: the dense leg took 28 ms
+#: with 2 threads and 14.5 ms with one (p50, 2 cores, BENCHMARKS.md).
 FAISS_QUERY_THREADS = 1
 
 
@@ -54,10 +42,8 @@ class QAService:
         self.settings = settings
         self.embedder: Embedder = embedder or make_embedder(settings)
         self.query_vectors = QueryVectors(self.embedder.encode_query, settings.query_cache)
-        self.builds = Builds(
-            lambda: open_index(self.settings, self.embedder, self.query_vectors),
-            lambda: self.settings.index_dir.resolve(),
-        )
+        opened = lambda: open_index(self.settings, self.embedder, self.query_vectors)  # noqa: E731
+        self.builds = Builds(opened, lambda: self.settings.index_dir.resolve())
         faiss.omp_set_num_threads(FAISS_QUERY_THREADS)
 
     def load(self) -> None:
@@ -78,8 +64,7 @@ class QAService:
     @property
     def loaded_passages(self) -> int | None:
         """Passages in the loaded build, or None before the first load."""
-        current = self.builds.current
-        return current.reader.passage_count if current is not None else None
+        return self.builds.current.reader.passage_count if self.builds.current else None
 
     @property
     def index_version(self) -> str:
@@ -92,7 +77,7 @@ class QAService:
 
     # -- questions -------------------------------------------------------------------
     def _run(
-        self, request: AskRequest, history: Sequence[Context] = ()
+        self, request: m.AskRequest, history: Sequence[Context] = ()
     ) -> tuple[QueryIndex, QueryAnalysis, list[Hit]]:
         index, s, mode = self.loaded, self.settings, request.mode
         analysis = pipeline.analyse_question(
@@ -131,43 +116,34 @@ class QAService:
         """The best passages for a question, diversified, filtered, ranked from 1."""
         return self.converse(question, top_k, filters=filters, mode=mode)[1]
 
-    def ask(self, request: AskRequest | str, *, remember: bool = True) -> AskResponse:
-        """The answer with its cited passages, to a checked request (or a bare question).
-
-        With ``remember`` the turn is stored in a conversation (a new one when the
-        request names none) and follow-ups are rewritten with earlier turns.
-        """
+    def ask(self, request: m.AskRequest | str, *, remember: bool = True) -> m.AskResponse:
+        """The answer with its cited passages, to a checked request (or a bare question);
+        with ``remember``, stored as a turn of its conversation (a new one when none)."""
         if isinstance(request, str):
             request = validation.ask_request({"question": request}, self.settings)
-        conversation_id = request.conversation_id
-        history: list[Context] = []
-        if conversation_id is not None:
-            if not self.conversations.exists(conversation_id):
-                raise NotFound(f"no conversation with id {conversation_id!r}")
-            history = [t.context for t in self.conversations.turns(conversation_id)]
+        cid = request.conversation_id
+        history = [t.context for t in self._turns(cid)] if cid is not None else []
         with self.query_vectors.one_request():
             index, analysis, hits = self._run(request, history)
-            encode = self.embedder.encode_passages
-            similarity = pipeline.sentence_similarity(
-                self.query_vectors, encode, analysis.standalone
-            )
+            encode, query = self.embedder.encode_passages, analysis.standalone
+            similarity = pipeline.sentence_similarity(self.query_vectors, encode, query)
             result = pipeline.respond(
                 index, analysis, hits, settings=self.settings, similarity=similarity
             )
         if remember:
-            conversation_id = conversation_id or self.conversations.create()
+            cid = cid or self.conversations.create()
             turn = Turn(analysis.question.text, analysis.standalone, result, time.time())
-            self.conversations.append(conversation_id, turn)
-            result.conversation_id = conversation_id
+            self.conversations.append(cid, turn)
+            result.conversation_id = cid
         return result
 
-    def lookup(self, request: SearchRequest) -> SearchResponse:
+    def lookup(self, request: m.SearchRequest) -> m.SearchResponse:
         """Passages for another system: like :meth:`ask` but touching no conversation."""
-        asked = AskRequest.model_construct(
+        asked = m.AskRequest.model_construct(
             question=request.q, top_k=request.top_k, filters=request.filters
         )
         index, _, hits = self._run(asked)
-        return SearchResponse(
+        return m.SearchResponse(
             query=request.q, index=index.reader.build_path.name, passages=cite(hits)
         )
 
@@ -190,28 +166,31 @@ class QAService:
         days = self.settings.conversation_days
         return ConversationStore(self.settings.conversations_db, max_age_days=days or None)
 
-    def conversation(self, conversation_id: str) -> Conversation:
+    def _turns(self, conversation_id: str) -> list[Turn]:
         if not self.conversations.exists(conversation_id):
             raise NotFound(f"no conversation with id {conversation_id!r}")
-        turns = self.conversations.turns(conversation_id)
-        return Conversation(id=conversation_id, turns=[turn.shown() for turn in turns])
+        return self.conversations.turns(conversation_id)
+
+    def conversation(self, conversation_id: str) -> m.Conversation:
+        turns = [turn.shown() for turn in self._turns(conversation_id)]
+        return m.Conversation(id=conversation_id, turns=turns)
 
     def delete_conversation(self, conversation_id: str) -> None:
         if not self.conversations.delete(conversation_id):
             raise NotFound(f"no conversation with id {conversation_id!r}")
 
-    def passage(self, passage_id: str) -> PassageDetail:
+    def passage(self, passage_id: str) -> m.PassageDetail:
         return lookups.passage(self.loaded.reader, passage_id)
 
-    def document(self, doc_id: str) -> DocumentDetail:
+    def document(self, doc_id: str) -> m.DocumentDetail:
         """A document's metadata and its passages (without the full text)."""
         return lookups.document(self.loaded.reader, doc_id)
 
-    def facets(self) -> Facets:
+    def facets(self) -> m.Facets:
         return lookups.facets(self.loaded.reader)
 
-    def health(self) -> Health:
+    def health(self) -> m.Health:
         return health.health()
 
-    def ready(self) -> Ready:
+    def ready(self) -> m.Ready:
         return health.ready(self.loaded.reader, self.conversations, self.embedder.query_encoder)
