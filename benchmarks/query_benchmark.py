@@ -24,6 +24,7 @@ from common import percentile, start_server
 
 from qa_service.config import Settings
 from qa_service.evaluate import evaluate, load_questions
+from qa_service.retrieval import glossary_query
 from qa_service.service import QAService
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,8 +93,8 @@ def main() -> None:
     stages: dict[str, list[float]] = {"encode": [], "dense_leg": [], "lexical_leg": []}
     calls: dict[str, Callable[[str], object]] = {
         "encode": service.embedder.encode_query,
-        "dense_leg": lambda text: loaded.dense.search(text, depth),
-        "lexical_leg": lambda text: loaded.lexical.search(text, depth),
+        "dense_leg": lambda text: loaded.retrievers.dense.search(text, depth),
+        "lexical_leg": lambda text: loaded.retrievers.bm25.search_text(glossary_query(text), depth),
     }
     for text in texts:
         for stage, call in calls.items():

@@ -28,6 +28,9 @@ from qa_service.config import Settings
 from qa_service.evaluate import evaluate, load_questions
 from qa_service.extractive import normalise
 from qa_service.language import is_english
+from qa_service.loading import lexical_leg
+from qa_service.models import AskRequest
+from qa_service.retrieval import DenseRetriever, LexicalRetriever
 from qa_service.service import QAService
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,18 +135,18 @@ def run(
 ) -> dict[str, Any]:
     base = service.settings
     service.settings = dataclasses.replace(base, **overrides)
-    dense = service.loaded.dense
+    loaded = service.loaded
+    dense = loaded.retrievers.dense
+    assert isinstance(dense, DenseRetriever)
     separate = service.settings.dense_feedback_ranking_weight > 0
     dense.feedback = 0 if separate else service.settings.dense_feedback_passages
     dense.feedback_weight = service.settings.dense_feedback_weight
-    hybrid = service.loaded.hybrid
-    hybrid.feedback = (
-        service.settings.dense_feedback_passages,
-        service.settings.dense_feedback_weight,
-        service.settings.dense_feedback_ranking_weight,
+    bm25 = loaded.retrievers.bm25
+    assert isinstance(bm25, LexicalRetriever)
+    leg = lexical_leg(service.settings, loaded.reader, bm25.index)
+    service.builds.current = dataclasses.replace(
+        loaded, retrievers=dataclasses.replace(loaded.retrievers, lexical=leg)
     )
-    lexical_leg = hybrid.lexical
-    hybrid.lexical = service.lexical_leg(service.loaded.reader, service.loaded.lexical.index)
     try:
         start = time.perf_counter()
         report = evaluate(service, questions, mode=mode, k=5)  # type: ignore[arg-type]
@@ -160,11 +163,11 @@ def run(
                 continue
             # Question vectors are kept: this times everything but encoding the question.
             began = time.perf_counter()
-            result = service.ask(q.question, 5, remember=False)
+            result = service.ask(AskRequest(question=q.question, top_k=5), remember=False)
             timings.append(1000 * (time.perf_counter() - began))
-            if not any(is_evidence(q.evidence, p["text"]) for p in result["passages"]):
+            if not any(is_evidence(q.evidence, p["text"]) for p in result.passages):
                 continue
-            quoted = [s["text"] for s in result["answer"].get("sentences", [])]
+            quoted = [s.text for s in result.answer.sentences]
             quotes["questions"] += 1
             quotes["first_is_evidence"] += bool(quoted) and is_evidence(q.evidence, quoted[0])
             quotes["any_is_evidence"] += any(is_evidence(q.evidence, t) for t in quoted)
@@ -181,7 +184,7 @@ def run(
         }
     finally:
         service.settings = base
-        hybrid.lexical = lexical_leg
+        service.builds.current = loaded
 
 
 def main() -> None:

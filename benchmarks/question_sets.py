@@ -28,6 +28,7 @@ from quote_choice import is_evidence, mostly_evidence
 from qa_service.config import Settings
 from qa_service.evaluate import Question, evaluate, load_questions, summarise
 from qa_service.language import is_english
+from qa_service.models import AskRequest
 from qa_service.service import QAService
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,11 +65,13 @@ def quotes(service: QAService, questions: list[Question]) -> dict[str, Any]:
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for question in questions:
         earlier = conversations.get(question.follows) if question.follows else None
-        answer = service.ask(question.question, 5, conversation_id=earlier)
-        conversations[question.id] = answer["conversation_id"]
+        answer = service.ask(
+            AskRequest(question=question.question, top_k=5, conversation_id=earlier)
+        )
+        conversations[question.id] = answer.conversation_id or ""
         if not question.evidence:
             continue
-        quoted = [s["text"] for s in answer["answer"].get("sentences", [])]
+        quoted = [s.text for s in answer.answer.sentences]
         found = any(
             is_evidence(question.evidence, text) or mostly_evidence(question.evidence, text)
             for text in quoted

@@ -24,6 +24,7 @@ from qa_service.config import Settings
 from qa_service.evaluate import load_questions
 from qa_service.extractive import normalise, sentence_score, sentences, term_weights
 from qa_service.lexical import tokenize
+from qa_service.models import AskRequest
 from qa_service.service import QAService
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,8 +65,8 @@ def main() -> None:
         if not any(is_evidence(question.evidence, h.passage.text) for h in hits):
             continue
         counts["questions"] += 1
-        answer = service.ask(question.question, 5, remember=False)["answer"]
-        quoted = [s["text"] for s in answer.get("sentences", [])]
+        answer = service.ask(AskRequest(question=question.question, top_k=5), remember=False).answer
+        quoted = [s.text for s in answer.sentences]
         if quoted:
             counts["answered"] += 1
             counts["first_is_evidence"] += is_evidence(question.evidence, quoted[0])

@@ -1,11 +1,9 @@
-"""Citations a person can paste into a draft, and the passage objects the API returns."""
+"""Citations a person can paste into a draft."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from .domain import Kind, kind_named
-from .schema import Document, Hit, Passage
+from .schema import Document, Passage
 
 
 def document_label(document: Document) -> str:
@@ -80,26 +78,3 @@ def citation(document: Document, passage: Passage | None = None) -> str:
 def citation_markdown(document: Document, passage: Passage | None = None) -> str:
     text = citation(document, passage)
     return f"[{text}]({document.meta.url})" if document.meta.url else text
-
-
-def passage_dict(hit: Hit, permalink: str | None = None) -> dict[str, Any]:
-    """The passage object of the API (and of ``qa ask --json``)."""
-    passage, document = hit.passage, hit.document
-    return {
-        "id": passage.id,
-        "rank": hit.rank,
-        "score": round(hit.score, 6),
-        "text": passage.text,
-        "source": document.source,
-        "page": passage.page,
-        "char_start": passage.char_start,
-        "char_end": passage.char_end,
-        "heading": passage.heading,
-        "speaker": passage.speaker,
-        "party": passage.party,
-        "citation": citation(document, passage),
-        "citation_markdown": citation_markdown(document, passage),
-        "permalink": permalink,
-        "also_in": hit.also_in,
-        "document": document.to_dict(),
-    }

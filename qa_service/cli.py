@@ -327,27 +327,27 @@ def ask(
 ) -> None:
     """Print the passages that answer QUESTION, with citations."""
     from .service import QAService
+    from .validation import ask_request
 
-    service = QAService(_settings(index))
+    settings = _settings(index)
+    body = {"question": question, "top_k": top_k, "mode": mode}
     try:
-        service.load()
-        result = service.ask(
-            question,
-            top_k,
-            mode=mode,  # type: ignore[arg-type]
-            filters={k: v for k, v in filters.items() if v},
-            remember=False,
+        request = ask_request(
+            {**body, "filters": {k: v for k, v in filters.items() if v}}, settings
         )
+        service = QAService(settings)
+        service.load()
+        result = service.ask(request, remember=False)
     except QAError as exc:
         raise click.ClickException(exc.message) from exc
     if as_json:
-        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        click.echo(json.dumps(result.json_data(), ensure_ascii=False, indent=2))
         return
-    if not result["passages"]:
+    if not result.passages:
         click.echo("Inga träffar.")
-    for p in result["passages"]:
-        click.echo(f"[{p['rank']}] {p['citation']}")
-        click.echo(f"    {p['text']}\n")
+    for p in result.passages:
+        click.echo(f"[{p.rank}] {p.citation}")
+        click.echo(f"    {p.text}\n")
 
 
 @main.command()

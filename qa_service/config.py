@@ -180,6 +180,40 @@ class Settings:
         "last of them have all their passages scored",
     )
     candidate_depth: int = setting(100, "ranking", "candidates each retriever gives the fusion")
+    follow_up_question_weight: float = setting(
+        0.5,
+        "ranking",
+        "RRF weight of a follow-up's literal question (beside its standalone query and the "
+        "search within the documents the previous turn cited)",
+    )
+    follow_up_standalone_weight: float = setting(
+        1.0, "ranking", "RRF weight of a follow-up's standalone query"
+    )
+    follow_up_focus_weight: float = setting(
+        0.5,
+        "ranking",
+        "RRF weight of a follow-up's standalone query searched within the documents the "
+        "previous turn cited",
+    )
+    continuity_ratio: float = setting(
+        0.5,
+        "ranking",
+        "a question with no pronoun still continues the conversation when the best BM25 "
+        "score within the previous turn's documents reaches this share of the corpus-wide best",
+    )
+    dense_direct_share: int = setting(
+        8,
+        "ranking",
+        "a filter or hint that leaves at most 1/this of the passages is searched by scoring "
+        "them directly rather than by scanning the index",
+    )
+    quote_rank_prior: float = setting(
+        0.05,
+        "ranking",
+        "added to the term score of the first passage's sentences when the quote is chosen "
+        "(two thirds of it for the second, one third for the third), so the best passage is "
+        "preferred",
+    )
     rrf_k: int = setting(60, "ranking", "reciprocal rank fusion constant")
     #: Chosen by measurement (BENCHMARKS.md).
     dense_weight: float = setting(1.0, "ranking", "RRF weight of the dense leg in the fusion")
@@ -387,10 +421,15 @@ class Settings:
             self.lexical_feedback_weight,
             self.passage_rescoring_documents,
             self.quote_similarity_weight,
+            self.quote_rank_prior,
+            self.follow_up_question_weight,
+            self.follow_up_standalone_weight,
+            self.follow_up_focus_weight,
+            self.continuity_ratio,
         )
         if min(feedback) < 0 or self.quote_similarity_candidates < 1:
             raise ConfigError(
-                "feedback, rescoring and quote-similarity settings must not be negative "
+                "feedback, rescoring, follow-up and quote settings must not be negative "
                 "(QA_QUOTE_SIMILARITY_CANDIDATES at least 1)"
             )
         if self.conversation_days < 0:
@@ -417,6 +456,8 @@ class Settings:
                 "QA_APPROXIMATE_MIN_PASSAGES, QA_APPROXIMATE_SEARCH_BREADTH and "
                 "QA_APPROXIMATE_CANDIDATES must be positive"
             )
+        if self.dense_direct_share < 1:
+            raise ConfigError("QA_DENSE_DIRECT_SHARE must be positive")
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:
             raise ConfigError("batch size, candidate depth and rrf_k must be positive")
 

@@ -17,10 +17,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .errors import NotFound, QAError
 from .lexical import STOPWORDS
+from .models import AskResponse
+from .models import Turn as ShownTurn
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 #: Words that point back to something said before.
@@ -97,15 +98,38 @@ class Context:
 
 @dataclass
 class Turn:
+    """One question of a conversation with the answer it was given."""
+
     question: str
     standalone_query: str
-    answer: dict[str, Any]
+    answer: AskResponse
     created_at: float
 
     @property
     def context(self) -> Context:
-        cited = (p.get("document", {}).get("id") for p in self.answer.get("passages", []))
+        cited = (p.document.id for p in self.answer.passages)
         return Context.citing(self.standalone_query, cited)
+
+    def shown(self) -> ShownTurn:
+        """The turn as ``GET /api/conversations/<id>`` shows it."""
+        return ShownTurn(
+            question=self.question,
+            standalone_query=self.standalone_query,
+            answer=self.answer.answer,
+            passages=self.answer.passages,
+            created_at=self.created_at,
+        )
+
+    def stored(self) -> str:
+        """The answer as the database keeps it (the API's object, without the id)."""
+        data = self.answer.json_data()
+        data.pop("conversation_id", None)
+        return json.dumps(data, ensure_ascii=False)
+
+    @classmethod
+    def read(cls, question: str, standalone: str, stored: str, created_at: float) -> Turn:
+        """A stored turn; rows written before answers were typed read the same."""
+        return cls(question, standalone, AskResponse.model_validate_json(stored), created_at)
 
 
 class ConversationGone(NotFound):
@@ -235,7 +259,7 @@ class ConversationStore:
             )
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"the conversation database cannot be read: {exc}") from exc
-        return [Turn(q, s, json.loads(a), t) for q, s, a, t in rows]
+        return [Turn.read(q, s, a, t) for q, s, a, t in rows]
 
     def append(self, conversation_id: str, turn: Turn) -> Turn:
         """Store ``turn`` as the conversation's next one and return it as stored.
@@ -263,7 +287,7 @@ class ConversationStore:
                     n,
                     stored.question,
                     stored.standalone_query,
-                    json.dumps(stored.answer, ensure_ascii=False),
+                    stored.stored(),
                     stored.created_at,
                 ),
             )

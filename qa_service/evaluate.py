@@ -17,8 +17,9 @@ from typing import Any
 
 from .conversation import Context
 from .extractive import normalise
+from .query.analysis import Mode
 from .schema import Hit
-from .service import Mode, QAService
+from .service import QAService
 
 
 class QuestionFileError(ValueError):

@@ -94,9 +94,11 @@ def choose_sentences(
     similarity: Callable[[list[str]], Sequence[float]] | None = None,
     similarity_weight: float = 0.0,
     similarity_candidates: int = 4,
+    rank_prior: float = 0.05,
 ) -> list[Chosen]:
     """The 1–3 best-scoring sentences among the first passages, in reading order per
-    passage rank. A passage's rank adds a small prior so the best passage is preferred.
+    passage rank. A passage's rank adds a small prior so the best passage is preferred:
+    ``rank_prior`` for the first, falling by equal steps (``Settings.quote_rank_prior``).
 
     Sentences below ``min_score`` are left out; when none reaches it, the best one alone
     is still quoted if it reaches ``min_best``.
@@ -111,7 +113,7 @@ def choose_sentences(
     weights = term_weights(query_terms, considered)
     scored: list[Chosen] = []
     for index, text in enumerate(considered):
-        prior = 0.05 * (passages_considered - index) / passages_considered
+        prior = rank_prior * (passages_considered - index) / passages_considered
         for sentence in sentences(text):
             if reads_as_heading(sentence.text):
                 continue

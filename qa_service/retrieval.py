@@ -1,15 +1,13 @@
-"""Retrievers behind one small interface: dense (FAISS), lexical (BM25), hybrid (RRF).
+"""Retrievers behind one small interface: dense (FAISS) and lexical (BM25).
 
 Scores of BM25 and cosine similarity live on different scales, so the hybrid fuses
-ranks, not scores (reciprocal rank fusion).
+ranks, not scores (reciprocal rank fusion, :mod:`qa_service.query.fusion`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import faiss
@@ -17,10 +15,8 @@ import numpy as np
 
 from .approximate import allowed_selector, search_parameters
 from .glossary import swedish_terms
-from .hints import DocumentFacts, Hints, hint_match
 from .language import is_english
 from .lexical import LexicalIndex
-from .nearduplicates import near_duplicates, shingles
 from .store import RowGroups
 
 logger = logging.getLogger(__name__)
@@ -76,10 +72,9 @@ def _rows_of(index: faiss.Index) -> np.ndarray:
     return index.reconstruct_n(0, index.ntotal)
 
 
-#: A filter that leaves at most this share of the passages (1/8) is searched by scoring its
-#: passages directly rather than by scanning the index with a selector (BENCHMARKS.md),
-#: and at most this many passages (more cost more than the approximate index's search).
-DIRECT_SHARE = 8
+#: A filter is searched by scoring its passages directly (rather than by scanning the
+#: index with a selector) only up to this many passages, whatever its share
+#: (``direct_share``): more cost more than the approximate index's search (BENCHMARKS.md).
 DIRECT_ROWS = 20_000
 
 
@@ -121,11 +116,15 @@ class DenseRetriever:
         first_stage: int = 400,
         feedback: int = 0,
         feedback_weight: float = 0.0,
+        direct_share: int = 8,
         approximate: faiss.Index | None = None,
         approximate_breadth: int = 64,
         approximate_candidates: int = 200,
     ) -> None:
         self.encode_query = encode_query
+        #: A filter that leaves at most 1/``direct_share`` of the passages is searched by
+        #: scoring them directly, not by a scan with a selector (``Settings.dense_direct_share``).
+        self.direct_share = direct_share
         #: Pseudo-relevance feedback: the question vector moves by ``feedback_weight``
         #: times the mean of its ``feedback`` best passages' vectors (0: none).
         self.feedback = feedback
@@ -209,7 +208,7 @@ class DenseRetriever:
             if len(rows) == 0:
                 return []
             k = min(k, len(rows))
-            if len(rows) <= min(self.index.ntotal // DIRECT_SHARE, DIRECT_ROWS):
+            if len(rows) <= min(self.index.ntotal // self.direct_share, DIRECT_ROWS):
                 return self._score_rows(vector, rows, k)
             if self.approximate is None:
                 params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(rows))  # type: ignore[call-arg]
@@ -256,9 +255,9 @@ class DenseRetriever:
         breadth = self.approximate_breadth
         if allowed is not None:
             # A filter leaving a share s of the passages: the search looks 1/s as wide (up
-            # to 8 times, the widest filter DIRECT_SHARE leaves to it), so it meets as many
+            # to 8 times, the widest filter ``direct_share`` leaves to it), so it meets as many
             # allowed passages as an unfiltered one (recall tests/test_approximate.py).
-            share = max(float(np.count_nonzero(allowed)) / len(allowed), 1 / DIRECT_SHARE)
+            share = max(float(np.count_nonzero(allowed)) / len(allowed), 1 / self.direct_share)
             breadth = int(np.ceil(breadth / share))
         params = search_parameters(self.approximate, breadth, selector)
         wanted = max(k, self.approximate_candidates)
@@ -309,6 +308,13 @@ class DenseRetriever:
         return _best(rows, scores, k)
 
 
+def glossary_query(query: str) -> str:
+    """An English question with the glossary's Swedish terms added (others unchanged)."""
+    if is_english(query):
+        return " ".join([query, *swedish_terms(query)])
+    return query
+
+
 class LexicalRetriever:
     """BM25; an English question is searched with the glossary's Swedish terms added."""
 
@@ -316,9 +322,11 @@ class LexicalRetriever:
         self.index = index
 
     def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
-        if is_english(query):
-            query = " ".join([query, *swedish_terms(query)])
-        return self.index.search(query, k, allowed=allowed)
+        return self.search_text(glossary_query(query), k, allowed=allowed)
+
+    def search_text(self, text: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
+        """BM25 for ``text`` as it stands (the glossary's terms already added)."""
+        return self.index.search(text, k, allowed=allowed)
 
 
 class ExpandedLexicalRetriever(LexicalRetriever):
@@ -340,11 +348,9 @@ class ExpandedLexicalRetriever(LexicalRetriever):
         self.terms = terms
         self.weight = weight
 
-    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
-        if is_english(query):
-            query = " ".join([query, *swedish_terms(query)])
+    def search_text(self, text: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
         return self.index.search_expanded(
-            query,
+            text,
             k,
             self.feedback_texts,
             passages=self.passages,
@@ -352,174 +358,6 @@ class ExpandedLexicalRetriever(LexicalRetriever):
             weight=self.weight,
             allowed=allowed,
         )
-
-
-class HybridRetriever:
-    """Dense and lexical candidates fused with RRF.
-
-    An English question gets a third ranking: the dense leg searched with the Swedish
-    terms the glossary finds in it, at ``glossary_weight`` (its lexical leg adds the
-    terms itself). The multilingual model alone ranks Swedish passages poorly for an
-    English question (BENCHMARKS.md).
-    """
-
-    def __init__(
-        self,
-        dense: Retriever,
-        lexical: Retriever,
-        *,
-        depth: int = 100,
-        rrf_k: int = 60,
-        weights: tuple[float, float] = (1.0, 1.0),
-        glossary_weight: float = 1.0,
-        feedback: tuple[int, float, float] = (0, 0.0, 0.0),
-    ) -> None:
-        self.dense = dense
-        #: (passages, Rocchio weight, RRF weight): the dense leg searched again with the
-        #: question moved towards its first passages, fused as a ranking of its own beside
-        #: the unmoved one (0 RRF weight: none).
-        self.feedback = feedback
-        self.lexical = lexical
-        self.depth = depth
-        self.rrf_k = rrf_k
-        self.weights = weights
-        self.glossary_weight = glossary_weight
-
-    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
-        depth = max(k, self.depth)
-        dense = self.dense.search(query, depth, allowed=allowed)
-        rankings = [dense, self.lexical.search(query, depth, allowed=allowed)]
-        weights = list(self.weights)
-        passages, moved, fused = self.feedback
-        if fused > 0 and passages > 0 and dense and isinstance(self.dense, DenseRetriever):
-            rankings.append(
-                self.dense.feedback_search(
-                    query, dense, depth, passages=passages, weight=moved, allowed=allowed
-                )
-            )
-            weights.append(fused)
-        terms = swedish_terms(query) if self.glossary_weight > 0 and is_english(query) else []
-        if terms:
-            rankings.append(self.dense.search(" ".join(terms), depth, allowed=allowed))
-            weights.append(self.glossary_weight)
-        return rrf(rankings, k=self.rrf_k, weights=weights)[:k]
-
-
-@dataclass
-class Candidate:
-    row: int
-    score: float
-    doc_id: str
-    text: str
-    also_in: list[int]
-
-
-def diversify(
-    candidates: Sequence[Candidate],
-    k: int,
-    *,
-    per_document: int = 2,
-    duplicate_threshold: float = 0.6,
-    fingerprint: Callable[[Candidate], set[int]] | None = None,
-) -> list[Candidate]:
-    """Keep the best ``k``: near-duplicates fold into the first (``also_in``) and no
-    document contributes more than ``per_document`` passages (0: no cap).
-
-    ``fingerprint`` gives a candidate's shingles (stored ones, in the service); without
-    it they are cut from the candidate's text.
-    """
-    fingerprint = fingerprint or (lambda candidate: shingles(candidate.text))
-    kept: list[Candidate] = []
-    kept_shingles: list[set[int]] = []
-    per_doc: dict[str, int] = {}
-    for candidate in candidates:
-        grams = fingerprint(candidate)
-        duplicate_of = next(
-            (
-                i
-                for i, other in enumerate(kept_shingles)
-                if near_duplicates(grams, other, duplicate_threshold)
-            ),
-            None,
-        )
-        if duplicate_of is not None:
-            kept[duplicate_of].also_in.append(candidate.row)
-            continue
-        if per_document and per_doc.get(candidate.doc_id, 0) >= per_document:
-            continue
-        if len(kept) == k:
-            continue
-        per_doc[candidate.doc_id] = per_doc.get(candidate.doc_id, 0) + 1
-        kept.append(candidate)
-        kept_shingles.append(grams)
-    return kept
-
-
-def lift_hinted(
-    candidates: Sequence[Candidate],
-    hints: Hints,
-    facts: Mapping[str, DocumentFacts],
-    weight: float,
-) -> list[Candidate]:
-    """Re-rank fused candidates: a passage whose document meets the question's hints
-    (party, kind, year, person) has its score multiplied by ``1 + weight * share met``.
-
-    RRF scores are close together (ranks 1 and 5 of both legs: 0.0328 and 0.0308), so a
-    small weight moves a hinted document a few places, not from the bottom to the top.
-    """
-    if not hints or weight <= 0:
-        return list(candidates)
-    lifted = []
-    for candidate in candidates:
-        document = facts.get(candidate.doc_id)
-        share = hint_match(hints, document) if document is not None else 0.0
-        lifted.append(dataclasses.replace(candidate, score=candidate.score * (1 + weight * share)))
-    return sorted(lifted, key=lambda c: -c.score)
-
-
-def within_document_order(
-    rows: Sequence[int],
-    dense_scores: Sequence[float],
-    lexical_scores: Mapping[int, float],
-    *,
-    rrf_k: int = 60,
-) -> list[int]:
-    """One document's passages ordered by RRF of their dense and BM25 ranks among
-    the document's own passages (a passage with no question term gets no lexical rank).
-
-    Every passage of the document is scored, not only those that reached the fused
-    candidates, so the passage that holds the answer is not lost because one leg ranked
-    it below its corpus-wide cut.
-    """
-    dense = sorted(zip(rows, dense_scores, strict=True), key=lambda p: (-p[1], p[0]))
-    lexical = sorted(
-        ((row, lexical_scores[row]) for row in rows if lexical_scores.get(row, 0.0) > 0),
-        key=lambda p: (-p[1], p[0]),
-    )
-    return [row for row, _ in rrf([dense, lexical], k=rrf_k)]
-
-
-def reassign_document_slots(
-    candidates: Sequence[Candidate],
-    orders: Mapping[str, Sequence[int]],
-    texts: Mapping[int, str],
-) -> list[Candidate]:
-    """The fused list with the places each document in ``orders`` holds refilled by
-    that document's passages in its own order: the documents keep their places and
-    scores, only which of their passages fill them changes (pure)."""
-    queues = {doc: list(rows) for doc, rows in orders.items()}
-    out: list[Candidate] = []
-    for candidate in candidates:
-        queue = queues.get(candidate.doc_id)
-        if queue is None:
-            out.append(candidate)
-            continue
-        row = next((r for r in queue if r in texts), None)
-        if row is None:
-            continue
-        queue.remove(row)
-        out.append(Candidate(row, candidate.score, candidate.doc_id, texts[row], []))
-    return out
 
 
 def rocchio(vector: np.ndarray, feedback: np.ndarray, beta: float) -> np.ndarray:

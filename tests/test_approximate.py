@@ -107,7 +107,7 @@ def test_a_document_lifts_a_passage_the_approximate_index_did_not_propose() -> N
 @pytest.mark.parametrize("factory", ["HNSW16,SQ8", "IVF32,Flat"])
 @pytest.mark.parametrize("share", [0.5, 0.2])
 def test_filters_are_applied_before_the_top_k(factory: str, share: float) -> None:
-    # A share above DIRECT_SHARE's goes through the approximate index with a selector.
+    # A share above direct_share's goes through the approximate index with a selector.
     dense, passages, documents, owner, questions = _case(factory)
     rng = np.random.default_rng(5)
     allowed = rng.random(len(passages)) < share

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from qa_service.conversation import ConversationStore, Turn, is_follow_up, standalone_query
+from qa_service.models import Answer, AskResponse
 
 
 @pytest.mark.parametrize(
@@ -53,12 +54,22 @@ def test_standalone_query(question: str, history: list[str], expected: str) -> N
     assert standalone_query(question, history) == expected
 
 
+def _answer(text: str) -> AskResponse:
+    return AskResponse(
+        question="?",
+        standalone_query="?",
+        answer=Answer(found=False, text=text, sentences=[]),
+        passages=[],
+    )
+
+
 def test_store_round_trip_and_delete(tmp_path: Path) -> None:
     store = ConversationStore(tmp_path / "c.sqlite3")
     cid = store.create()
-    store.append(cid, Turn("Fråga ett?", "Fråga ett?", {"answer": {"text": "a"}}, 1.0))
-    store.append(cid, Turn("Och två?", "Och två? ett", {"answer": {"text": "b"}}, 2.0))
+    store.append(cid, Turn("Fråga ett?", "Fråga ett?", _answer("a"), 1.0))
+    store.append(cid, Turn("Och två?", "Och två? ett", _answer("b"), 2.0))
     assert [t.question for t in store.turns(cid)] == ["Fråga ett?", "Och två?"]
+    assert [t.answer.answer.text for t in store.turns(cid)] == ["a", "b"]
     assert store.delete(cid) and not store.exists(cid)
     assert not store.delete(cid)
 
@@ -78,7 +89,7 @@ def test_conversations_untouched_too_long_are_deleted(
 
     store = ConversationStore(tmp_path / "c.sqlite3", max_age_days=max_age_days)
     cid = store.create()
-    store.append(cid, Turn("Fråga?", "Fråga?", {"answer": {"text": "a"}}, 1.0))
+    store.append(cid, Turn("Fråga?", "Fråga?", _answer("a"), 1.0))
     now = time.time()
     # The last turn was idle_days ago.
     with sqlite3.connect(store.path) as db:
@@ -112,7 +123,7 @@ def test_parallel_appends_number_each_turn_once(tmp_path: Path) -> None:
 
     def append(question: str) -> None:
         # A store per "worker", as two gunicorn processes have.
-        ConversationStore(store.path).append(cid, Turn(question, question, {}, 0.0))
+        ConversationStore(store.path).append(cid, Turn(question, question, _answer(""), 0.0))
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(append, questions))
@@ -129,4 +140,49 @@ def test_a_turn_for_a_deleted_conversation_is_not_found(tmp_path: Path) -> None:
     cid = store.create()
     assert store.delete(cid)
     with pytest.raises(ConversationGone):
-        store.append(cid, Turn("Och?", "Och?", {}, 0.0))
+        store.append(cid, Turn("Och?", "Och?", _answer(""), 0.0))
+
+
+def test_a_turn_stored_before_answers_were_typed_reads_the_same(tmp_path: Path) -> None:
+    """A row an earlier version wrote: the API's JSON object, as it was."""
+    import json
+    import sqlite3
+
+    store = ConversationStore(tmp_path / "c.sqlite3")
+    cid = store.create()
+    document = {"id": "d1", "source": "s.txt", "title": "T", "authors": [], "page_count": None}
+    passage = {
+        "id": "p1",
+        "rank": 1,
+        "score": 0.5,
+        "text": "Text.",
+        "source": "s.txt",
+        "page": None,
+        "char_start": 0,
+        "char_end": 5,
+        "heading": None,
+        "speaker": None,
+        "party": None,
+        "citation": "T.",
+        "citation_markdown": "T.",
+        "permalink": "/p/p1",
+        "also_in": [],
+        "document": document,
+        "highlights": [[0, 5]],
+    }
+    old = {
+        "question": "Fråga?",
+        "standalone_query": "Fråga?",
+        "answer": {"found": True, "text": "Text. [1]", "sentences": []},
+        "passages": [passage],
+    }
+    with sqlite3.connect(store.path) as db:
+        db.execute(
+            "INSERT INTO turns VALUES (?, 0, ?, ?, ?, 1.0)",
+            (cid, "Fråga?", "Fråga?", json.dumps(old, ensure_ascii=False)),
+        )
+    (turn,) = store.turns(cid)
+    assert turn.context.doc_ids == ("d1",)
+    shown = turn.shown().json_data()
+    assert shown["passages"][0] == passage
+    assert shown["answer"] == old["answer"]

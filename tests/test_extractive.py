@@ -102,8 +102,9 @@ def test_find_sentence(text: str, wanted: str, found: tuple[int, int] | None) ->
 
 
 def test_answer_cites_every_listed_passage_with_the_same_sentence() -> None:
+    from qa_service.query.answer import build_answer
+    from qa_service.query.citation import cite
     from qa_service.schema import Document, DocumentMeta, Hit, Passage
-    from qa_service.service import build_answer
 
     quote = "Totalt bor 710 000 personer i dessa områden, varav 170 000 är barn."
     texts = [
@@ -117,7 +118,7 @@ def test_answer_cites_every_listed_passage_with_the_same_sentence() -> None:
         doc = Document(f"d{rank}", f"s{rank}.txt", "", DocumentMeta(title=f"T{rank}"), text, "text")
         passage = Passage(f"p{rank}", doc.id, 0, text, 100, 100 + len(text))
         hits.append(Hit(passage, doc, 1.0 / rank, rank))
-    passages = [{"id": h.passage.id} for h in hits]
+    passages = cite(hits)
     answer = build_answer(
         "Hur många personer bor i områdena och hur många är barn?", hits, passages
     )
@@ -127,20 +128,21 @@ def test_answer_cites_every_listed_passage_with_the_same_sentence() -> None:
     assert answer["text"].startswith(f"{quote} [1][4]")
     start = texts[3].index(quote)
     assert first["also"][0]["char_start"] == 100 + start
-    assert passages[3]["highlights"] == [[start, start + len(quote)]]
+    assert passages[3]["highlights"] == [(start, start + len(quote))]
     assert passages[1]["highlights"] == []
 
 
 def test_answer_says_nothing_found_when_the_passages_are_not_close_in_meaning() -> None:
+    from qa_service.query.answer import NOTHING_FOUND, build_answer
+    from qa_service.query.citation import cite
     from qa_service.schema import Document, DocumentMeta, Hit, Passage
-    from qa_service.service import NOTHING_FOUND, build_answer
 
     text = "Totalt bor 710 000 personer i dessa områden, varav 170 000 är barn."
     doc = Document("d", "s.txt", "", DocumentMeta(title="T"), text, "text")
     hits = [Hit(Passage("p", "d", 0, text, 0, len(text)), doc, 1.0, 1)]
     question = "Hur många personer bor i områdena?"
-    assert build_answer(question, hits, [{}], close_enough=True)["found"] is True
-    answer = build_answer(question, hits, [{}], close_enough=False)
+    assert build_answer(question, hits, cite(hits), close_enough=True)["found"] is True
+    answer = build_answer(question, hits, cite(hits), close_enough=False)
     assert (answer["found"], answer["text"], answer["sentences"]) == (False, NOTHING_FOUND, [])
 
 

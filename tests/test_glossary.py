@@ -3,10 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from qa_service.config import Settings
 from qa_service.domain import parties
 from qa_service.glossary import GLOSSARY, POLICY_TERMS, swedish_terms
 from qa_service.lexical import tokenize
-from qa_service.retrieval import HybridRetriever, LexicalRetriever
+from qa_service.query.analysis import QueryText
+from qa_service.query.candidates import Retrievers, search_text
+from qa_service.query.fusion import FusionWeights, fuse
+from qa_service.retrieval import LexicalRetriever
 from tests.conftest import SHARED, needs_shared
 
 
@@ -88,6 +92,11 @@ class Recording:
         self.queries.append(query)
         return [(self.first_row + len(self.queries), 1.0)]
 
+    def search_text(
+        self, text: str, k: int, *, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        return self.search(text, k, allowed=allowed)
+
 
 @pytest.mark.parametrize(
     ("question", "glossary_weight", "dense_queries"),
@@ -107,10 +116,22 @@ def test_an_english_question_gets_a_dense_ranking_of_its_swedish_terms(
     question: str, glossary_weight: float, dense_queries: list[str]
 ) -> None:
     dense, lexical = Recording(100), Recording(200)
-    hybrid = HybridRetriever(dense, lexical, glossary_weight=glossary_weight)
-    fused = hybrid.search(question, 5)
+    text = QueryText.read(question)
+    hybrid = search_text(
+        text,
+        "question",
+        1.0,
+        mode="hybrid",
+        retrievers=Retrievers(dense, lexical, lexical),  # type: ignore[arg-type]
+        depth=5,
+        allowed=None,
+        settings=Settings(),
+        weights=FusionWeights(glossary=glossary_weight),
+    )
+    fused = fuse(hybrid, rrf_k=60)
     assert dense.queries == dense_queries
-    assert lexical.queries == [question]
+    # The lexical leg is given the question with the glossary's Swedish terms.
+    assert lexical.queries == [text.lexical]
     assert len(fused) == len(dense_queries) + 1
 
 

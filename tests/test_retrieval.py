@@ -4,18 +4,19 @@ import faiss
 import numpy as np
 import pytest
 
+from qa_service.config import Settings
 from qa_service.hints import AUTUMN, SPRING, DocumentFacts, Hints
-from qa_service.retrieval import (
+from qa_service.query.analysis import QueryText
+from qa_service.query.candidates import Retrievers, search_text
+from qa_service.query.fusion import FusionWeights, fuse
+from qa_service.query.reranking import (
     Candidate,
-    DenseRetriever,
-    HybridRetriever,
     diversify,
     lift_hinted,
     reassign_document_slots,
-    rocchio,
-    rrf,
     within_document_order,
 )
+from qa_service.retrieval import DenseRetriever, rocchio, rrf
 
 
 @pytest.mark.parametrize(
@@ -322,7 +323,7 @@ def test_dense_feedback_moves_towards_the_best_passages() -> None:
 
 
 class _NoLexical:
-    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> list:
+    def search_text(self, text: str, k: int, *, allowed: np.ndarray | None = None) -> list:
         return []
 
 
@@ -335,7 +336,18 @@ def test_hybrid_fuses_the_feedback_search_as_its_own_ranking(
     index.add(passages)
     question = _unit(1, 0.0)
     dense = DenseRetriever(index, lambda _: question)
-    hybrid = HybridRetriever(dense, _NoLexical(), depth=4, feedback=(1, 1.0, fused))
-    assert [row for row, _ in hybrid.search("q", 4)] == expected
+    settings = Settings(candidate_depth=4, dense_feedback_passages=1, dense_feedback_weight=1.0)
+    hybrid = search_text(
+        QueryText("q"),
+        "question",
+        1.0,
+        mode="hybrid",
+        retrievers=Retrievers(dense, _NoLexical(), _NoLexical()),
+        depth=4,
+        allowed=None,
+        settings=settings,
+        weights=FusionWeights(dense_feedback=fused),
+    )
+    assert [row for row, _ in fuse(hybrid, rrf_k=60)] == expected
     # The dense leg itself is not moved.
     assert [row for row, _ in dense.search("q", 4)] == [0, 3, 1, 2]

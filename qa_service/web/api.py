@@ -8,14 +8,12 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
+from .. import validation
 from ..errors import InvalidRequest
-from ..filters import Filters
 from ..service import QAService
 from .openapi import openapi_document
 
 api = Blueprint("api", __name__, url_prefix="/api")
-
-ASK_FIELDS = {"question", "top_k", "filters", "mode", "conversation_id"}
 
 
 def _service() -> QAService:
@@ -43,31 +41,13 @@ def _json_body() -> dict[str, Any]:
 
 @api.post("/ask")
 def ask() -> Any:
-    body = _json_body()
-    unknown = set(body) - ASK_FIELDS
-    if unknown:
-        raise InvalidRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
-    if "question" not in body:
-        raise InvalidRequest("'question' is required")
-    filters = body.get("filters")
-    if filters is not None and not isinstance(filters, dict):
-        raise InvalidRequest("'filters' must be an object")
-    mode = body.get("mode", "hybrid")
-    if not isinstance(mode, str):
-        raise InvalidRequest("'mode' must be a string")
-    result = _service().ask(
-        body["question"],
-        body.get("top_k"),
-        filters=filters,
-        mode=mode,  # type: ignore[arg-type]
-        conversation_id=body.get("conversation_id"),
-    )
-    return jsonify(result)
+    service = _service()
+    return jsonify(service.ask(validation.ask_request(_json_body(), service.settings)).json_data())
 
 
 @api.get("/conversations/<conversation_id>")
 def conversation(conversation_id: str) -> Any:
-    return jsonify(_service().conversation(conversation_id))
+    return jsonify(_service().conversation(conversation_id).json_data())
 
 
 @api.delete("/conversations/<conversation_id>")
@@ -76,26 +56,11 @@ def delete_conversation(conversation_id: str) -> Any:
     return "", 204
 
 
-SEARCH_PARAMS = {"q", "top_k", *Filters.__dataclass_fields__}
-
-
 @api.get("/search")
 def search() -> Any:
-    args = request.args
-    unknown = set(args) - SEARCH_PARAMS
-    if unknown:
-        raise InvalidRequest(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
-    if "q" not in args:
-        raise InvalidRequest("query parameter 'q' is required")
-    top_k: Any = args.get("top_k")
-    if top_k is not None:
-        try:
-            top_k = int(top_k)
-        except ValueError as exc:
-            raise InvalidRequest("'top_k' must be a whole number") from exc
-    filters = {key: args[key] for key in Filters.__dataclass_fields__ if key in args}
-    result = _service().lookup(args["q"], top_k, filters=filters)
-    response = jsonify(result)
+    service = _service()
+    result = service.lookup(validation.search_request(request.args, service.settings))
+    response = jsonify(result.json_data())
     # Same index build + same query => same answer: let proxies and clients cache it.
     response.set_etag(hashlib.sha256(response.get_data()).hexdigest()[:32])
     if current_app.config.get("QA_KEYS_REQUIRED"):
@@ -109,22 +74,22 @@ def search() -> Any:
 
 @api.get("/documents/<doc_id>")
 def document(doc_id: str) -> Any:
-    return jsonify(_service().document(doc_id))
+    return jsonify(_service().document(doc_id).json_data())
 
 
 @api.get("/passages/<passage_id>")
 def passage(passage_id: str) -> Any:
-    return jsonify(_service().passage(passage_id))
+    return jsonify(_service().passage(passage_id).json_data())
 
 
 @api.get("/facets")
 def facets() -> Any:
-    return jsonify(_service().facets())
+    return jsonify(_service().facets().json_data())
 
 
 @api.get("/health")
 def health() -> Any:
-    return jsonify(_service().health())
+    return jsonify(_service().health().json_data())
 
 
 @api.get("/openapi.json")
@@ -134,4 +99,4 @@ def openapi() -> Any:
 
 @api.get("/ready")
 def ready() -> Any:
-    return jsonify(_service().ready())
+    return jsonify(_service().ready().json_data())

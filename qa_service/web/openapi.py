@@ -1,194 +1,40 @@
-"""The OpenAPI 3 description of the JSON API, served at ``/api/openapi.json``."""
+"""The OpenAPI 3.1 description of the JSON API, served at ``/api/openapi.json``,
+generated from the request and response models (:mod:`qa_service.models`).
+
+Every operation has an id, a tag and named component schemas, so a generated client has
+``ask()`` returning an ``AskResponse``.
+"""
 
 from __future__ import annotations
 
+import logging
+from functools import cache
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
 from .. import __version__
-from ..filters import DATE_PATTERN
+from .. import models as m
 
-_STRING_OR_NULL = {"type": ["string", "null"]}
-_INT_OR_NULL = {"type": ["integer", "null"]}
+logger = logging.getLogger(__name__)
 
-ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["status", "code", "message"],
-            "properties": {
-                "status": {"type": "integer"},
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-            },
-        }
-    },
-}
-
-PERSON = {
-    "type": "object",
-    "required": ["name"],
-    "properties": {"name": {"type": "string"}, "party": _STRING_OR_NULL, "role": _STRING_OR_NULL},
-}
-
-DOCUMENT = {
-    "type": "object",
-    "required": ["id", "source", "title"],
-    "properties": {
-        "id": {"type": "string"},
-        "source": {"type": "string"},
-        "title": {"type": "string"},
-        "doctype": _STRING_OR_NULL,
-        "dok_id": _STRING_OR_NULL,
-        "rm": _STRING_OR_NULL,
-        "beteckning": _STRING_OR_NULL,
-        "date": _STRING_OR_NULL,
-        "authors": {"type": "array", "items": {"$ref": "#/components/schemas/Person"}},
-        "minister": {"oneOf": [{"$ref": "#/components/schemas/Person"}, {"type": "null"}]},
-        "url": _STRING_OR_NULL,
-        "organ": _STRING_OR_NULL,
-        "question": {
-            "description": "For a written answer: the question it answers.",
-            "oneOf": [
-                {
-                    "type": "object",
-                    "properties": {
-                        "doctype": _STRING_OR_NULL,
-                        "dok_id": _STRING_OR_NULL,
-                        "rm": _STRING_OR_NULL,
-                        "beteckning": _STRING_OR_NULL,
-                        "author": {
-                            "oneOf": [{"$ref": "#/components/schemas/Person"}, {"type": "null"}]
-                        },
-                    },
-                },
-                {"type": "null"},
-            ],
-        },
-        "page_count": _INT_OR_NULL,
-    },
-}
-
-PASSAGE = {
-    "type": "object",
-    "required": [
-        "id",
-        "rank",
-        "score",
-        "text",
-        "source",
-        "page",
-        "char_start",
-        "char_end",
-        "citation",
-        "document",
-    ],
-    "properties": {
-        "id": {"type": "string"},
-        "rank": {"type": "integer", "minimum": 1},
-        "score": {"type": "number"},
-        "text": {"type": "string"},
-        "source": {"type": "string"},
-        "page": _INT_OR_NULL,
-        "char_start": {"type": "integer", "minimum": 0},
-        "char_end": {"type": "integer", "minimum": 0},
-        "heading": _STRING_OR_NULL,
-        "speaker": _STRING_OR_NULL,
-        "party": _STRING_OR_NULL,
-        "citation": {"type": "string"},
-        "citation_markdown": {"type": "string"},
-        "permalink": {"type": "string"},
-        "also_in": {"type": "array", "items": {"type": "string"}},
-        "highlights": {
-            "type": "array",
-            "items": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
-        },
-        "document": {"$ref": "#/components/schemas/Document"},
-    },
-}
-
-#: Where a quoted sentence stands: the rank of its passage, the passage, document offsets.
-QUOTED_RANGE: dict[str, Any] = {
-    "type": "object",
-    "required": ["marker", "passage_id", "char_start", "char_end"],
-    "properties": {
-        "marker": {"type": "integer"},
-        "passage_id": {"type": "string"},
-        "char_start": {"type": "integer"},
-        "char_end": {"type": "integer"},
-    },
-}
-
-ANSWER = {
-    "type": "object",
-    "required": ["found", "text", "sentences"],
-    "properties": {
-        "found": {"type": "boolean"},
-        "text": {"type": "string"},
-        "sentences": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["text", *QUOTED_RANGE["required"]],
-                "properties": {
-                    "text": {"type": "string"},
-                    **QUOTED_RANGE["properties"],
-                    "also": {
-                        "type": "array",
-                        "description": "The same sentence in other listed passages.",
-                        "items": QUOTED_RANGE,
-                    },
-                },
-            },
-        },
-    },
-}
-
-FILTERS = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "doctype": {"type": "string", "maxLength": 300, "description": "e.g. Interpellation"},
-        # An empty value is no filter.
-        "rm": {"type": "string", "pattern": "^$|^[0-9]{4}/[0-9]{2}$"},
-        "date_from": {"type": "string", "pattern": "^$|" + DATE_PATTERN},
-        "date_to": {"type": "string", "pattern": "^$|" + DATE_PATTERN},
-        "party": {"type": "string", "maxLength": 300},
-        "person": {"type": "string", "maxLength": 300},
-        "source_prefix": {"type": "string", "maxLength": 300},
-    },
-}
-
-#: At most 1000 characters, at least one of them one the server does not strip: not
-#: white space by ECMA's \s or Python's (which adds \x1c-\x1f and NEL), not NUL.
-QUESTION = {"type": "string", "maxLength": 1000, "pattern": "[^\\s\\x00\\x1c-\\x1f\\x85]"}
-
-ASK_REQUEST = {
-    "type": "object",
-    "required": ["question"],
-    "additionalProperties": False,
-    "properties": {
-        "question": QUESTION,
-        "top_k": {"type": "integer", "minimum": 1, "maximum": 50},
-        "filters": {"$ref": "#/components/schemas/Filters"},
-        "mode": {"type": "string", "enum": ["hybrid", "dense", "lexical"]},
-        "conversation_id": {"type": "string", "maxLength": 64},
-    },
-}
-
-ASK_RESPONSE = {
-    "type": "object",
-    "required": ["question", "standalone_query", "answer", "passages"],
-    "properties": {
-        "conversation_id": {"type": "string"},
-        "question": {"type": "string"},
-        "standalone_query": {"type": "string"},
-        "answer": {"$ref": "#/components/schemas/Answer"},
-        "passages": {"type": "array", "items": {"$ref": "#/components/schemas/Passage"}},
-    },
-}
-
+REF = "#/components/schemas/{model}"
+#: The question's schema (at most 1000 characters, one the server does not strip).
+QUESTION: dict[str, Any] = m.AskRequest.model_json_schema()["properties"]["question"]
+#: Every model a request or an answer uses; their schemas are the document's components.
+MODELS: tuple[type[BaseModel], ...] = (
+    m.Error,
+    m.AskRequest,
+    m.AskResponse,
+    m.SearchResponse,
+    m.PassageDetail,
+    m.DocumentDetail,
+    m.Conversation,
+    m.Facets,
+    m.Health,
+    m.Ready,
+)
 
 #: What a client does next with an answer: follow up in its conversation, read it back,
 #: delete it, look at a cited passage (stateful tests walk these).
@@ -202,7 +48,7 @@ ASK_LINKS = {
         },
     },
     "GetConversation": {
-        "operationId": "getConversation",
+        "operationId": "conversation",
         "parameters": {"conversation_id": _CONVERSATION},
     },
     "DeleteConversation": {
@@ -210,51 +56,173 @@ ASK_LINKS = {
         "parameters": {"conversation_id": _CONVERSATION},
     },
     "GetPassage": {
-        "operationId": "getPassage",
+        "operationId": "passage",
         "parameters": {"passage_id": "$response.body#/passages/0/id"},
     },
 }
 
-
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
 _ERRORS = {
-    "400": _error("Invalid request"),
-    "401": _error("Missing or wrong API key"),
-    "404": _error("Not found"),
-    "413": _error("Request body too large"),
-    "429": _error("Too many requests"),
-    "503": _error("Index not available"),
+    "400": "Invalid request",
+    "401": "Missing or wrong API key",
+    "404": "Not found",
+    "413": "Request body too large",
+    "429": "Too many requests",
+    "503": "Index not available",
 }
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _json(model: type[BaseModel], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _responses(model: type[BaseModel] | None, *, errors: bool = True) -> dict[str, Any]:
+    answers: dict[str, Any] = {"200": _json(model)} if model is not None else {}
+    if errors:
+        answers.update({status: _json(m.Error, text) for status, text in _ERRORS.items()})
+    return answers
+
+
+def _operation(
+    operation_id: str, tag: str, summary: str, responses: dict[str, Any], **more: Any
+) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "tags": [tag],
+        "summary": summary,
+        **more,
+        "responses": responses,
+    }
 
 
 def _path_id(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def _query(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "schema": schema}
-
-
-def openapi_document() -> dict[str, Any]:
-    search_params = [
-        _query("q", QUESTION, required=True),
-        _query("top_k", {"type": "integer", "minimum": 1, "maximum": 50}),
-        *(
-            _query(name, schema)
-            for name, schema in FILTERS["properties"].items()  # type: ignore[attr-defined]
-        ),
+def _search_parameters(schemas: dict[str, Any]) -> list[dict[str, Any]]:
+    """``GET /api/search`` takes the request's fields and each filter as a parameter."""
+    request = m.SearchRequest.model_json_schema(ref_template=REF)
+    filters = schemas["Filters"]["properties"]
+    parameters = [
+        {"name": "q", "in": "query", "required": True, "schema": request["properties"]["q"]},
+        {
+            "name": "top_k",
+            "in": "query",
+            "required": False,
+            "schema": _not_null(request["properties"]["top_k"]),
+        },
     ]
-    passage_schema = {"$ref": "#/components/schemas/Passage"}
+    for name, schema in filters.items():
+        parameters.append(
+            {"name": name, "in": "query", "required": False, "schema": _not_null(schema)}
+        )
+    return parameters
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter is given or absent, never null: the schema without the null."""
+    options = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
+    if len(options) != 1:
+        return schema
+    rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
+    return {**options[0], **rest}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    _, defs = models_json_schema([(model, "validation") for model in MODELS], ref_template=REF)
+    schemas: dict[str, Any] = defs["$defs"]
+    ask_ok = {**_json(m.AskResponse), "links": ASK_LINKS}
+    conversation_id = [_path_id("conversation_id")]
+    paths = {
+        "/api/ask": {
+            "post": _operation(
+                "ask",
+                "questions",
+                "Answer a question with cited passages (in a conversation)",
+                {**_responses(None), "200": ask_ok},
+                requestBody={
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(m.AskRequest)}},
+                },
+            )
+        },
+        "/api/search": {
+            "get": _operation(
+                "search",
+                "questions",
+                "Passages for a query; cacheable, no conversation",
+                {
+                    **_responses(m.SearchResponse),
+                    "304": {"description": "Not modified (ETag matched)"},
+                },
+                parameters=_search_parameters(schemas),
+            )
+        },
+        "/api/passages/{passage_id}": {
+            "get": _operation(
+                "passage",
+                "documents",
+                "One passage with its citation and surrounding text",
+                _responses(m.PassageDetail),
+                parameters=[_path_id("passage_id")],
+            )
+        },
+        "/api/documents/{doc_id}": {
+            "get": _operation(
+                "document",
+                "documents",
+                "A document's metadata and passages",
+                _responses(m.DocumentDetail),
+                parameters=[_path_id("doc_id")],
+            )
+        },
+        "/api/conversations/{conversation_id}": {
+            "get": _operation(
+                "conversation",
+                "conversations",
+                "A conversation's turns with their cited passages",
+                _responses(m.Conversation),
+                parameters=conversation_id,
+            ),
+            "delete": _operation(
+                "deleteConversation",
+                "conversations",
+                "Delete a conversation",
+                {"204": {"description": "Deleted"}, **_responses(None)},
+                parameters=conversation_id,
+            ),
+        },
+        "/api/facets": {
+            "get": _operation(
+                "facets", "documents", "Values the filters can take", _responses(m.Facets)
+            )
+        },
+        "/api/health": {
+            "get": _operation("health", "service", "Liveness", _responses(m.Health, errors=False))
+        },
+        "/api/ready": {
+            "get": _operation(
+                "ready", "service", "Readiness and the loaded index's manifest", _responses(m.Ready)
+            )
+        },
+        "/api/openapi.json": {
+            "get": _operation(
+                "openapi",
+                "service",
+                "This document",
+                {
+                    "200": {
+                        "description": "OK",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            )
+        },
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -262,120 +230,15 @@ def openapi_document() -> dict[str, Any]:
             "version": __version__,
             "description": "Answers with cited passages from Swedish parliamentary documents.",
         },
+        "tags": [
+            {"name": "questions", "description": "Ask and search"},
+            {"name": "documents", "description": "Passages, documents and the filters' values"},
+            {"name": "conversations", "description": "A conversation's turns"},
+            {"name": "service", "description": "Liveness, readiness, this document"},
+        ],
         "components": {
-            "schemas": {
-                "Error": ERROR,
-                "Person": PERSON,
-                "Document": DOCUMENT,
-                "Passage": PASSAGE,
-                "Answer": ANSWER,
-                "Filters": FILTERS,
-                "AskRequest": ASK_REQUEST,
-                "AskResponse": ASK_RESPONSE,
-            },
+            "schemas": schemas,
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
         },
-        "paths": {
-            "/api/ask": {
-                "post": {
-                    "operationId": "ask",
-                    "summary": "Answer a question with cited passages (in a conversation)",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/AskRequest"}
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": {
-                            **_json({"$ref": "#/components/schemas/AskResponse"}),
-                            "links": ASK_LINKS,
-                        },
-                        **_ERRORS,
-                    },
-                }
-            },
-            "/api/search": {
-                "get": {
-                    "operationId": "search",
-                    "summary": "Passages for a query; cacheable, no conversation",
-                    "parameters": search_params,
-                    "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "required": ["query", "index", "passages"],
-                                "properties": {
-                                    "query": {"type": "string"},
-                                    "index": {"type": "string"},
-                                    "passages": {"type": "array", "items": passage_schema},
-                                },
-                            }
-                        ),
-                        "304": {"description": "Not modified (ETag matched)"},
-                        **_ERRORS,
-                    },
-                }
-            },
-            "/api/passages/{passage_id}": {
-                "get": {
-                    "operationId": "getPassage",
-                    "summary": "One passage with its citation and surrounding text",
-                    "parameters": [_path_id("passage_id")],
-                    "responses": {"200": _json({"type": "object"}), **_ERRORS},
-                }
-            },
-            "/api/documents/{doc_id}": {
-                "get": {
-                    "operationId": "getDocument",
-                    "summary": "A document's metadata and passages",
-                    "parameters": [_path_id("doc_id")],
-                    "responses": {"200": _json({"type": "object"}), **_ERRORS},
-                }
-            },
-            "/api/conversations/{conversation_id}": {
-                "get": {
-                    "operationId": "getConversation",
-                    "summary": "A conversation's turns with their cited passages",
-                    "parameters": [_path_id("conversation_id")],
-                    "responses": {"200": _json({"type": "object"}), **_ERRORS},
-                },
-                "delete": {
-                    "operationId": "deleteConversation",
-                    "summary": "Delete a conversation",
-                    "parameters": [_path_id("conversation_id")],
-                    "responses": {"204": {"description": "Deleted"}, **_ERRORS},
-                },
-            },
-            "/api/facets": {
-                "get": {
-                    "operationId": "getFacets",
-                    "summary": "Values the filters can take",
-                    "responses": {"200": _json({"type": "object"}), **_ERRORS},
-                }
-            },
-            "/api/health": {
-                "get": {
-                    "operationId": "health",
-                    "summary": "Liveness",
-                    "responses": {"200": _json({"type": "object"})},
-                }
-            },
-            "/api/ready": {
-                "get": {
-                    "operationId": "ready",
-                    "summary": "Readiness and the loaded index's manifest",
-                    "responses": {"200": _json({"type": "object"}), **_ERRORS},
-                }
-            },
-            "/api/openapi.json": {
-                "get": {
-                    "operationId": "getOpenAPI",
-                    "summary": "This document",
-                    "responses": {"200": _json({"type": "object"})},
-                }
-            },
-        },
+        "paths": paths,
     }

@@ -1,0 +1,165 @@
+"""Opening a published build of the index with its retrievers (the service reloads)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .config import Settings
+from .embedding import Embedder
+from .errors import IndexUnavailable
+from .hints import HintIndex, document_facts
+from .lexical import LexicalIndex
+from .query.candidates import Retrievers
+from .query.pipeline import QueryIndex
+from .retrieval import DenseRetriever, ExpandedLexicalRetriever, LexicalRetriever
+from .store import LEXICAL, IndexReader, IndexStoreError, check_compatible, check_vector_agreement
+
+logger = logging.getLogger(__name__)
+
+
+def lexical_leg(settings: Settings, reader: IndexReader, lexical: LexicalIndex) -> LexicalRetriever:
+    """The hybrid's lexical leg: BM25, with RM3-style feedback when configured."""
+    if settings.lexical_feedback_passages <= 0:
+        return LexicalRetriever(lexical)
+
+    def texts(rows: list[int]) -> list[str]:
+        found = reader.passages_by_rows(rows)
+        return [found[row].text for row in rows if row in found]
+
+    return ExpandedLexicalRetriever(
+        lexical,
+        texts,
+        passages=settings.lexical_feedback_passages,
+        terms=settings.lexical_feedback_terms,
+        weight=settings.lexical_feedback_weight,
+    )
+
+
+def dense_retriever(
+    settings: Settings, reader: IndexReader, encode_query: Callable[[str], np.ndarray]
+) -> DenseRetriever:
+    # Feedback fused as a ranking of its own leaves the dense leg itself unmoved.
+    separate = settings.dense_feedback_ranking_weight > 0
+    return DenseRetriever(
+        reader.vectors,
+        encode_query,
+        document_vectors=reader.document_vectors,
+        passage_documents=reader.passage_documents,
+        document_weight=settings.document_weight,
+        feedback=0 if separate else settings.dense_feedback_passages,
+        feedback_weight=settings.dense_feedback_weight,
+        direct_share=settings.dense_direct_share,
+        # A build below the size (as now configured) is searched exactly.
+        approximate=(
+            reader.approximate
+            if reader.passage_count >= settings.approximate_min_passages
+            else None
+        ),
+        approximate_breadth=settings.approximate_search_breadth,
+        approximate_candidates=settings.approximate_candidates,
+    )
+
+
+def open_index(
+    settings: Settings, embedder: Embedder, query_vector: Callable[[str], np.ndarray]
+) -> QueryIndex:
+    """Open the published build (raises :class:`IndexUnavailable` when unusable)."""
+    try:
+        reader = IndexReader(settings.index_dir)
+        if check_compatible(reader.manifest, model=settings.model, dimension=None):
+            check_vector_agreement(reader, embedder.encode_passages)
+    except IndexStoreError as exc:
+        raise IndexUnavailable(str(exc)) from exc
+    try:
+        lexical = LexicalIndex.load(reader.build_path / LEXICAL)
+        if lexical.size != reader.passage_count:
+            raise ValueError(f"{lexical.size} of {reader.passage_count} passages")
+        # bm25s maps its arrays lazily: one search reads them all.
+        lexical.search("index", 1)
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise IndexUnavailable(
+            f"the index build {reader.build_path.name} is damaged ({LEXICAL}/: {exc}); "
+            "publish a new one with `qa ingest`"
+        ) from exc
+
+    def encode_query(text: str) -> np.ndarray:
+        vector = query_vector(text)
+        if vector.shape[-1] != reader.vectors.d:
+            raise IndexUnavailable(
+                f"the model gives {vector.shape[-1]}-dimensional vectors but the index holds "
+                f"{reader.vectors.d}: rebuild the index with `qa ingest`"
+            )
+        return vector
+
+    retrievers = Retrievers(
+        dense=dense_retriever(settings, reader, encode_query),
+        lexical=lexical_leg(settings, reader, lexical),
+        bm25=LexicalRetriever(lexical),
+    )
+    logger.info(
+        "loaded index %s (%s passages, model %s)",
+        reader.build_path.name,
+        reader.passage_count,
+        reader.manifest.get("model"),
+    )
+    facts = {doc_id: document_facts(*columns) for doc_id, *columns in reader.document_columns()}
+    return QueryIndex(reader, retrievers, facts, HintIndex(facts))
+
+
+class Builds:
+    """The published build a worker serves, switched when a new one is published.
+
+    A build that cannot be opened (damaged, built for another model) is tried again only
+    after ``retry_seconds`` or once another is published; meanwhile the worker keeps the
+    build it has, or, having none, answers 503 with the reason.
+    """
+
+    def __init__(self, open_build: Callable[[], QueryIndex], target: Callable[[], Path]) -> None:
+        self.open_build = open_build
+        self.target = target
+        self.current: QueryIndex | None = None
+        self._lock = threading.Lock()
+        self._checked_at = 0.0
+        #: The build that last failed to open, why, and until when it is not tried again.
+        self._failed: tuple[Path, str, float] | None = None
+
+    def load(self) -> None:
+        with self._lock:
+            self.current = self.open_build()
+
+    def maybe_reload(self, check_seconds: float, retry_seconds: float) -> bool:
+        """Switch to a newly published build, checking at most every ``check_seconds``."""
+        now = time.monotonic()
+        if now - self._checked_at < check_seconds and self.current is not None:
+            return False
+        self._checked_at = now
+        current = self.current
+        target = self.target()
+        if current is not None and current.reader.build_path == target:
+            return False
+        with self._lock:
+            if self.current is not current:
+                return False
+            failed = self._failed
+            if failed is not None and failed[0] == target and now < failed[2]:
+                if current is None:
+                    raise IndexUnavailable(failed[1])
+                return False
+            try:
+                fresh = self.open_build()
+            except IndexUnavailable as exc:
+                self._failed = (target, exc.message, now + retry_seconds)
+                if current is None:
+                    raise
+                name = current.reader.build_path.name
+                logger.error("published index not loaded, keeping build %s: %s", name, exc)
+                return False
+            self._failed = None
+            self.current = fresh  # requests holding the old build keep it until they finish
+        return True

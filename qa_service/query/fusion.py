@@ -1,0 +1,94 @@
+"""Stage 3: the candidate rankings fused into one, every weight in one object.
+
+Scores of BM25 and cosine similarity live on different scales, so rankings are fused by
+their ranks (reciprocal rank fusion, :func:`qa_service.retrieval.rrf`). The candidates
+stage gives a tree of named rankings: a hybrid search's legs under the question they
+searched for, the question's searches under a follow-up, the follow-up beside the ranking
+within the hinted documents. :func:`fuse` folds the tree from its leaves up.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from ..config import Settings
+from ..retrieval import Ranking, rrf
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NamedRanking:
+    """A ranking to fuse and its weight: searched (``ranking``) or fused from ``parts``."""
+
+    name: str
+    weight: float = 1.0
+    ranking: Ranking = field(default_factory=list)
+    parts: tuple[NamedRanking, ...] = ()
+    #: A fused node keeps at most this many (None: all).
+    limit: int | None = None
+
+    def names(self) -> list[str]:
+        """The names of the leaves under this node, depth first (for tests and logs)."""
+        if not self.parts:
+            return [self.name]
+        return [name for part in self.parts for name in part.names()]
+
+
+@dataclass(frozen=True)
+class FusionWeights:
+    """The weight of every ranking that is fused, and of the hints' lift (BENCHMARKS.md)."""
+
+    rrf_k: int = 60
+    #: The hybrid's legs: dense, BM25, the dense leg moved by feedback, the dense leg
+    #: searched with an English question's Swedish glossary terms.
+    dense: float = 1.0
+    lexical: float = 1.0
+    dense_feedback: float = 0.0
+    glossary: float = 1.0
+    #: A follow-up: the literal question, the standalone query, the standalone query within
+    #: the documents the previous turn cited.
+    follow_up_question: float = 0.5
+    follow_up_standalone: float = 1.0
+    follow_up_focus: float = 0.5
+    #: The ranking within the documents that meet every hint of the question.
+    hinted_documents: float = 1.0
+    #: A fused score is multiplied by 1 + this times the share of the hints its document
+    #: meets (:func:`qa_service.query.reranking.lift`).
+    hint_lift: float = 0.5
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FusionWeights:
+        return cls(
+            rrf_k=settings.rrf_k,
+            dense=settings.dense_weight,
+            lexical=settings.lexical_weight,
+            dense_feedback=settings.dense_feedback_ranking_weight,
+            glossary=settings.glossary_weight,
+            follow_up_question=settings.follow_up_question_weight,
+            follow_up_standalone=settings.follow_up_standalone_weight,
+            follow_up_focus=settings.follow_up_focus_weight,
+            hinted_documents=settings.hint_ranking_weight,
+            hint_lift=settings.hint_weight,
+        )
+
+
+def fuse(node: NamedRanking, *, rrf_k: int) -> Ranking:
+    """One ranking from a tree of them.
+
+    A leaf is its own ranking. A node of one part is that part as it is, scores and all
+    (the lift multiplies them); of several, the RRF of its parts at their weights, cut to
+    the node's ``limit``.
+    """
+    if not node.parts:
+        return list(node.ranking)
+    if len(node.parts) == 1:
+        fused = fuse(node.parts[0], rrf_k=rrf_k)
+    else:
+        fused = rrf(
+            [fuse(part, rrf_k=rrf_k) for part in node.parts],
+            k=rrf_k,
+            weights=[part.weight for part in node.parts],
+        )
+    return fused[: node.limit] if node.limit is not None else fused

@@ -1,0 +1,252 @@
+"""Each stage of answering a question on its own, with small fakes; then the stages in
+order over a real index embedded by the fake embedder (no model is loaded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa_service.config import Settings
+from qa_service.conversation import Context
+from qa_service.hints import DocumentFacts, HintIndex
+from qa_service.ingest import run_ingest
+from qa_service.models import AskRequest
+from qa_service.query.analysis import QueryText, analyse
+from qa_service.query.candidates import Retrievers, candidate_rankings
+from qa_service.query.fusion import FusionWeights, NamedRanking, fuse
+from qa_service.retrieval import rrf
+from qa_service.service import QAService
+from tests.conftest import write_small_corpus
+from tests.fake_embedder import FakeEmbedder
+
+# -- analysis -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "continues", "rewritten", "focus"),
+    [
+        # A pronoun: rewritten with the earlier turn's topic words, its documents searched.
+        ("Och hur många av dem är barn?", False, True, ("d1", "d2")),
+        # No pronoun, but the earlier documents answer it: its own words, in those documents.
+        ("Hur många fanns i åtgärden i augusti?", True, False, ("d1", "d2")),
+        # A new topic stands alone.
+        ("Vad kostar jobbskatteavdraget?", False, False, ()),
+    ],
+)
+def test_analysis_of_a_question_after_an_earlier_turn(
+    question: str, continues: bool, rewritten: bool, focus: tuple[str, ...]
+) -> None:
+    asked: list[tuple[str, tuple[str, ...]]] = []
+
+    def test(text: QueryText, documents: object) -> bool:
+        asked.append((text.text, tuple(documents)))  # type: ignore[call-overload]
+        return continues
+
+    history = [Context("Hur många bor i utanförskapsområden?", ("d1", "d2"))]
+    analysis = analyse(question, history=history, continues=test)
+    assert analysis.question.text == question
+    assert (analysis.rewritten is not None) == rewritten
+    assert analysis.focus == focus
+    if rewritten:
+        assert "utanförskapsområden" in analysis.standalone and not asked
+    else:
+        assert analysis.standalone == question and asked == [(question, ("d1", "d2"))]
+
+
+def test_analysis_without_history_asks_no_continuity() -> None:
+    def fail(text: QueryText, documents: object) -> bool:
+        raise AssertionError("no earlier turn to continue")
+
+    analysis = analyse("Och hur många av dem är barn?", continues=fail)
+    assert analysis.rewritten is None and analysis.focus == () and not analysis.is_follow_up
+
+
+@pytest.mark.parametrize(
+    ("question", "english", "lexical"),
+    [
+        ("What is the benefit cap?", True, "What is the benefit cap? bidragstak"),
+        ("Vad är bidragstaket?", False, "Vad är bidragstaket?"),
+    ],
+)
+def test_the_language_and_glossary_terms_are_read_once(
+    question: str, english: bool, lexical: str
+) -> None:
+    analysis = analyse(question)
+    assert analysis.query.english is english
+    assert analysis.query.lexical == lexical
+
+
+@pytest.mark.parametrize(("mode", "has_hints"), [("hybrid", True), ("dense", False)])
+def test_hints_are_read_for_the_hybrid_only(mode: str, has_hints: bool) -> None:
+    analysis = analyse("Vad skriver Moderaterna i sin motion 2023?", mode=mode)  # type: ignore[arg-type]
+    assert bool(analysis.hints) is has_hints
+    if has_hints:
+        assert analysis.hints.parties == frozenset({"M"})
+
+
+# -- candidates ---------------------------------------------------------------------
+
+
+class Recording:
+    """A retriever that remembers what it was asked; rows from ``first_row`` on."""
+
+    def __init__(self, first_row: int) -> None:
+        self.first_row = first_row
+        self.asked: list[tuple[str, bool]] = []
+
+    def _answer(self, text: str, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        self.asked.append((text, allowed is not None))
+        return [(self.first_row + len(self.asked), 1.0)]
+
+    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> list:
+        return self._answer(query, allowed)
+
+    def search_text(self, text: str, k: int, *, allowed: np.ndarray | None = None) -> list:
+        return self._answer(text, allowed)
+
+    def feedback_search(self, query: str, ranking: list, k: int, **kwargs: object) -> list:
+        return self._answer(f"feedback: {query}", None)
+
+    def similarities(self, query: str, rows: list[int]) -> np.ndarray:
+        return np.zeros(len(rows), dtype=np.float32)
+
+
+class FakeRows:
+    """Ten passages: document ``d<i>`` holds row i."""
+
+    passage_count = 10
+
+    def rows_of_documents(self, doc_ids: list[str]) -> np.ndarray:
+        return np.asarray([int(d[1:]) for d in doc_ids if d[1:].isdigit()], dtype=np.int64)
+
+
+FACTS = {
+    "d1": DocumentFacts("Motion", frozenset({"M"}), frozenset()),
+    "d2": DocumentFacts("Interpellation", frozenset({"S"}), frozenset()),
+}
+
+
+def _rankings(question: str, history: list[Context], weights: FusionWeights) -> NamedRanking:
+    dense, lexical, bm25 = Recording(0), Recording(100), Recording(200)
+    analysis = analyse(question, history=history, continues=lambda text, focus: False)
+    return candidate_rankings(
+        analysis,
+        mode="hybrid",
+        retrievers=Retrievers(dense, lexical, bm25),
+        rows=FakeRows(),
+        hint_index=HintIndex(FACTS),
+        depth=5,
+        allowed=None,
+        settings=Settings(),
+        weights=weights,
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "history", "names"),
+    [
+        ("Vad är bidragstaket?", [], ["dense", "lexical"]),
+        ("What is the benefit cap?", [], ["dense", "lexical", "glossary"]),
+        # Moderaternas motion: the one document meeting both hints gets its BM25 ranking.
+        ("Vad skriver Moderaterna i sin motion?", [], ["dense", "lexical", "hinted_documents"]),
+        (
+            "Och hur många av dem är barn?",
+            [Context("Hur många bor i utanförskapsområden?", ("d2",))],
+            ["dense", "lexical"] * 3,
+        ),
+    ],
+)
+def test_candidate_rankings_are_named(
+    question: str, history: list[Context], names: list[str]
+) -> None:
+    assert _rankings(question, history, FusionWeights()).names() == names
+
+
+def test_a_follow_up_weighs_its_rankings_as_the_weights_say() -> None:
+    weights = FusionWeights(follow_up_question=0.2, follow_up_standalone=0.7, follow_up_focus=0.9)
+    history = [Context("Hur många bor i utanförskapsområden?", ("d2",))]
+    tree = _rankings("Och hur många av dem är barn?", history, weights)
+    (follow_up,) = tree.parts
+    assert [(p.name, p.weight) for p in follow_up.parts] == [
+        ("question", 0.2),
+        ("standalone", 0.7),
+        ("focus", 0.9),
+    ]
+
+
+def test_no_glossary_ranking_at_weight_zero() -> None:
+    tree = _rankings("What is the benefit cap?", [], FusionWeights(glossary=0.0))
+    assert tree.names() == ["dense", "lexical"]
+
+
+# -- fusion -------------------------------------------------------------------------
+
+
+A = [(1, 0.9), (2, 0.8), (3, 0.7)]
+B = [(3, 5.0), (4, 4.0)]
+
+
+def test_a_single_ranking_is_kept_with_its_scores() -> None:
+    tree = NamedRanking("root", parts=(NamedRanking("only", 0.3, A),))
+    assert fuse(tree, rrf_k=60) == A
+
+
+def test_fusion_folds_the_tree_from_its_leaves() -> None:
+    inner = NamedRanking("inner", 0.5, parts=(NamedRanking("a", 1.0, A), NamedRanking("b", 2.0, B)))
+    tree = NamedRanking("root", parts=(inner, NamedRanking("c", 1.0, [(4, 1.0)])), limit=2)
+    expected = rrf([rrf([A, B], k=10, weights=[1.0, 2.0]), [(4, 1.0)]], k=10, weights=[0.5, 1.0])
+    assert fuse(tree, rrf_k=10) == expected[:2]
+
+
+def test_fusion_weights_come_from_the_settings() -> None:
+    settings = Settings(rrf_k=30, hint_ranking_weight=0.0, follow_up_focus_weight=0.25)
+    weights = FusionWeights.from_settings(settings)
+    assert (weights.rrf_k, weights.hinted_documents, weights.follow_up_focus) == (30, 0.0, 0.25)
+
+
+# -- the stages in order ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fake_service(tmp_path_factory: pytest.TempPathFactory) -> QAService:
+    base: Path = tmp_path_factory.mktemp("stages")
+    settings = Settings(
+        index_dir=base / "index",
+        conversations_db=base / "c.sqlite3",
+        answer_min_similarity=0.0,
+    )
+    embedder = FakeEmbedder()
+    run_ingest([write_small_corpus(base / "corpus")], settings, embedder=embedder, progress=False)  # type: ignore[arg-type]
+    service = QAService(settings, embedder=embedder)  # type: ignore[arg-type]
+    service.load()
+    return service
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_the_pipeline_ranks_diversified_hits(fake_service: QAService, mode: str) -> None:
+    hits = fake_service.search(
+        "Jobbskatteavdraget förstärks med 10 miljarder kronor 2025.", 3, mode=mode
+    )  # type: ignore[arg-type]
+    assert [hit.rank for hit in hits] == list(range(1, len(hits) + 1))
+    assert hits and hits[0].document.source == "press.md"
+    per_document: dict[str, int] = {}
+    for hit in hits:
+        per_document[hit.document.id] = per_document.get(hit.document.id, 0) + 1
+    assert max(per_document.values()) <= fake_service.settings.per_document_cap
+
+
+def test_the_pipeline_answers_and_remembers_a_follow_up(fake_service: QAService) -> None:
+    first = fake_service.ask("Hur många personer bor i utanförskapsområden?")
+    assert first["answer"]["found"] is True
+    assert first["passages"][0]["permalink"] == f"/p/{first['passages'][0]['id']}"
+    request = AskRequest(
+        question="Och hur många av dem är barn?", conversation_id=first.conversation_id
+    )
+    second = fake_service.ask(request)
+    assert "utanförskapsområden" in second["standalone_query"]
+    assert first.conversation_id is not None
+    turns = fake_service.conversation(first.conversation_id).turns
+    assert [t.question for t in turns] == [first.question, second.question]
+    assert turns[1].passages == second.passages
