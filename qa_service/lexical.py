@@ -15,6 +15,8 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_SWEDISH
 
+from .fusion import idf, term_coverage
+
 logger = logging.getLogger(__name__)
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -149,6 +151,28 @@ class LexicalIndex:
             return 0
         indptr = self._bm25.scores["indptr"]
         return int(indptr[position + 1] - indptr[position])
+
+    def term_coverage(self, query: str, rows: Sequence[int]) -> float:
+        """The largest idf-weighted share of the question's stems that one of the
+        passages at ``rows`` holds (:func:`qa_service.fusion.term_coverage`)."""
+        stems = list(dict.fromkeys(tokenize(query)))
+        if self._bm25 is None or not stems or not rows:
+            return 0.0
+        wanted = np.asarray(rows, dtype=np.int64)
+        holders: list[set[str]] = [set() for _ in rows]
+        weights: dict[str, float] = {}
+        indptr = self._bm25.scores["indptr"]
+        indices = self._bm25.scores["indices"]
+        for stem in stems:
+            position = self._bm25.vocab_dict.get(stem)
+            if position is None:
+                weights[stem] = idf(0, self.size)
+                continue
+            postings = indices[indptr[position] : indptr[position + 1]]
+            weights[stem] = idf(len(postings), self.size)
+            for i in np.flatnonzero(np.isin(wanted, postings)):
+                holders[int(i)].add(stem)
+        return term_coverage(weights, holders)
 
     def search_expanded(
         self,

@@ -15,6 +15,7 @@ from typing import Protocol
 import faiss
 import numpy as np
 
+from .fusion import convex_fusion
 from .glossary import swedish_terms
 from .hints import DocumentFacts, Hints, hint_match
 from .language import is_english
@@ -255,9 +256,19 @@ class LexicalRetriever:
         self.index = index
 
     def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
+        return self.index.search(self.lexical_query(query), k, allowed=allowed)
+
+    @staticmethod
+    def lexical_query(query: str) -> str:
+        """The text BM25 is searched with: an English question gets the glossary's terms."""
         if is_english(query):
-            query = " ".join([query, *swedish_terms(query)])
-        return self.index.search(query, k, allowed=allowed)
+            return " ".join([query, *swedish_terms(query)])
+        return query
+
+    def term_coverage(self, query: str, rows: Sequence[int]) -> float:
+        """How much of the question the best of ``rows`` holds, word for word
+        (:meth:`LexicalIndex.term_coverage`, on the text :meth:`search` searches)."""
+        return self.index.term_coverage(self.lexical_query(query), rows)
 
 
 class ExpandedLexicalRetriever(LexicalRetriever):
@@ -280,10 +291,8 @@ class ExpandedLexicalRetriever(LexicalRetriever):
         self.weight = weight
 
     def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
-        if is_english(query):
-            query = " ".join([query, *swedish_terms(query)])
         return self.index.search_expanded(
-            query,
+            self.lexical_query(query),
             k,
             self.feedback_texts,
             passages=self.passages,
@@ -294,7 +303,10 @@ class ExpandedLexicalRetriever(LexicalRetriever):
 
 
 class HybridRetriever:
-    """Dense and lexical candidates fused with RRF.
+    """Dense and lexical candidates fused with RRF, or (``fusion="convex"``) by their
+    min-max normalised scores (:mod:`qa_service.fusion`). With ``coverage_passages`` the
+    lexical leg's weight is scaled by its term coverage over that many of its first
+    passages (0: a fixed weight).
 
     An English question gets a third ranking: the dense leg searched with the Swedish
     terms the glossary finds in it, at ``glossary_weight`` (its lexical leg adds the
@@ -312,8 +324,12 @@ class HybridRetriever:
         weights: tuple[float, float] = (1.0, 1.0),
         glossary_weight: float = 1.0,
         feedback: tuple[int, float, float] = (0, 0.0, 0.0),
+        fusion: str = "rrf",
+        coverage_passages: int = 5,
     ) -> None:
         self.dense = dense
+        self.fusion = fusion
+        self.coverage_passages = coverage_passages
         #: (passages, Rocchio weight, RRF weight): the dense leg searched again with the
         #: question moved towards its first passages, fused as a ranking of its own beside
         #: the unmoved one (0 RRF weight: none).
@@ -327,8 +343,12 @@ class HybridRetriever:
     def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
         depth = max(k, self.depth)
         dense = self.dense.search(query, depth, allowed=allowed)
-        rankings = [dense, self.lexical.search(query, depth, allowed=allowed)]
+        lexical = self.lexical.search(query, depth, allowed=allowed)
+        rankings = [dense, lexical]
         weights = list(self.weights)
+        if self.coverage_passages > 0 and isinstance(self.lexical, LexicalRetriever):
+            first = [row for row, _ in lexical[: self.coverage_passages]]
+            weights[1] *= self.lexical.term_coverage(query, first)
         passages, moved, fused = self.feedback
         if fused > 0 and passages > 0 and dense and isinstance(self.dense, DenseRetriever):
             rankings.append(
@@ -341,6 +361,8 @@ class HybridRetriever:
         if terms:
             rankings.append(self.dense.search(" ".join(terms), depth, allowed=allowed))
             weights.append(self.glossary_weight)
+        if self.fusion == "convex":
+            return convex_fusion(rankings, weights)[:k]
         return rrf(rankings, k=self.rrf_k, weights=weights)[:k]
 
 
@@ -422,9 +444,13 @@ def within_document_order(
     lexical_scores: Mapping[int, float],
     *,
     rrf_k: int = 60,
+    fusion: str = "rrf",
+    lexical_weight: float = 1.0,
 ) -> list[int]:
     """One document's passages ordered by RRF of their dense and BM25 ranks among
-    the document's own passages (a passage with no question term gets no lexical rank).
+    the document's own passages (a passage with no question term gets no lexical rank),
+    or with ``fusion="convex"`` by their min-max normalised scores, BM25's at
+    ``lexical_weight``.
 
     Every passage of the document is scored, not only those that reached the fused
     candidates, so the passage that holds the answer is not lost because one leg ranked
@@ -435,6 +461,8 @@ def within_document_order(
         ((row, lexical_scores[row]) for row in rows if lexical_scores.get(row, 0.0) > 0),
         key=lambda p: (-p[1], p[0]),
     )
+    if fusion == "convex":
+        return [row for row, _ in convex_fusion([dense, lexical], [1.0, lexical_weight])]
     return [row for row, _ in rrf([dense, lexical], k=rrf_k)]
 
 

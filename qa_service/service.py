@@ -167,6 +167,8 @@ class QAService:
                 self.settings.dense_feedback_weight,
                 self.settings.dense_feedback_ranking_weight,
             ),
+            fusion=self.settings.fusion,
+            coverage_passages=self.settings.coverage_passages,
         )
         logger.info(
             "loaded index %s (%s passages, model %s)",
@@ -403,10 +405,16 @@ class QAService:
         dense = dict(zip(every.tolist(), similar, strict=True))
         within = np.zeros(reader.passage_count, dtype=bool)
         within[every] = True
-        lexical = dict(loaded.lexical.search(query, len(every), allowed=within))
+        found = loaded.lexical.search(query, len(every), allowed=within)
+        lexical = dict(found)
         orders = {
             doc: within_document_order(
-                rows.tolist(), [dense[r] for r in rows.tolist()], lexical, rrf_k=self.settings.rrf_k
+                rows.tolist(),
+                [dense[r] for r in rows.tolist()],
+                lexical,
+                rrf_k=self.settings.rrf_k,
+                fusion=self.settings.fusion,
+                lexical_weight=self._within_coverage(loaded, query, rows, found),
             )
             for doc, rows in groups.items()
         }
@@ -416,6 +424,17 @@ class QAService:
         passages.update(reader.passages_by_rows(wanted))
         texts = {row: p.text for row, p in passages.items()}
         return reassign_document_slots(candidates, orders, texts)
+
+    def _within_coverage(
+        self, loaded: _Loaded, query: str, rows: np.ndarray, found: list[tuple[int, float]]
+    ) -> float:
+        """BM25's weight within one document: its term coverage over the document's first
+        ``coverage_passages`` BM25 passages (1 without coverage scaling)."""
+        if self.settings.coverage_passages <= 0:
+            return 1.0
+        own = set(rows.tolist())
+        first = [row for row, _ in found if row in own][: self.settings.coverage_passages]
+        return loaded.lexical.term_coverage(query, first)
 
     @staticmethod
     def _focus_mask(
