@@ -57,10 +57,10 @@ class Settings:
     rrf_k: int = 60
     #: How the hybrid fuses its rankings: ``rrf`` (reciprocal ranks) or ``convex`` (the
     #: weighted sum of each ranking's min-max normalised scores; BENCHMARKS.md).
-    fusion: str = "rrf"
+    fusion: str = "convex"
     #: Above 0: the lexical leg's weight is multiplied by the largest idf-weighted share
-    #: of the question's stems that one of its first this many passages holds.
-    coverage_passages: int = 0
+    #: of the question's stems that one of its first this many passages holds (0: fixed).
+    coverage_passages: int = 5
     #: RRF weights of the two legs; chosen by measurement (see BENCHMARKS.md).
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
