@@ -143,3 +143,13 @@ def test_within_document_order_convex(lexical_weight: float, expected: list[int]
         lexical_weight=lexical_weight,
     )
     assert order == expected
+
+
+def test_postings_are_in_row_order() -> None:
+    """LexicalIndex.term_coverage finds rows by binary search in each stem's postings."""
+    bm25 = LexicalIndex.build(TEXTS * 3)._bm25
+    assert bm25 is not None
+    indptr, indices = bm25.scores["indptr"], bm25.scores["indices"]
+    for position in range(len(indptr) - 1):
+        postings = indices[indptr[position] : indptr[position + 1]]
+        assert np.all(np.diff(postings) > 0)
