@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--quotes", action="store_true")
+    parser.add_argument("--sets", default=",".join(SETS), help="question sets, by name")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     settings = Settings.from_env(
@@ -104,7 +105,11 @@ def main() -> None:
     )
     service = QAService(settings)
     service.load()
-    sets = {name: load_questions(path) for name, path in SETS.items() if path.exists()}
+    sets = {
+        name: load_questions(path)
+        for name, path in SETS.items()
+        if name in args.sets.split(",") and path.exists()
+    }
     results: dict[str, Any] = {}
     for name in args.variants.split(","):
         results[name] = run(service, sets, VARIANTS[name], args.quotes)

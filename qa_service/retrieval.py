@@ -1,7 +1,9 @@
-"""Retrievers behind one small interface: dense (FAISS), lexical (BM25), hybrid (RRF).
+"""Retrievers behind one small interface: dense (FAISS), lexical (BM25), hybrid.
 
 Scores of BM25 and cosine similarity live on different scales, so the hybrid fuses
-ranks, not scores (reciprocal rank fusion).
+either ranks (reciprocal rank fusion) or each ranking's scores normalised over its own
+candidates, BM25 weighted by how much of the question its best passages hold
+(:mod:`qa_service.fusion`, the default).
 """
 
 from __future__ import annotations
