@@ -318,6 +318,10 @@ class QAService:
         depth = max(k * 4, k + 20)
         retriever = loaded.retriever(mode)
         ranking = retriever.search(query, depth, allowed=mask)
+        if mode == "hybrid" and self.settings.fusion != "rrf":
+            # The fused order as reciprocal ranks: the hint lift and the answer's scores
+            # keep the scale they were measured on, whichever fusion chose the order.
+            ranking = rrf([ranking], k=self.settings.rrf_k)
         rewritten = rewritten if rewritten and rewritten != query else None
         focus_mask = self._focus_mask(reader, focus, mask) if focus else None
         if rewritten or focus_mask is not None:
