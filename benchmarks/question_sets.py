@@ -3,9 +3,10 @@
 Usage:
   .venv/bin/python benchmarks/question_sets.py --index indexes/shared [--json]
 
-For each set (eval/questions.jsonl, the development set the ranking was built on, and
-eval/heldout/questions.jsonl, written on randomly drawn documents and never used for
-tuning) and each mode (dense, lexical, hybrid): hit@5, evidence@5 and MRR@10 in all and by
+For each set (eval/questions.jsonl, the development set the ranking was built on;
+eval/heldout/questions.jsonl, written on randomly drawn documents and used to choose the
+fusion; eval/heldout2/questions.jsonl, written after that choice on documents drawn
+afterwards) and each mode (dense, lexical, hybrid): hit@5, evidence@5 and MRR@10 in all and by
 kind. Held-out questions carry their kind; development questions are grouped as English
 (by the service's own language test), follow-ups and topic changes (asked inside their
 conversations), and the rest. The hybrid's answers are also checked for the quoted
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SETS = {
     "development": ROOT / "eval" / "questions.jsonl",
     "held-out": ROOT / "eval" / "heldout" / "questions.jsonl",
+    "held-out 2": ROOT / "eval" / "heldout2" / "questions.jsonl",
 }
 
 

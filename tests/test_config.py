@@ -42,3 +42,21 @@ def test_precision_is_checked(value: str, valid: bool) -> None:
 def test_earlier_model_names_are_read_as_the_model(value: str, model: str) -> None:
     assert Settings.from_env({"QA_MODEL": value}).model == model
     assert Settings(model=value).model == model
+
+
+@pytest.mark.parametrize(
+    ("env", "valid"),
+    [
+        ({"QA_FUSION": "convex"}, True),
+        ({"QA_FUSION": "rrf", "QA_COVERAGE_PASSAGES": "0"}, True),
+        ({"QA_FUSION": "linear"}, False),
+        ({"QA_COVERAGE_PASSAGES": "-1"}, False),
+    ],
+)
+def test_fusion_settings_are_checked(env: dict[str, str], valid: bool) -> None:
+    if valid:
+        settings = Settings.from_env(env)
+        assert settings.fusion == env["QA_FUSION"]
+    else:
+        with pytest.raises(ConfigError, match=r"QA_FUSION|QA_COVERAGE_PASSAGES"):
+            Settings.from_env(env)

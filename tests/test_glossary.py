@@ -97,6 +97,9 @@ class Recording:
     ) -> list[tuple[int, float]]:
         return self.search(text, k, allowed=allowed)
 
+    def term_coverage(self, text: str, rows: list[int]) -> float:
+        return 1.0
+
 
 @pytest.mark.parametrize(
     ("question", "glossary_weight", "dense_queries"),

@@ -106,6 +106,9 @@ class Recording:
     def search_text(self, text: str, k: int, *, allowed: np.ndarray | None = None) -> list:
         return self._answer(text, allowed)
 
+    def term_coverage(self, text: str, rows: list[int]) -> float:
+        return 1.0
+
     def feedback_search(self, query: str, ranking: list, k: int, **kwargs: object) -> list:
         return self._answer(f"feedback: {query}", None)
 

@@ -47,3 +47,29 @@ def test_sources_exist_and_evidence_is_in_them(question) -> None:  # type: ignor
     if question.evidence:
         needle = normalise(question.evidence)
         assert any(needle in _clean_text(s) for s in question.relevant), question.evidence
+
+
+HELD_OUT = [
+    ROOT / "eval" / "heldout" / "questions.jsonl",
+    ROOT / "eval" / "heldout2" / "questions.jsonl",
+]
+HELD_OUT_QUESTIONS = [q for path in HELD_OUT for q in load_questions(path)]
+
+
+@pytest.mark.parametrize("path", HELD_OUT, ids=lambda p: p.parent.name)
+def test_held_out_sets_shape(path: Path) -> None:
+    questions = load_questions(path)
+    assert len(questions) >= 40
+    ids = [q.id for q in questions]
+    assert len(ids) == len(set(ids))
+    assert all(q.kind for q in questions)
+    assert all(q.follows in ids for q in questions if q.follows)
+    assert sum(q.kind == "paraphrase" for q in questions) * 3 >= len(questions) - 1
+
+
+@needs_shared
+@pytest.mark.parametrize("question", HELD_OUT_QUESTIONS, ids=lambda q: q.id)
+def test_held_out_evidence_is_in_the_first_relevant_document(question) -> None:  # type: ignore[no-untyped-def]
+    for source in question.relevant:
+        assert _path(source).is_file(), source
+    assert normalise(question.evidence) in _clean_text(question.relevant[0])

@@ -326,6 +326,9 @@ class _NoLexical:
     def search_text(self, text: str, k: int, *, allowed: np.ndarray | None = None) -> list:
         return []
 
+    def term_coverage(self, text: str, rows: list[int]) -> float:
+        return 0.0
+
 
 @pytest.mark.parametrize(("fused", "expected"), [(0.0, [0, 3, 1, 2]), (3.0, [0, 1, 3, 2])])
 def test_hybrid_fuses_the_feedback_search_as_its_own_ranking(

@@ -48,6 +48,8 @@ class DenseLeg(Protocol):
 class LexicalLeg(Protocol):
     def search_text(self, text: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking: ...
 
+    def term_coverage(self, text: str, rows: Sequence[int]) -> float: ...
+
 
 class Rows(Protocol):
     """Which rows of the index hold which documents' passages."""
@@ -92,13 +94,15 @@ def search_text(
         )
     legs_depth = max(depth, settings.candidate_depth)
     dense = retrievers.dense.search(text.text, legs_depth, allowed=allowed)
+    lexical = retrievers.lexical.search_text(text.lexical, legs_depth, allowed=allowed)
+    lexical_weight = weights.lexical
+    if weights.coverage_passages > 0:
+        # BM25 counts as much as its best first passage holds of the question's words.
+        first = [row for row, _ in lexical[: weights.coverage_passages]]
+        lexical_weight *= retrievers.lexical.term_coverage(text.lexical, first)
     legs = [
         NamedRanking("dense", weights.dense, dense),
-        NamedRanking(
-            "lexical",
-            weights.lexical,
-            retrievers.lexical.search_text(text.lexical, legs_depth, allowed=allowed),
-        ),
+        NamedRanking("lexical", lexical_weight, lexical),
     ]
     passages, moved = settings.dense_feedback_passages, settings.dense_feedback_weight
     if weights.dense_feedback > 0 and passages > 0 and dense:
@@ -110,7 +114,9 @@ def search_text(
     if weights.glossary > 0 and text.glossary:
         glossary = retrievers.dense.search(" ".join(text.glossary), legs_depth, allowed=allowed)
         legs.append(NamedRanking("glossary", weights.glossary, glossary))
-    return NamedRanking(name, weight, parts=tuple(legs), limit=depth)
+    return NamedRanking(
+        name, weight, parts=tuple(legs), limit=depth, method=weights.hybrid_method
+    )
 
 
 def document_mask(

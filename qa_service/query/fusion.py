@@ -1,10 +1,13 @@
 """Stage 3: the candidate rankings fused into one, every weight in one object.
 
-Scores of BM25 and cosine similarity live on different scales, so rankings are fused by
-their ranks (reciprocal rank fusion, :func:`qa_service.retrieval.rrf`). The candidates
-stage gives a tree of named rankings: a hybrid search's legs under the question they
-searched for, the question's searches under a follow-up, the follow-up beside the ranking
-within the hinted documents. :func:`fuse` folds the tree from its leaves up.
+Scores of BM25 and cosine similarity live on different scales. A hybrid search's legs are
+fused by their min-max normalised scores, BM25's weight scaled by how much of the question
+its best passages hold (``QA_FUSION=convex``, :mod:`qa_service.convex_fusion`), or by their
+ranks (reciprocal rank fusion, :func:`qa_service.retrieval.rrf`); everything above them
+by ranks. The candidates stage gives a tree of named rankings: a hybrid search's legs
+under the question they searched for, the question's searches under a follow-up, the
+follow-up beside the ranking within the hinted documents. :func:`fuse` folds the tree
+from its leaves up.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 from dataclasses import dataclass, field
 
 from ..config import Settings
+from ..convex_fusion import convex_fusion
 from ..retrieval import Ranking, rrf
 
 logger = logging.getLogger(__name__)
@@ -28,6 +32,8 @@ class NamedRanking:
     parts: tuple[NamedRanking, ...] = ()
     #: A fused node keeps at most this many (None: all).
     limit: int | None = None
+    #: How a node of several parts fuses them: ``rrf`` or ``convex`` (normalised scores).
+    method: str = "rrf"
 
     def names(self) -> list[str]:
         """The names of the leaves under this node, depth first (for tests and logs)."""
@@ -41,6 +47,10 @@ class FusionWeights:
     """The weight of every ranking that is fused, and of the hints' lift (BENCHMARKS.md)."""
 
     rrf_k: int = 60
+    #: How a hybrid search's legs are fused (``rrf`` or ``convex``), and over how many of
+    #: BM25's first passages its term coverage scales its weight (0: a fixed weight).
+    hybrid_method: str = "convex"
+    coverage_passages: int = 5
     #: The hybrid's legs: dense, BM25, the dense leg moved by feedback, the dense leg
     #: searched with an English question's Swedish glossary terms.
     dense: float = 1.0
@@ -62,6 +72,8 @@ class FusionWeights:
     def from_settings(cls, settings: Settings) -> FusionWeights:
         return cls(
             rrf_k=settings.rrf_k,
+            hybrid_method=settings.fusion,
+            coverage_passages=settings.coverage_passages,
             dense=settings.dense_weight,
             lexical=settings.lexical_weight,
             dense_feedback=settings.dense_feedback_ranking_weight,
@@ -78,17 +90,20 @@ def fuse(node: NamedRanking, *, rrf_k: int) -> Ranking:
     """One ranking from a tree of them.
 
     A leaf is its own ranking. A node of one part is that part as it is, scores and all
-    (the lift multiplies them); of several, the RRF of its parts at their weights, cut to
-    the node's ``limit``.
+    (the lift multiplies them); of several, the RRF of its parts at their weights, or their
+    convex fusion (``method``), cut to the node's ``limit``. A convex fusion's order is
+    given RRF scores of its ranks, so the hints' lift and the answer's scores keep the
+    scale they were measured on, whichever fusion chose the order.
     """
     if not node.parts:
         return list(node.ranking)
     if len(node.parts) == 1:
         fused = fuse(node.parts[0], rrf_k=rrf_k)
     else:
-        fused = rrf(
-            [fuse(part, rrf_k=rrf_k) for part in node.parts],
-            k=rrf_k,
-            weights=[part.weight for part in node.parts],
-        )
+        rankings = [fuse(part, rrf_k=rrf_k) for part in node.parts]
+        weights = [part.weight for part in node.parts]
+        if node.method == "convex":
+            fused = rrf([convex_fusion(rankings, weights)], k=rrf_k)
+        else:
+            fused = rrf(rankings, k=rrf_k, weights=weights)
     return fused[: node.limit] if node.limit is not None else fused
