@@ -114,9 +114,7 @@ def search_text(
     if weights.glossary > 0 and text.glossary:
         glossary = retrievers.dense.search(" ".join(text.glossary), legs_depth, allowed=allowed)
         legs.append(NamedRanking("glossary", weights.glossary, glossary))
-    return NamedRanking(
-        name, weight, parts=tuple(legs), limit=depth, method=weights.hybrid_method
-    )
+    return NamedRanking(name, weight, parts=tuple(legs), limit=depth, method=weights.hybrid_method)
 
 
 def document_mask(
