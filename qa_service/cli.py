@@ -470,4 +470,5 @@ def model_build(directory: Path | None, compile_questions: bool) -> None:
         package = embedder.compile_query_graph()
         if package is None:
             raise click.ClickException("the question graph could not be compiled (see above)")
-        click.echo(str(package))
+        # The output names the model directory alone (scripts read it).
+        logger.info("question graph: %s", package)

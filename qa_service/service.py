@@ -116,11 +116,21 @@ class QAService:
         """The best passages for a question, diversified, filtered, ranked from 1."""
         return self.converse(question, top_k, filters=filters, mode=mode)[1]
 
-    def ask(self, request: m.AskRequest | str, *, remember: bool = True) -> m.AskResponse:
-        """The answer with its cited passages, to a checked request (or a bare question);
-        with ``remember``, stored as a turn of its conversation (a new one when none)."""
+    def ask(
+        self,
+        request: m.AskRequest | str,
+        top_k: int | None = None,
+        *,
+        filters: Mapping[str, str] | None = None,
+        mode: Mode = "hybrid",
+        remember: bool = True,
+    ) -> m.AskResponse:
+        """The answer with its cited passages, to a checked request (or a question with
+        ``top_k``, ``filters`` and ``mode``, checked here); with ``remember``, stored as a
+        turn of its conversation (a new one when none)."""
         if isinstance(request, str):
-            request = validation.ask_request({"question": request}, self.settings)
+            given = {"question": request, "top_k": top_k, "filters": filters, "mode": mode}
+            request = validation.ask_request(given, self.settings)
         cid = request.conversation_id
         history = [t.context for t in self._turns(cid)] if cid is not None else []
         with self.query_vectors.one_request():

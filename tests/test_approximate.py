@@ -151,15 +151,15 @@ def test_builds_below_the_size_are_searched_exactly(
     assert ("approximate" in reader.manifest) is approximate
     service = QAService(settings, embedder=embedder)  # type: ignore[arg-type]
     service.load()
-    dense = service.loaded.dense
+    dense = service.loaded.retrievers.dense
     assert (dense.approximate is not None) is approximate
     question = "Hur många bor i utanförskapsområden?"
     got = dense.search(question, 5)
     exact = dataclasses.replace(settings, approximate_min_passages=10**6)
     exact_service = QAService(exact, embedder=embedder)  # type: ignore[arg-type]
     exact_service.load()
-    assert exact_service.loaded.dense.approximate is None
+    assert exact_service.loaded.retrievers.dense.approximate is None
     # The small index is all candidates: the approximate path finds the exact top 5.
-    expected = exact_service.loaded.dense.search(question, 5)
+    expected = exact_service.loaded.retrievers.dense.search(question, 5)
     assert [row for row, _ in got] == [row for row, _ in expected]
     assert [score for _, score in got] == pytest.approx([score for _, score in expected])
