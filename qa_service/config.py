@@ -347,6 +347,13 @@ class Settings:
         "standalone query and a question asked again are encoded once; `0` keeps none "
         "between requests (a request still encodes each of its texts once)",
     )
+    worker_torch_threads: int = setting(
+        1,
+        "serving",
+        "PyTorch threads of each `qa serve` worker (`0`: PyTorch's own choice, one per core); "
+        "one was measured faster than two for a question over HTTP on a 2-core machine "
+        "(BENCHMARKS.md); ingestion keeps PyTorch's choice",
+    )
     conversations_db: Path = setting(
         Path("data/conversations.sqlite3"), "serving", "where conversations are kept"
     )
@@ -478,6 +485,8 @@ class Settings:
             raise ConfigError(f"QA_FUSION must be one of {', '.join(FUSIONS)}")
         if self.coverage_passages < 0:
             raise ConfigError("QA_COVERAGE_PASSAGES must not be negative")
+        if self.worker_torch_threads < 0:
+            raise ConfigError("QA_WORKER_TORCH_THREADS must not be negative")
         if self.embed_batch_size < 1 or self.candidate_depth < 1 or self.rrf_k < 1:
             raise ConfigError("batch size, candidate depth and rrf_k must be positive")
 

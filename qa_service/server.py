@@ -246,6 +246,13 @@ class GunicornServer(BaseApplication):
         from .errors import IndexUnavailable
         from .web import create_app
 
+        if self.settings.worker_torch_threads:
+            import torch
+
+            # A worker answers one question at a time per thread of its own; PyTorch's
+            # threads beyond it compete with the request's Python for the cores.
+            torch.set_num_threads(self.settings.worker_torch_threads)
+
         app = create_app(self.settings)
         service = app.extensions["qa"]
         try:
