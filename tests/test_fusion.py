@@ -135,20 +135,6 @@ def test_hybrid_trusts_the_lexical_leg_by_its_coverage(question: str, first: int
         weights=FusionWeights(hybrid_method="convex", coverage_passages=5),
     )
     assert fuse(hybrid, rrf_k=60)[0][0] == first
-    # Reciprocal ranks alone put BM25's first passage first whatever it holds.
-    as_ranks = FusionWeights(hybrid_method="rrf", coverage_passages=0)
-    hybrid = search_text(
-        QueryText.read(question),
-        "question",
-        1.0,
-        mode="hybrid",
-        retrievers=Retrievers(dense, lexical, lexical),  # type: ignore[arg-type]
-        depth=4,
-        allowed=None,
-        settings=Settings(candidate_depth=4),
-        weights=as_ranks,
-    )
-    assert [part.name for part in hybrid.parts] == ["dense", "lexical"]
 
 
 def test_postings_are_in_row_order() -> None:
