@@ -16,8 +16,8 @@ from qa_service.embedding import SentenceTransformerEmbedder
 
 pytestmark = [
     pytest.mark.model,
-    # AOTInductor compiles C++; without a compiler the traced graph serves (tested below
-    # with a remembered failed build) and nothing here can be built.
+    # AOTInductor compiles C++: without a compiler a build fails once, is remembered, and
+    # the traced graph serves; nothing here can be built.
     pytest.mark.skipif(
         not (shutil.which("g++") or shutil.which("c++")),
         reason="no C++ compiler on this machine: the question graph cannot be compiled",
