@@ -21,6 +21,7 @@ from pathlib import Path
 from .errors import NotFound, QAError
 from .lexical import STOPWORDS
 from .models import AskResponse
+from .models import Conversation as ShownConversation
 from .models import Turn as ShownTurn
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -301,3 +302,28 @@ class ConversationStore:
         with self._writing() as db:
             cursor = db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
         return cursor.rowcount > 0
+
+    # What the API asks of a conversation it names: a missing one is 404 (NotFound).
+    def history(self, conversation_id: str) -> list[Turn]:
+        """The turns of a conversation that must exist."""
+        if not self.exists(conversation_id):
+            raise NotFound(f"no conversation with id {conversation_id!r}")
+        return self.turns(conversation_id)
+
+    def shown(self, conversation_id: str) -> ShownConversation:
+        """The conversation as ``GET /api/conversations/<id>`` shows it."""
+        turns = [turn.shown() for turn in self.history(conversation_id)]
+        return ShownConversation(id=conversation_id, turns=turns)
+
+    def record(self, conversation_id: str | None, question: str, answer: AskResponse) -> str:
+        """Store an answer as the next turn of its conversation (a new one when None) and
+        mark the answer with the conversation's id, which it returns."""
+        cid = conversation_id or self.create()
+        self.append(cid, Turn(question, answer.standalone_query, answer, time.time()))
+        answer.conversation_id = cid
+        return cid
+
+    def remove(self, conversation_id: str) -> None:
+        """Delete a conversation that must exist."""
+        if not self.delete(conversation_id):
+            raise NotFound(f"no conversation with id {conversation_id!r}")

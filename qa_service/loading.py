@@ -133,6 +133,17 @@ class Builds:
         with self._lock:
             self.current = self.open_build()
 
+    def serving(self) -> QueryIndex:
+        """The build being served (:class:`IndexUnavailable` before one is loaded)."""
+        if self.current is None:
+            raise IndexUnavailable("the index is not loaded")
+        return self.current
+
+    @property
+    def passage_count(self) -> int | None:
+        """Passages in the loaded build, or None before the first load."""
+        return self.current.reader.passage_count if self.current else None
+
     def maybe_reload(self, check_seconds: float, retry_seconds: float) -> bool:
         """Switch to a newly published build, checking at most every ``check_seconds``."""
         now = time.monotonic()

@@ -4,7 +4,6 @@ index, runs the query pipeline (:mod:`qa_service.query`) and looks things up. No
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 
@@ -14,9 +13,8 @@ import numpy as np
 from . import health, lookups, validation
 from . import models as m
 from .config import Settings
-from .conversation import Context, ConversationStore, Turn
+from .conversation import Context, ConversationStore
 from .embedding import Embedder, QueryVectors, make_embedder
-from .errors import IndexUnavailable, NotFound
 from .hints import Hints
 from .loading import Builds, open_index
 from .query import answer, pipeline
@@ -57,14 +55,11 @@ class QAService:
     @property
     def loaded(self) -> QueryIndex:
         self.maybe_reload()
-        if self.builds.current is None:
-            raise IndexUnavailable("the index is not loaded")
-        return self.builds.current
+        return self.builds.serving()
 
     @property
     def loaded_passages(self) -> int | None:
-        """Passages in the loaded build, or None before the first load."""
-        return self.builds.current.reader.passage_count if self.builds.current else None
+        return self.builds.passage_count
 
     @property
     def index_version(self) -> str:
@@ -91,6 +86,12 @@ class QAService:
                 pipeline.search(index, analysis, k, filters=filters, mode=mode, settings=s),
             )
 
+    def _checked(
+        self, question: str, top_k: int | None, filters: Mapping[str, str] | None, mode: Mode
+    ) -> m.AskRequest:
+        given = {"question": question, "top_k": top_k, "filters": filters, "mode": mode}
+        return validation.ask_request(given, self.settings)
+
     def converse(
         self,
         question: str,
@@ -101,8 +102,7 @@ class QAService:
         mode: Mode = "hybrid",
     ) -> tuple[str, list[Hit]]:
         """Search for a question asked after ``history``: (standalone query, hits)."""
-        given = {"question": question, "top_k": top_k, "mode": mode, "filters": filters}
-        _, analysis, hits = self._run(validation.ask_request(given, self.settings), history)
+        _, analysis, hits = self._run(self._checked(question, top_k, filters, mode), history)
         return analysis.standalone, hits
 
     def search(
@@ -129,10 +129,10 @@ class QAService:
         ``top_k``, ``filters`` and ``mode``, checked here); with ``remember``, stored as a
         turn of its conversation (a new one when none)."""
         if isinstance(request, str):
-            given = {"question": request, "top_k": top_k, "filters": filters, "mode": mode}
-            request = validation.ask_request(given, self.settings)
+            request = self._checked(request, top_k, filters, mode)
         cid = request.conversation_id
-        history = [t.context for t in self._turns(cid)] if cid is not None else []
+        turns = self.conversations.history(cid) if cid is not None else []
+        history = [t.context for t in turns]
         with self.query_vectors.one_request():
             index, analysis, hits = self._run(request, history)
             encode, query = self.embedder.encode_passages, analysis.standalone
@@ -141,10 +141,7 @@ class QAService:
                 index, analysis, hits, settings=self.settings, similarity=similarity
             )
         if remember:
-            cid = cid or self.conversations.create()
-            turn = Turn(analysis.question.text, analysis.standalone, result, time.time())
-            self.conversations.append(cid, turn)
-            result.conversation_id = cid
+            self.conversations.record(cid, analysis.question.text, result)
         return result
 
     def lookup(self, request: m.SearchRequest) -> m.SearchResponse:
@@ -176,18 +173,11 @@ class QAService:
         days = self.settings.conversation_days
         return ConversationStore(self.settings.conversations_db, max_age_days=days or None)
 
-    def _turns(self, conversation_id: str) -> list[Turn]:
-        if not self.conversations.exists(conversation_id):
-            raise NotFound(f"no conversation with id {conversation_id!r}")
-        return self.conversations.turns(conversation_id)
-
     def conversation(self, conversation_id: str) -> m.Conversation:
-        turns = [turn.shown() for turn in self._turns(conversation_id)]
-        return m.Conversation(id=conversation_id, turns=turns)
+        return self.conversations.shown(conversation_id)
 
     def delete_conversation(self, conversation_id: str) -> None:
-        if not self.conversations.delete(conversation_id):
-            raise NotFound(f"no conversation with id {conversation_id!r}")
+        self.conversations.remove(conversation_id)
 
     def passage(self, passage_id: str) -> m.PassageDetail:
         return lookups.passage(self.loaded.reader, passage_id)

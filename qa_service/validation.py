@@ -4,7 +4,7 @@ them: one place, with the messages clients get."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .config import Settings
@@ -64,14 +64,19 @@ def filters(value: Filters | RequestFilters | Mapping[str, Any] | None) -> Filte
         raise InvalidRequest(str(exc)) from exc
 
 
-def conversation_id(value: Any) -> str | None:
-    """A conversation id that may name one (None: none given)."""
+def conversation_id(value: Any, exists: Callable[[str], bool] | None = None) -> str | None:
+    """A conversation id that names one (None: none given). A value that cannot be an id
+    names no conversation, as an unknown id: both are 404. With ``exists``, an id whose
+    conversation is not stored is 404 here, before the request's other values are checked
+    (the order clients have always met)."""
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidRequest("'conversation_id' must be a string")
+        raise NotFound(f"no conversation with id {value!r}")
     if has_surrogates(value) or len(value) > MAX_CONVERSATION_ID:
         raise NotFound("no conversation with that id")
+    if exists is not None and not exists(value):
+        raise NotFound(f"no conversation with id {value!r}")
     return value
 
 
@@ -84,10 +89,16 @@ def request_filters(checked: Filters) -> RequestFilters | None:
     return None if checked.is_empty() else RequestFilters(**checked.to_dict())
 
 
-def ask_request(body: Mapping[str, Any], settings: Settings) -> AskRequest:
+def ask_request(
+    body: Mapping[str, Any],
+    settings: Settings,
+    conversation_exists: Callable[[str], bool] | None = None,
+) -> AskRequest:
     """``POST /api/ask``'s JSON object (or the CLI's values) as a checked request.
 
-    The checks run in the order clients have always met them, with the same messages.
+    The checks run in the order clients have always met them, with the same messages: an
+    unknown ``conversation_id`` (looked up with ``conversation_exists``) is 404 before the
+    values after the question are checked.
     """
     unknown = set(body) - ASK_FIELDS
     if unknown:
@@ -101,7 +112,7 @@ def ask_request(body: Mapping[str, Any], settings: Settings) -> AskRequest:
     if not isinstance(given_mode, str):
         raise InvalidRequest("'mode' must be a string")
     text = question(body["question"], settings)
-    conversation = conversation_id(body.get("conversation_id"))
+    conversation = conversation_id(body.get("conversation_id"), conversation_exists)
     k = top_k(body.get("top_k"), settings)
     checked_mode = mode(given_mode)
     checked = filters(given_filters)

@@ -186,3 +186,32 @@ def test_a_turn_stored_before_answers_were_typed_reads_the_same(tmp_path: Path) 
     shown = turn.shown().json_data()
     assert shown["passages"][0] == passage
     assert shown["answer"] == old["answer"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        # An id naming no conversation is 404 before the later values are checked.
+        ({"question": "jobb", "conversation_id": "0" * 32, "top_k": 0}, 404, "no conversation"),
+        ({"question": "jobb", "conversation_id": "0" * 32, "mode": "fast"}, 404, "no conversation"),
+        ({"question": "jobb", "conversation_id": 5}, 404, "no conversation with id 5"),
+        ({"question": "jobb", "conversation_id": ["a"], "top_k": 0}, 404, "no conversation"),
+        # The question is checked first.
+        ({"question": "", "conversation_id": "0" * 32}, 400, "'question' must not be empty"),
+        ({"question": "jobb", "conversation_id": "0" * 32, "extra": 1}, 400, "unknown field"),
+    ],
+)
+def test_an_unknown_conversation_is_404_in_the_order_clients_meet_it(  # type: ignore[no-untyped-def]
+    client, body, status, message
+) -> None:
+    response = client.post("/api/ask", json=body)
+    assert response.status_code == status
+    assert message in response.get_json()["error"]["message"]
+
+
+def test_a_known_conversation_with_a_bad_top_k_is_400(client) -> None:  # type: ignore[no-untyped-def]
+    cid = client.post("/api/ask", json={"question": "yrkesvux"}).get_json()["conversation_id"]
+    body = {"question": "jobb", "conversation_id": cid, "top_k": 0}
+    response = client.post("/api/ask", json=body)
+    assert response.status_code == 400
+    assert "'top_k'" in response.get_json()["error"]["message"]

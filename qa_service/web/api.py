@@ -42,7 +42,9 @@ def _json_body() -> dict[str, Any]:
 @api.post("/ask")
 def ask() -> Any:
     service = _service()
-    return jsonify(service.ask(validation.ask_request(_json_body(), service.settings)).json_data())
+    exists = service.conversations.exists
+    request = validation.ask_request(_json_body(), service.settings, exists)
+    return jsonify(service.ask(request).json_data())
 
 
 @api.get("/conversations/<conversation_id>")
