@@ -211,6 +211,15 @@ class Settings:
         "RRF weight of a follow-up's standalone query searched within the documents the "
         "previous turn cited",
     )
+    continuing_topic_weight: float = setting(
+        1.0,
+        "ranking",
+        "RRF weight of a question that continues the conversation without a pronoun "
+        "(`QA_CONTINUITY_RATIO`) searched with the earlier turns' topic words added, beside "
+        "its own words (weight 1) and the search within the previous turn's documents, "
+        "which then uses the topic words too; not when its own best BM25 passage already "
+        "lies in those documents; `0`: its own words only",
+    )
     continuity_ratio: float = setting(
         0.5,
         "ranking",
@@ -249,6 +258,14 @@ class Settings:
         'the domain glossary (`glossary.py`: "benefit cap" → bidragstak), a third RRF '
         "ranking of this weight; its lexical leg gets the terms too; `0` turns the third "
         "ranking off",
+    )
+    glossary_by_share: float = setting(
+        1.0,
+        "ranking",
+        "how far the weight of an English question's glossary ranking follows the share of "
+        "its words the glossary's phrases cover: `QA_GLOSSARY_WEIGHT` × (1 − this + this × "
+        "share), so that a question the glossary reads one word of is carried by its dense "
+        "leg; `0`: the full weight whatever the share",
     )
     hint_weight: float = setting(
         0.5,
@@ -431,6 +448,8 @@ class Settings:
                 raise ConfigError("QA_API_KEYS_SHA256 holds SHA-256 hex digests, not keys")
         if self.dense_weight < 0 or self.lexical_weight < 0:
             raise ConfigError("RRF weights must not be negative")
+        if not 0 <= self.glossary_by_share <= 1:
+            raise ConfigError("QA_GLOSSARY_BY_SHARE must lie between 0 and 1")
         if self.document_weight < 0 or self.glossary_weight < 0 or self.hint_weight < 0:
             raise ConfigError(
                 "QA_DOCUMENT_WEIGHT, QA_GLOSSARY_WEIGHT and QA_HINT_WEIGHT must not be negative"
@@ -448,6 +467,7 @@ class Settings:
             self.follow_up_question_weight,
             self.follow_up_standalone_weight,
             self.follow_up_focus_weight,
+            self.continuing_topic_weight,
             self.continuity_ratio,
         )
         if min(feedback) < 0 or self.quote_similarity_candidates < 1:

@@ -313,3 +313,8 @@ def english_only_terms(text: str) -> list[str]:
     return [
         match for match in _pattern().findall(text.lower()) if match not in GLOSSARY[match].split()
     ]
+
+
+def glossary_spans(text: str) -> list[tuple[int, int]]:
+    """Where the glossary's phrases stand in a text: (start, end) character offsets."""
+    return [match.span() for match in _pattern().finditer(text.lower())]

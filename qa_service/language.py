@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .glossary import english_only_terms
+from .glossary import english_only_terms, glossary_spans
 from .lexical import STOPWORDS
 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
@@ -33,3 +33,20 @@ def is_english(text: str) -> bool:
     if english >= 2 and english > swedish:
         return True
     return swedish == 0 and bool(english_only_terms(text))
+
+
+def glossary_share(text: str) -> float:
+    """The share of an English text's own words (not its function words) that glossary
+    phrases cover: how much of the question the lexical leg can read in Swedish once the
+    glossary's terms are added (0.0 for a text with no such word)."""
+    lowered = text.lower()
+    spans = glossary_spans(lowered)
+    words = [
+        match
+        for match in _WORD.finditer(lowered)
+        if len(match.group()) > 2 and match.group() not in ENGLISH_WORDS
+    ]
+    if not words:
+        return 0.0
+    covered = sum(any(a <= m.start() < b for a, b in spans) for m in words)
+    return covered / len(words)

@@ -60,3 +60,23 @@ def test_fusion_settings_are_checked(env: dict[str, str], valid: bool) -> None:
     else:
         with pytest.raises(ConfigError, match=r"QA_FUSION|QA_COVERAGE_PASSAGES"):
             Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("env", "valid"),
+    [
+        ({"QA_GLOSSARY_BY_SHARE": "0"}, True),
+        ({"QA_GLOSSARY_BY_SHARE": "0.5"}, True),
+        ({"QA_GLOSSARY_BY_SHARE": "1"}, True),
+        ({"QA_GLOSSARY_BY_SHARE": "1.5"}, False),
+        ({"QA_GLOSSARY_BY_SHARE": "-0.1"}, False),
+        ({"QA_CONTINUING_TOPIC_WEIGHT": "0"}, True),
+        ({"QA_CONTINUING_TOPIC_WEIGHT": "-1"}, False),
+    ],
+)
+def test_follow_up_and_glossary_weights_are_checked(env: dict[str, str], valid: bool) -> None:
+    if valid:
+        Settings.from_env(env)
+    else:
+        with pytest.raises(ConfigError, match=r"QA_GLOSSARY_BY_SHARE|follow-up"):
+            Settings.from_env(env)

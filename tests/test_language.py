@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa_service.language import is_english
+from qa_service.language import glossary_share, is_english
 
 
 @pytest.mark.parametrize(
@@ -31,3 +31,24 @@ from qa_service.language import is_english
 )
 def test_is_english(question: str, english: bool) -> None:
     assert is_english(question) is english
+
+
+@pytest.mark.parametrize(
+    ("question", "share"),
+    [
+        # Every word of the question is a glossary phrase's.
+        ("What is the benefit cap?", 1.0),
+        # Three of five: "public employment service" of public, employment, service,
+        # decide, taskrunner.
+        ("What did the Public Employment Service decide about Taskrunner?", 0.6),
+        # Digits and words of two letters are not counted ("in", "IS").
+        ("How many new start jobs were there in 2023?", 1.0),
+        ("Who won the football match?", 0.0),
+        # Whole words only: "police-led" is not the glossary's "police".
+        ("police-led patrols", 0.0),
+        ("the", 0.0),
+        ("", 0.0),
+    ],
+)
+def test_glossary_share(question: str, share: float) -> None:
+    assert glossary_share(question) == pytest.approx(share)

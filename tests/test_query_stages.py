@@ -3,6 +3,7 @@ order over a real index embedded by the fake embedder (no model is loaded)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from qa_service.hints import DocumentFacts, HintIndex
 from qa_service.ingest import run_ingest
 from qa_service.models import AskRequest
 from qa_service.query.analysis import QueryText, analyse
-from qa_service.query.candidates import Retrievers, candidate_rankings
+from qa_service.query.candidates import Retrievers, candidate_rankings, share_weight
 from qa_service.query.fusion import FusionWeights, NamedRanking, fuse
 from qa_service.retrieval import rrf
 from qa_service.service import QAService
@@ -53,6 +54,32 @@ def test_analysis_of_a_question_after_an_earlier_turn(
         assert "utanförskapsområden" in analysis.standalone and not asked
     else:
         assert analysis.standalone == question and asked == [(question, ("d1", "d2"))]
+
+
+@pytest.mark.parametrize(
+    ("continues", "found_alone", "topic"),
+    [
+        # Continues, but its own best passage lies elsewhere: the earlier topic words too.
+        (True, False, "Vad kostar reformen? bor utanförskapsområden"),
+        # Continues and finds the earlier documents on its own words: no topic.
+        (True, True, None),
+        # A new topic: neither.
+        (False, False, None),
+    ],
+)
+def test_a_continuing_question_gets_the_topic_words_when_its_own_lead_elsewhere(
+    continues: bool, found_alone: bool, topic: str | None
+) -> None:
+    history = [Context("Hur många bor i utanförskapsområden?", ("d1",))]
+    analysis = analyse(
+        "Vad kostar reformen?",
+        history=history,
+        continues=lambda text, focus: continues,
+        found_alone=lambda text, focus: found_alone,
+    )
+    assert analysis.standalone == "Vad kostar reformen?"
+    assert (analysis.topic.text if analysis.topic else None) == topic
+    assert analysis.focus == (("d1",) if continues else ())
 
 
 def test_analysis_without_history_asks_no_continuity() -> None:
@@ -179,6 +206,73 @@ def test_a_follow_up_weighs_its_rankings_as_the_weights_say() -> None:
     ]
 
 
+def _continuing(weights: FusionWeights) -> tuple[NamedRanking, Recording]:
+    """The rankings of a question with no pronoun that the earlier documents answer."""
+    dense, lexical, bm25 = Recording(0), Recording(100), Recording(200)
+    history = [Context("Hur många bor i utanförskapsområden?", ("d2",))]
+    analysis = analyse("Vad kostar reformen?", history=history, continues=lambda t, f: True)
+    tree = candidate_rankings(
+        analysis,
+        mode="hybrid",
+        retrievers=Retrievers(dense, lexical, bm25),
+        rows=FakeRows(),
+        hint_index=HintIndex(FACTS),
+        depth=5,
+        allowed=None,
+        settings=Settings(),
+        weights=weights,
+    )
+    return tree, lexical
+
+
+def test_a_continuing_question_is_searched_with_the_earlier_topic_words_too() -> None:
+    tree, lexical = _continuing(FusionWeights(continuing_topic=1.5, follow_up_focus=0.4))
+    (follow_up,) = tree.parts
+    assert [(p.name, p.weight) for p in follow_up.parts] == [
+        ("question", 1.0),
+        ("topic", 1.5),
+        ("focus", 0.4),
+    ]
+    topic = "Vad kostar reformen? bor utanförskapsområden"
+    # Its own words and the topic in the whole corpus; the topic within the documents.
+    assert lexical.asked == [("Vad kostar reformen?", False), (topic, False), (topic, True)]
+
+
+def test_a_continuing_question_keeps_its_own_words_at_topic_weight_zero() -> None:
+    tree, lexical = _continuing(FusionWeights(continuing_topic=0.0))
+    (follow_up,) = tree.parts
+    assert [p.name for p in follow_up.parts] == ["question", "focus"]
+    assert lexical.asked == [("Vad kostar reformen?", False), ("Vad kostar reformen?", True)]
+
+
+@pytest.mark.parametrize(
+    ("share", "strength", "factor"),
+    [(1.0, 1.0, 1.0), (0.25, 1.0, 0.25), (0.25, 0.5, 0.625), (0.25, 0.0, 1.0), (0.0, 1.0, 0.0)],
+)
+def test_share_weight(share: float, strength: float, factor: float) -> None:
+    assert share_weight(share, strength) == pytest.approx(factor)
+
+
+@pytest.mark.parametrize(
+    ("question", "strength", "weight"),
+    [
+        # Every word of the question is the glossary's: the full weight.
+        ("What is the benefit cap?", 1.0, 2.0),
+        # "benefit cap" is two of the four words benefit, cap, football, clubs.
+        ("What is the benefit cap of football clubs?", 1.0, 1.0),
+        ("What is the benefit cap of football clubs?", 0.5, 1.5),
+        ("What is the benefit cap of football clubs?", 0.0, 2.0),
+    ],
+)
+def test_the_glossary_ranking_weighs_what_the_glossary_reads(
+    question: str, strength: float, weight: float
+) -> None:
+    weights = FusionWeights(glossary=2.0, glossary_by_share=strength)
+    (follow_up,) = _rankings(question, [], weights).parts
+    (asked,) = follow_up.parts
+    assert [(p.name, p.weight) for p in asked.parts][2] == ("glossary", weight)
+
+
 def test_no_glossary_ranking_at_weight_zero() -> None:
     tree = _rankings("What is the benefit cap?", [], FusionWeights(glossary=0.0))
     assert tree.names() == ["dense", "lexical"]
@@ -253,3 +347,42 @@ def test_the_pipeline_answers_and_remembers_a_follow_up(fake_service: QAService)
     turns = fake_service.conversation(first.conversation_id).turns
     assert [t.question for t in turns] == [first.question, second.question]
     assert turns[1].passages == second.passages
+
+
+def test_a_continuing_question_keeps_its_words_and_searches_the_topic(
+    fake_service: QAService,
+) -> None:
+    # Ratio 0: any question the previous answer's documents match at all continues.
+    fake_service.settings = dataclasses.replace(fake_service.settings, continuity_ratio=0.0)
+    interpellation = next(
+        d.id for d in fake_service.loaded.reader.documents() if d.source.startswith("ipq/")
+    )
+    history = [Context("Vad vill Anna Andersson med yrkesvux?", (interpellation,))]
+    asked: list[str] = []
+    encode = fake_service.query_vectors._encode
+    fake_service.query_vectors._encode = lambda text: asked.append(text) or encode(text)  # type: ignore[method-assign]
+    # Its best passage is the press release's ("löna sig att arbeta"), the interpellation
+    # holds "platser": it continues, but its own words lead elsewhere.
+    question = "Ska det löna sig att arbeta med fler platser?"
+    standalone, hits = fake_service.converse(question, history=history)
+    assert standalone == question
+    (topic,) = [text for text in asked if text != question]
+    assert topic.startswith(question) and "yrkesvux" in topic
+    assert hits[0].document.id == interpellation
+
+
+def test_a_continuing_question_that_finds_the_documents_alone_gets_no_topic(
+    fake_service: QAService,
+) -> None:
+    fake_service.settings = dataclasses.replace(fake_service.settings, continuity_ratio=0.0)
+    interpellation = next(
+        d.id for d in fake_service.loaded.reader.documents() if d.source.startswith("ipq/")
+    )
+    history = [Context("Vad vill Anna Andersson med yrkesvux?", (interpellation,))]
+    asked: list[str] = []
+    encode = fake_service.query_vectors._encode
+    fake_service.query_vectors._encode = lambda text: asked.append(text) or encode(text)  # type: ignore[method-assign]
+    question = "Vilka platser räcker inte i Malmö och Göteborg?"
+    standalone, hits = fake_service.converse(question, history=history)
+    assert standalone == question and asked == [question]
+    assert hits[0].document.id == interpellation

@@ -11,7 +11,7 @@ from typing import Literal
 from ..conversation import Context, is_follow_up, standalone_query
 from ..glossary import swedish_terms
 from ..hints import Hints, read_hints
-from ..language import is_english
+from ..language import glossary_share, is_english
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +27,15 @@ class QueryText:
     english: bool = False
     #: The glossary's Swedish terms of an English text (none for a Swedish one).
     glossary: tuple[str, ...] = ()
+    #: How much of the text the glossary reads in Swedish: for English the share of its
+    #: words its phrases cover (:func:`qa_service.language.glossary_share`), 1 for Swedish.
+    glossary_share: float = 1.0
 
     @classmethod
     def read(cls, text: str) -> QueryText:
-        english = is_english(text)
-        return cls(text, english, tuple(swedish_terms(text)) if english else ())
+        if not is_english(text):
+            return cls(text)
+        return cls(text, True, tuple(swedish_terms(text)), glossary_share(text))
 
     @property
     def lexical(self) -> str:
@@ -49,6 +53,9 @@ class QueryAnalysis:
     rewritten: QueryText | None = None
     #: The documents the previous turn cited, searched again for a follow-up.
     focus: tuple[str, ...] = ()
+    #: A question that continues the conversation without a pronoun: its words with the
+    #: earlier turns' topic words (its own standalone query stays the question).
+    topic: QueryText | None = None
     #: Party, kind, time and person the question names (hybrid mode only).
     hints: Hints = field(default_factory=Hints)
 
@@ -77,28 +84,34 @@ def analyse(
     mode: Mode = "hybrid",
     people: Collection[str] = (),
     continues: Continues | None = None,
+    found_alone: Continues | None = None,
 ) -> QueryAnalysis:
     """Read a (validated) question asked after ``history``.
 
     A question that leans on earlier turns is rewritten with their topic words and its
     previous turn's documents are searched again; one with no pronoun that the previous
     turn's documents still answer about as well as the corpus (``continues``) keeps its
-    words but is searched within them too; any other question stands alone.
+    words (its standalone query) and is searched within those documents too, and, unless
+    its own best passage already lies in them (``found_alone``), with the earlier topic
+    words as well (``topic``); any other question stands alone.
     """
     text = QueryText.read(question)
     rewritten: QueryText | None = None
+    topic: QueryText | None = None
     focus: tuple[str, ...] = ()
     if history:
         last = history[-1].doc_ids
+        earlier = [c.standalone_query for c in history]
         if is_follow_up(question):
-            standalone = standalone_query(question, [c.standalone_query for c in history])
+            standalone = standalone_query(question, earlier)
             rewritten = QueryText.read(standalone) if standalone != question else None
             focus = last
         elif continues is not None and continues(text, last):
             # "Hur många fanns i åtgärden i augusti?": stay with the conversation's documents.
             focus = last
-    analysis = QueryAnalysis(text, rewritten, focus)
-    if mode == "hybrid":
-        hints = read_hints(analysis.query.text, people)
-        analysis = QueryAnalysis(text, rewritten, focus, hints)
-    return analysis
+            if found_alone is None or not found_alone(text, last):
+                # Its own words lead elsewhere: the earlier turns' words name the topic.
+                with_topic = standalone_query(question, earlier)
+                topic = QueryText.read(with_topic) if with_topic != question else None
+    hints = read_hints((rewritten or text).text, people) if mode == "hybrid" else Hints()
+    return QueryAnalysis(text, rewritten, focus, topic=topic, hints=hints)

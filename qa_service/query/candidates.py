@@ -5,9 +5,12 @@ A hybrid search of one text has up to four legs: ``dense``, ``lexical`` (BM25, w
 feedback when configured), ``dense_feedback`` (the dense leg moved towards its first
 passages) and ``glossary`` (the dense leg searched with an English question's Swedish
 terms: the multilingual model alone ranks Swedish passages poorly for an English
-question, BENCHMARKS.md). A follow-up searches the ``question``, its ``standalone`` query
-and, within the previous turn's documents, the ``focus``; the documents that meet every
-hint of the question get a BM25 ranking of their own, ``hinted_documents``.
+question, BENCHMARKS.md; its weight follows how much of the question the glossary reads).
+A follow-up searches the ``question``, its ``standalone`` query and, within the previous
+turn's documents, the ``focus``; a question that continues the conversation without a
+pronoun its own words, the ``topic`` (its words with the earlier turns' topic words) and
+the ``focus`` of the topic; the documents that meet every hint of the question get a BM25
+ranking of their own, ``hinted_documents``.
 """
 
 from __future__ import annotations
@@ -100,6 +103,10 @@ def search_text(
         # BM25 counts as much as its best first passage holds of the question's words.
         first = [row for row, _ in lexical[: weights.coverage_passages]]
         lexical_weight *= retrievers.lexical.term_coverage(text.lexical, first)
+    # The glossary's terms stand for as much of an English question as they cover: what
+    # they leave unread, only the dense leg reads.
+    share = share_weight(text.glossary_share, weights.glossary_by_share)
+    glossary_weight = weights.glossary * share
     legs = [
         NamedRanking("dense", weights.dense, dense),
         NamedRanking("lexical", lexical_weight, lexical),
@@ -111,10 +118,16 @@ def search_text(
             text.text, dense, legs_depth, passages=passages, weight=moved, allowed=allowed
         )
         legs.append(NamedRanking("dense_feedback", weights.dense_feedback, moved_ranking))
-    if weights.glossary > 0 and text.glossary:
+    if glossary_weight > 0 and text.glossary:
         glossary = retrievers.dense.search(" ".join(text.glossary), legs_depth, allowed=allowed)
-        legs.append(NamedRanking("glossary", weights.glossary, glossary))
+        legs.append(NamedRanking("glossary", glossary_weight, glossary))
     return NamedRanking(name, weight, parts=tuple(legs), limit=depth, method=weights.hybrid_method)
+
+
+def share_weight(share: float, strength: float) -> float:
+    """A weight's factor when it follows ``share`` (0..1) by ``strength`` (0: not at all,
+    1: in proportion): ``1 - strength + strength * share`` (pure)."""
+    return 1.0 - strength + strength * share
 
 
 def document_mask(
@@ -173,9 +186,15 @@ def candidate_rankings(
     searches = [search(analysis.question, "question", question_weight, allowed)]
     if rewritten is not None:
         searches.append(search(rewritten, "standalone", weights.follow_up_standalone, allowed))
+    focus_text = analysis.query
+    if analysis.topic is not None and weights.continuing_topic > 0:
+        # A question that continues without a pronoun ("Vad kostar reformen?"): its own
+        # words rarely name the topic, the earlier turns' words do.
+        focus_text = analysis.topic
+        searches.append(search(focus_text, "topic", weights.continuing_topic, allowed))
     focus = document_mask(rows, analysis.focus, allowed) if analysis.focus else None
     if focus is not None:
-        searches.append(search(analysis.query, "focus", weights.follow_up_focus, focus))
+        searches.append(search(focus_text, "focus", weights.follow_up_focus, focus))
     parts = [NamedRanking("follow_up", 1.0, parts=tuple(searches))]
     hinted = hinted_documents(analysis.hints, hint_index, weights.hinted_documents)
     hinted_mask = document_mask(rows, hinted, allowed) if hinted else None
@@ -200,3 +219,15 @@ def continuity(retrievers: Retrievers, rows: Rows, ratio: float) -> Continues:
         return bool(inside) and inside[0][1] >= ratio * best[0][1]
 
     return continues
+
+
+def found_within(retrievers: Retrievers, rows: Rows) -> Continues:
+    """The test of a continuing question: is its best BM25 passage in the whole corpus one
+    of the previous turn's documents' (then it finds them on its own words)?"""
+
+    def found(text: QueryText, focus: Sequence[str]) -> bool:
+        mask = document_mask(rows, focus, None)
+        best = retrievers.bm25.search_text(text.lexical, 1)
+        return mask is not None and bool(best) and bool(mask[best[0][0]])
+
+    return found

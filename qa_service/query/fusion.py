@@ -57,11 +57,17 @@ class FusionWeights:
     lexical: float = 1.0
     dense_feedback: float = 0.0
     glossary: float = 1.0
+    #: How far the glossary ranking's weight follows the share of an English question's
+    #: words the glossary reads: weight × (1 − this + this × share).
+    glossary_by_share: float = 1.0
     #: A follow-up: the literal question, the standalone query, the standalone query within
     #: the documents the previous turn cited.
     follow_up_question: float = 0.5
     follow_up_standalone: float = 1.0
     follow_up_focus: float = 0.5
+    #: A question that continues without a pronoun, searched with the earlier topic words
+    #: (0: not searched; the question's own words weigh 1).
+    continuing_topic: float = 1.0
     #: The ranking within the documents that meet every hint of the question.
     hinted_documents: float = 1.0
     #: A fused score is multiplied by 1 + this times the share of the hints its document
@@ -78,9 +84,11 @@ class FusionWeights:
             lexical=settings.lexical_weight,
             dense_feedback=settings.dense_feedback_ranking_weight,
             glossary=settings.glossary_weight,
+            glossary_by_share=settings.glossary_by_share,
             follow_up_question=settings.follow_up_question_weight,
             follow_up_standalone=settings.follow_up_standalone_weight,
             follow_up_focus=settings.follow_up_focus_weight,
+            continuing_topic=settings.continuing_topic_weight,
             hinted_documents=settings.hint_ranking_weight,
             hint_lift=settings.hint_weight,
         )

@@ -22,6 +22,7 @@ from .candidates import (
     candidate_rankings,
     continuity,
     document_mask,
+    found_within,
     hinted_documents,
 )
 from .citation import cite
@@ -58,6 +59,7 @@ def analyse_question(
         mode=mode,
         people=index.hint_index.people,
         continues=continuity(index.retrievers, index.reader, settings.continuity_ratio),
+        found_alone=found_within(index.retrievers, index.reader),
     )
 
 
