@@ -9,12 +9,13 @@ Usage (the index of N passages must be cached under ``--work-dir/<N>/`` by a run
 
 Each round and variant, in turn: the cached build and corpus are copied as hard links
 (nothing of the cache is written: ``qa ingest`` writes a new build and only unlinks old
-ones, and the edited file is written as a new file), one synthetic file gets a paragraph
-appended, and ``qa ingest`` over the shared corpus plus the synthetic files is timed in a
-child process: wall clock and CPU seconds (user + system, from the child's rusage: what
-the publish costs whatever else the shared machine runs). ``full`` sets
+ones, and the edited file is written as a new file), the copy is brought to where an
+ingest by this version would leave it (``copy_cached``), one synthetic file gets a
+paragraph appended, and ``qa ingest`` over the shared corpus plus the synthetic files is
+timed in a child process: wall clock and CPU seconds (user + system, from the child's
+rusage: what the publish costs whatever else the shared machine runs). ``full`` sets
 ``QA_INDEX_SEGMENTS=false`` (every publish writes a complete build, as before segments);
-``segments`` the default.
+``segments`` the default. The model's loading is in both.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ import os
 import platform
 import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from qa_service.ingest import READER_VERSION
 
 SHARED_ROOTS = [Path("/work/shared/corpus"), Path("/work/shared/seed")]
 VARIANTS = {"full": {"QA_INDEX_SEGMENTS": "false"}, "segments": {"QA_INDEX_SEGMENTS": "true"}}
@@ -43,6 +47,33 @@ def copy_cached(source: Path, dest: Path) -> Path:
     subprocess.run(["cp", "-al", str(source / ".index.builds"), str(dest)], check=True)
     subprocess.run(["cp", "-al", str(source / "corpus"), str(dest)], check=True)
     os.symlink(os.readlink(source / "index"), dest / "index")
+    # The cached build names the reader version it was grown from (that of the shared
+    # index it copies); as written, the first `qa ingest` would read every file again
+    # for the current readers, whatever the variant. The copy's manifest (a new file,
+    # not written through the link) names the current version, so that the ingest sees
+    # one changed file, as after an ingest by this version.
+    manifest_path = dest / "index" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["reader"] = READER_VERSION
+    manifest_path.unlink()
+    manifest_path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    # Likewise the file records: the shared corpus's files were touched (same content,
+    # new modification times) since the shared index was built, which the first ingest
+    # records; the copy's database (a copy, not the cache's linked file) records them.
+    database = dest / "index" / "passages.sqlite3"
+    shutil.copyfile(database, database.with_suffix(".tmp"))
+    os.replace(database.with_suffix(".tmp"), database)
+    conn = sqlite3.connect(database)
+    updates = []
+    for source, size in conn.execute("SELECT source, size FROM files"):
+        for root in [*SHARED_ROOTS, dest / "corpus"]:
+            path = root / source
+            if path.is_file() and path.stat().st_size == size:
+                updates.append((path.stat().st_mtime_ns, source))
+                break
+    conn.executemany("UPDATE files SET mtime_ns = ? WHERE source = ?", updates)
+    conn.commit()
+    conn.close()
     return dest / "index"
 
 

@@ -157,6 +157,7 @@ class Settings:
         "files) beside the previous build's, which are hard-linked, not rewritten, and the "
         "changed or removed files' rows marked deleted; `false`: every publish writes one "
         "complete build ([BENCHMARKS.md](BENCHMARKS.md#a-million-passages))",
+        shown="`true`",
     )
     segment_merge_share: float = setting(
         0.10,

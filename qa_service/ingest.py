@@ -599,6 +599,23 @@ def run_ingest(
             else set()
         )
         deleted = {source for source in old_files if source not in staying}
+        merging = False
+        if base is not None:
+            # Past the merge policy, this publish is the merge: one full build of every
+            # document (nothing re-embedded), rather than a segment and then a merge.
+            moved = [doc_id for record, doc_id in kept if record.source not in staying]
+            new_rows = sum(len(p) for _, p in fresh) + len(base.rows_of_documents(moved))
+            gone = len(base.rows_of_documents([document_id(s) for s in sorted(deleted)]))
+            merging = merge_due(
+                settings,
+                segments=len(base.segments) + 1,
+                later_rows=sum(s.rows for s in base.segments[1:]) + new_rows,
+                deleted_rows=base.passage_count - base.live_passage_count + gone,
+                rows=base.passage_count + new_rows,
+            )
+            if merging:
+                logger.info("merging the segments of %s into one", index_path)
+                base, staying = None, set()
         assert previous is not None or not kept
         reused = [
             (doc, previous.passages_of(doc_id))
@@ -707,18 +724,12 @@ def run_ingest(
         report.passages = passages
         report.files_indexed = len(fresh) - len(unwritten)
         report.segments = 1
+        report.merged = merging
         if base is not None:
             after = IndexReader(index_path)
             report.passages = after.live_passage_count
             report.segments = len(after.segments)
-            merge = needs_merge(after, settings)
             after.close()
-            if merge:
-                logger.info("merging the segments of %s into one", index_path)
-                merged = _merge_locked(index_path, settings)
-                report.merged = True
-                report.segments = 1
-                report.passages = merged
     report.seconds = time.perf_counter() - started
     return report
 
@@ -780,17 +791,28 @@ def _write_documents(
     return unwritten, len(lexical_texts)
 
 
-def needs_merge(reader: IndexReader, settings: Settings) -> bool:
-    """Whether a build's segments should be merged into one: more than
-    ``QA_SEGMENT_MAX_COUNT`` of them, or its later segments and deleted rows more than
-    ``QA_SEGMENT_MERGE_SHARE`` of its rows."""
-    if reader.single:
+def merge_due(
+    settings: Settings, *, segments: int, later_rows: int, deleted_rows: int, rows: int
+) -> bool:
+    """Whether a build of ``segments`` segments should be merged into one: more than
+    ``QA_SEGMENT_MAX_COUNT`` of them, or the rows of the segments after the first and
+    the deleted rows more than ``QA_SEGMENT_MERGE_SHARE`` of its ``rows``."""
+    if segments <= 1:
         return False
-    if len(reader.segments) > settings.segment_max_count:
+    if segments > settings.segment_max_count:
         return True
-    later = sum(segment.rows for segment in reader.segments[1:])
-    deleted = reader.passage_count - reader.live_passage_count
-    return later + deleted > settings.segment_merge_share * max(reader.passage_count, 1)
+    return later_rows + deleted_rows > settings.segment_merge_share * max(rows, 1)
+
+
+def needs_merge(reader: IndexReader, settings: Settings) -> bool:
+    """:func:`merge_due` for a published build."""
+    return merge_due(
+        settings,
+        segments=len(reader.segments),
+        later_rows=sum(segment.rows for segment in reader.segments[1:]),
+        deleted_rows=reader.passage_count - reader.live_passage_count,
+        rows=reader.passage_count,
+    )
 
 
 def merge_index(settings: Settings) -> IngestReport:

@@ -381,11 +381,16 @@ def test_one_and_several_segments_rank_the_shared_documents_alike(tmp_path: Path
     lexical_overlap = []
     for question in questions:
         dense = [ranking_by_id(r.reader, r.retrievers.dense.search(question, 10)) for r in (a, b)]
-        assert [i for i, _ in dense[0]] == [i for i, _ in dense[1]], question
+        # The same passages; their vectors were embedded in other batches, so scores
+        # agree to float rounding, and passages tied to that rounding may swap places.
+        assert {i for i, _ in dense[0]} == {i for i, _ in dense[1]}, question
+        scores = [dict(d) for d in dense]
+        assert all(abs(scores[0][i] - scores[1][i]) < 2e-3 for i in scores[0]), question
         lexical = [
             {i for i, _ in ranking_by_id(r.reader, r.retrievers.bm25.search_text(question, 10))}
             for r in (a, b)
         ]
         lexical_overlap.append(len(lexical[0] & lexical[1]) / max(len(lexical[0]), 1))
+    print("lexical top-10 overlap, one segment against four:", lexical_overlap)
     assert float(np.mean(lexical_overlap)) >= 0.8, lexical_overlap
     assert isinstance(load_lexical(b.reader), SegmentedLexicalIndex)
