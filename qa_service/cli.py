@@ -13,7 +13,7 @@ import click
 
 from .config import ConfigError, Settings
 from .errors import QAError
-from .ingest import IngestError, IngestReport, run_ingest
+from .ingest import IngestError, IngestReport, merge_index, run_ingest
 from .store import IndexStoreError
 
 logger = logging.getLogger(__name__)
@@ -113,6 +113,10 @@ def format_report(report: IngestReport) -> str:
         ),
         f"Time: {report.seconds:.1f} s ({report.passages_per_second:.1f} passages/s)",
     ]
+    if report.segments > 1 or report.merged:
+        lines.append(
+            f"Segments: {report.segments}" + (" (merged into one)" if report.merged else "")
+        )
     if report.encoder:
         lines.append(f"Embedded by: {report.encoder}")
     reasons: dict[str, list[str]] = {}
@@ -129,6 +133,30 @@ def format_report(report: IngestReport) -> str:
         lines.append("Warnings:")
         lines.extend(f"  {w['source']}: {w['warning']}" for w in report.warnings[:20])
     return "\n".join(lines)
+
+
+@main.group("index")
+def index_group() -> None:
+    """Maintain a published index."""
+
+
+@index_group.command("merge")
+@click.option("--index", type=click.Path(path_type=Path), help="Index directory to merge.")
+def index_merge(index: Path | None) -> None:
+    """Merge the index's segments into one and publish it (nothing is read or embedded;
+    `qa ingest` does this by itself past QA_SEGMENT_MERGE_SHARE or QA_SEGMENT_MAX_COUNT)."""
+    settings = _settings(index)
+    try:
+        report = merge_index(settings)
+    except (IngestError, IndexStoreError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if report.merged:
+        click.echo(
+            f"Merged the segments of {report.index} into one: {report.passages} passages "
+            f"in {report.seconds:.1f} s"
+        )
+    else:
+        click.echo(f"{report.index} has one segment already: nothing to merge")
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])

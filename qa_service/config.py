@@ -150,6 +150,27 @@ class Settings:
         "Riksdagen's open data service, for `qa fetch riksdagen` and `qa sync` "
         "(`--base-url` overrides)",
     )
+    index_segments: bool = setting(
+        True,
+        "ingestion",
+        "`true`: `qa ingest` publishes a change as one new segment (the changed and added "
+        "files) beside the previous build's, which are hard-linked, not rewritten, and the "
+        "changed or removed files' rows marked deleted; `false`: every publish writes one "
+        "complete build ([BENCHMARKS.md](BENCHMARKS.md#a-million-passages))",
+        shown="`true`",
+    )
+    segment_merge_share: float = setting(
+        0.10,
+        "ingestion",
+        "`qa ingest` merges the segments into one (as `qa index merge` does) once the "
+        "segments after the first and the deleted rows hold more than this share of the rows",
+    )
+    segment_max_count: int = setting(
+        8,
+        "ingestion",
+        "`qa ingest` merges the segments into one once there are more than this many (a "
+        "build holds at most 10: one that would have more is written whole)",
+    )
 
     # Ranking
     #: Fewer passages: exact search (BENCHMARKS.md, "A million passages").
@@ -485,6 +506,10 @@ class Settings:
             raise ConfigError(f"QA_PRECISION must be one of {', '.join(PRECISIONS)}")
         if self.query_graph not in QUERY_GRAPHS:
             raise ConfigError(f"QA_QUERY_GRAPH must be one of {', '.join(QUERY_GRAPHS)}")
+        if not 0 <= self.segment_merge_share <= 1:
+            raise ConfigError("QA_SEGMENT_MERGE_SHARE must be between 0 and 1")
+        if not 1 <= self.segment_max_count <= 9:
+            raise ConfigError("QA_SEGMENT_MAX_COUNT must be between 1 and 9")
         if self.checkpoint_passages < 1:
             raise ConfigError("QA_CHECKPOINT_PASSAGES must be positive")
         if not self.riksdagen_url.startswith(("http://", "https://")):
@@ -612,6 +637,12 @@ def _parse(name: str, type_name: Any, raw: str) -> Any:
             return float(raw)
         if type_text.startswith("tuple"):
             return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if type_text == "bool":
+            if raw.strip().lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.strip().lower() in ("0", "false", "no", "off"):
+                return False
+            raise ConfigError(f"QA_{name.upper()}={raw!r} is not true or false")
     except ValueError as exc:
         raise ConfigError(f"QA_{name.upper()}={raw!r} is not a number") from exc
     return raw

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from stat import S_ISREG
@@ -49,6 +49,7 @@ from .schema import Document, DocumentMeta, Passage, document_id, passage_id
 from .splitting import SectionSpan, split_sections
 from .store import (
     LEXICAL,
+    MAX_SEGMENTS,
     FileRecord,
     IndexNotFound,
     IndexReader,
@@ -134,6 +135,9 @@ class IngestReport:
     seconds: float = 0.0
     embed_seconds: float = 0.0
     published: bool = False
+    #: Segments of the published build (1: a full build), and whether this run merged them.
+    segments: int = 0
+    merged: bool = False
 
     @property
     def passages_per_second(self) -> float:
@@ -482,7 +486,8 @@ def run_ingest(
 
         # First what each file needs (cheap: a stat, a digest for a touched file), then
         # the files to read go to the engine as one list, in order.
-        plan: list[dict[str, str] | FileRecord | tuple[FileRecord, Document] | FileJob] = []
+        plan: list[dict[str, str] | FileRecord | tuple[FileRecord, str] | FileJob] = []
+        previous_ids: set[str] | None = None
         for item in files:
             if item.path.name in settings.ignore_names:
                 reason = (
@@ -520,15 +525,18 @@ def run_ingest(
                     plan.append(old)
                     continue
                 assert previous is not None
-                doc = previous.document(document_id(item.source))
-                if doc is not None:
-                    plan.append((old, doc))
+                doc_id = document_id(item.source)
+                if previous_ids is None:
+                    # The ids alone: reading every document (its text) is the index's size.
+                    previous_ids = {r[0] for r in previous.db.execute("SELECT id FROM documents")}
+                if doc_id in previous_ids:
+                    plan.append((old, doc_id))
                     continue
             sidecar = sidecars.get(item.path.resolve())
             plan.append(FileJob(item, stat.st_size, stat.st_mtime_ns, sidecar))
 
         records: list[FileRecord] = []
-        reused: list[tuple[Document, list[tuple[int, Passage]]]] = []
+        kept: list[tuple[FileRecord, str]] = []
         fresh: list[tuple[Document, list[Passage]]] = []
         results = iter(engine.read([step for step in plan if isinstance(step, FileJob)], progress))
         for step in plan:
@@ -538,10 +546,9 @@ def run_ingest(
                 records.append(step)
                 report.skipped.append({"source": step.source, "reason": step.reason or ""})
             elif isinstance(step, tuple):
-                record, doc = step
+                record, doc_id = step
                 records.append(record)
-                assert previous is not None
-                reused.append((doc, previous.passages_of(doc.id)))
+                kept.append((record, doc_id))
                 report.files_reused += 1
             else:
                 result = next(results)
@@ -560,25 +567,70 @@ def run_ingest(
         report.files_removed = sum(1 for source in old_files if source not in current)
         changed = bool(fresh) or report.files_removed or len(records) != len(old_files)
         changed = changed or any(old_files.get(r.source) != r for r in records)
-        changed = changed or (
-            previous is not None
-            and (
-                previous.manifest.get("lexical") != LEXICAL_MANIFEST
-                or previous.document_vectors is None
-                or previous.shingles is None
-                or old_digests is None
-            )
+        complete = previous is not None and (
+            previous.manifest.get("lexical") == LEXICAL_MANIFEST
+            and previous.document_vectors is not None
+            and previous.shingles is not None
+            and old_digests is not None
         )
+        changed = changed or (previous is not None and not complete)
         if previous is not None and not changed:
-            report.documents = len(reused)
-            report.passages = previous.passage_count
+            report.documents = len(kept)
+            report.passages = previous.live_passage_count
+            report.segments = len(previous.segments)
             report.seconds = time.perf_counter() - started
             logger.info("index %s is up to date", index_path)
             return report
 
+        # A segment publish when the previous build can take one more segment: what stays
+        # as it was is left in its segment, the rest is written to a new one.
+        base = (
+            previous
+            if previous is not None
+            and complete
+            and settings.index_segments
+            and len(previous.segments) < MAX_SEGMENTS
+            else None
+        )
+        staying = (
+            {record.source for record, _ in kept if old_files[record.source] == record}
+            | {r.source for r in records if r.status == "skipped" and old_files.get(r.source) == r}
+            if base is not None
+            else set()
+        )
+        deleted = {source for source in old_files if source not in staying}
+        merging = False
+        if base is not None:
+            # Past the merge policy, this publish is the merge: one full build of every
+            # document (nothing re-embedded), rather than a segment and then a merge.
+            moved = [doc_id for record, doc_id in kept if record.source not in staying]
+            new_rows = sum(len(p) for _, p in fresh) + len(base.rows_of_documents(moved))
+            gone = len(base.rows_of_documents([document_id(s) for s in sorted(deleted)]))
+            merging = merge_due(
+                settings,
+                segments=len(base.segments) + 1,
+                later_rows=sum(s.rows for s in base.segments[1:]) + new_rows,
+                deleted_rows=base.passage_count - base.live_passage_count + gone,
+                rows=base.passage_count + new_rows,
+            )
+            if merging:
+                logger.info("merging the segments of %s into one", index_path)
+                base, staying = None, set()
+        assert previous is not None or not kept
+        reused = [
+            (doc, previous.passages_of(doc_id))
+            for record, doc_id in kept
+            if record.source not in staying
+            and previous is not None
+            and (doc := previous.document(doc_id)) is not None
+        ]
         new_texts = [p.text for _, passages in fresh for p in passages]
-        # A re-read or edited file's unchanged passages keep the vectors they had.
-        known_rows = _rows_by_text(previous, new_texts)
+        # A re-read or edited file's unchanged passages keep the vectors they had (in a
+        # segment publish, looked for among the old passages of the files it replaces).
+        if base is not None:
+            known_rows = _rows_by_text_among(base, deleted, new_texts)
+        else:
+            known_rows = _rows_by_text(previous, new_texts)
         to_embed = [i for i, text in enumerate(new_texts) if text not in known_rows]
         # Every document has a vector of its own; an older build may not hold them yet.
         old_doc_vectors = {
@@ -633,51 +685,32 @@ def run_ingest(
             if to_embed
             else (previous.manifest.get("chunk_tokens_effective") if previous else None)
         )
-        writer = IndexWriter(index_path, manifest, approximate=approximate_settings(settings))
+        writer = IndexWriter(
+            index_path,
+            manifest,
+            approximate=approximate_settings(settings),
+            base=base,
+            deleted_sources=deleted,
+        )
         try:
-            lexical_texts: list[str] = []
-            # Only now, once a build is certain: the old matrix is the index's full size.
-            old_vectors = previous.all_vectors() if previous is not None else None
             new_vectors = np.zeros((len(new_texts), dimension), dtype=np.float32)
             if to_embed:
                 new_vectors[to_embed] = embedded
+            # Only now, once a build is certain: the old matrix is the index's full size
+            # (a segment publish reads only the rows it copies).
+            old_vectors: VectorSource = (
+                previous.vectors_of
+                if base is not None and previous is not None
+                else _matrix_rows(previous.all_vectors() if previous is not None else None)
+            )
             if known_rows:
-                assert old_vectors is not None
-                kept = [i for i, text in enumerate(new_texts) if text in known_rows]
-                new_vectors[kept] = old_vectors[[known_rows[new_texts[i]] for i in kept]]
-            for doc, rows in reused:
-                assert old_vectors is not None
-                vectors = old_vectors[[row for row, _ in rows]] if rows else np.zeros((0, 0))
-                passages = [p for _, p in rows]
-                writer.add_document(doc, passages, vectors, doc_vectors[doc.id])
-                lexical_texts.extend(_lexical_text(doc, p) for p in passages)
-            offset = 0
-            unwritten: dict[str, str] = {}
-            for doc, passages in fresh:
-                vectors = new_vectors[offset : offset + len(passages)]
-                offset += len(passages)
-                try:
-                    writer.add_document(doc, passages, vectors, doc_vectors[doc.id])
-                except (sqlite3.Error, UnicodeEncodeError) as exc:
-                    # One document that cannot be stored must not cost the others.
-                    logger.exception("could not write %s", doc.source)
-                    unwritten[doc.source] = printable(f"error: could not be written: {exc}")
-                    continue
-                lexical_texts.extend(_lexical_text(doc, p) for p in passages)
-            for record in records:
-                if record.source in unwritten:
-                    record = dataclasses.replace(
-                        record, status="skipped", reason=unwritten[record.source]
-                    )
-                    report.skipped.append(
-                        {"source": record.source, "reason": unwritten[record.source]}
-                    )
-                writer.add_file(record)
-            for source, reason in unwritten.items():
-                writer.manifest["sources"].pop(source, None)
-                writer.manifest["skipped"][source] = reason
-            writer.save_part(LEXICAL, LexicalIndex.build(lexical_texts).save)
-            writer.manifest["documents"] = len(reused) + len(fresh) - len(unwritten)
+                kept_rows = [i for i, text in enumerate(new_texts) if text in known_rows]
+                new_vectors[kept_rows] = old_vectors([known_rows[new_texts[i]] for i in kept_rows])
+            written = [r for r in records if r.source not in staying]
+            unwritten, passages = _write_documents(
+                writer, reused, fresh, new_vectors, old_vectors, doc_vectors, written, report
+            )
+            writer.manifest["documents"] = len(kept) + len(fresh) - len(unwritten)
             writer.publish(dimension)
             checkpoints.clear()
         except BaseException:
@@ -687,11 +720,158 @@ def run_ingest(
             if previous is not None:
                 previous.close()
         report.published = True
-        report.documents = len(reused) + len(fresh) - len(unwritten)
-        report.passages = len(lexical_texts)
+        report.documents = len(kept) + len(fresh) - len(unwritten)
+        report.passages = passages
         report.files_indexed = len(fresh) - len(unwritten)
+        report.segments = 1
+        report.merged = merging
+        if base is not None:
+            after = IndexReader(index_path)
+            report.passages = after.live_passage_count
+            report.segments = len(after.segments)
+            after.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+#: Stored vectors by row (a previous build's).
+VectorSource = Callable[[Sequence[int]], np.ndarray]
+
+
+def _matrix_rows(matrix: np.ndarray | None) -> VectorSource:
+    def rows(wanted: Sequence[int]) -> np.ndarray:
+        assert matrix is not None
+        return matrix[list(wanted)]
+
+    return rows
+
+
+def _write_documents(
+    writer: IndexWriter,
+    reused: Sequence[tuple[Document, list[tuple[int, Passage]]]],
+    fresh: Sequence[tuple[Document, list[Passage]]],
+    new_vectors: np.ndarray,
+    old_vectors: VectorSource,
+    doc_vectors: dict[str, np.ndarray],
+    records: Sequence[FileRecord],
+    report: IngestReport,
+) -> tuple[dict[str, str], int]:
+    """Write the documents (reused ones with their stored vectors, fresh ones with
+    ``new_vectors`` in order), the file records and the lexical index into the writer's
+    segment; returns the documents that could not be stored, by source, and the number
+    of passages written."""
+    lexical_texts: list[str] = []
+    for doc, rows in reused:
+        vectors = old_vectors([row for row, _ in rows]) if rows else np.zeros((0, 0))
+        passages = [p for _, p in rows]
+        writer.add_document(doc, passages, vectors, doc_vectors[doc.id])
+        lexical_texts.extend(_lexical_text(doc, p) for p in passages)
+    offset = 0
+    unwritten: dict[str, str] = {}
+    for doc, new in fresh:
+        vectors = new_vectors[offset : offset + len(new)]
+        offset += len(new)
+        try:
+            writer.add_document(doc, new, vectors, doc_vectors[doc.id])
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
+            # One document that cannot be stored must not cost the others.
+            logger.exception("could not write %s", doc.source)
+            unwritten[doc.source] = printable(f"error: could not be written: {exc}")
+            continue
+        lexical_texts.extend(_lexical_text(doc, p) for p in new)
+    for record in records:
+        if record.source in unwritten:
+            record = dataclasses.replace(record, status="skipped", reason=unwritten[record.source])
+            report.skipped.append({"source": record.source, "reason": unwritten[record.source]})
+        writer.add_file(record)
+    for source, reason in unwritten.items():
+        writer.manifest["sources"].pop(source, None)
+        writer.manifest["skipped"][source] = reason
+    writer.save_part(LEXICAL, LexicalIndex.build(lexical_texts).save)
+    return unwritten, len(lexical_texts)
+
+
+def merge_due(
+    settings: Settings, *, segments: int, later_rows: int, deleted_rows: int, rows: int
+) -> bool:
+    """Whether a build of ``segments`` segments should be merged into one: more than
+    ``QA_SEGMENT_MAX_COUNT`` of them, or the rows of the segments after the first and
+    the deleted rows more than ``QA_SEGMENT_MERGE_SHARE`` of its ``rows``."""
+    if segments <= 1:
+        return False
+    if segments > settings.segment_max_count:
+        return True
+    return later_rows + deleted_rows > settings.segment_merge_share * max(rows, 1)
+
+
+def needs_merge(reader: IndexReader, settings: Settings) -> bool:
+    """:func:`merge_due` for a published build."""
+    return merge_due(
+        settings,
+        segments=len(reader.segments),
+        later_rows=sum(segment.rows for segment in reader.segments[1:]),
+        deleted_rows=reader.passage_count - reader.live_passage_count,
+        rows=reader.passage_count,
+    )
+
+
+def merge_index(settings: Settings) -> IngestReport:
+    """Write the published build's live documents as one segment and publish it (no
+    file is read, nothing embedded); readers switch to it on their next reload."""
+    started = time.perf_counter()
+    index_path = settings.index_dir
+    report = IngestReport(index=str(index_path))
+    with _build_lock(index_path):
+        reader = IndexReader(index_path)
+        report.segments = len(reader.segments)
+        single = reader.single
+        reader.close()
+        if not single:
+            report.passages = _merge_locked(index_path, settings)
+            report.published = report.merged = True
+            report.segments = 1
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _merge_locked(index_path: Path, settings: Settings) -> int:
+    """:func:`merge_index`'s work, the ingest lock held; returns the passages written."""
+    previous = IndexReader(index_path)
+    try:
+        records = list(previous.files().values())
+        reused = []
+        for doc in previous.documents():
+            rows = previous.passages_of(doc.id)
+            reused.append((doc, rows))
+        doc_vectors: dict[str, np.ndarray] = {}
+        for doc, rows in reused:
+            vector = previous.document_vector([row for row, _ in rows])
+            assert vector is not None  # a segmented build holds them (ingest's `complete`)
+            doc_vectors[doc.id] = vector
+        manifest = {k: v for k, v in previous.manifest.items() if k != "approximate"}
+        writer = IndexWriter(index_path, manifest, approximate=approximate_settings(settings))
+        try:
+            dimension = int(previous.manifest["dimension"])
+            old_vectors = _matrix_rows(previous.all_vectors())
+            report = IngestReport(index=str(index_path))
+            _, passages = _write_documents(
+                writer,
+                reused,
+                [],
+                np.zeros((0, dimension), np.float32),
+                old_vectors,
+                doc_vectors,
+                records,
+                report,
+            )
+            writer.manifest["documents"] = len(reused)
+            writer.publish(dimension)
+        except BaseException:
+            writer.abort()
+            raise
+    finally:
+        previous.close()
+    return passages
 
 
 class _IndexCheckpoints(VectorCheckpoints):
@@ -716,6 +896,23 @@ def _same_content(path: Path, old: FileRecord) -> bool:
         return file_sha256(path) == old.sha256
     except OSError:
         return False  # reading it again reports the error
+
+
+def _rows_by_text_among(
+    previous: IndexReader, sources: Iterable[str], texts: Sequence[str]
+) -> dict[str, int]:
+    """Rows of the previous build's passages of ``sources`` (the files a segment
+    publish replaces) whose text is one of ``texts``."""
+    if not texts:
+        return {}
+    wanted = set(texts)
+    rows = previous.rows_of_documents([document_id(source) for source in sorted(sources)])
+    found: dict[str, int] = {}
+    passages = previous.passages_by_rows([int(row) for row in rows])
+    for row in sorted(passages):
+        if passages[row].text in wanted:
+            found.setdefault(passages[row].text, row)
+    return found
 
 
 def _rows_by_text(previous: IndexReader | None, texts: Sequence[str]) -> dict[str, int]:

@@ -154,39 +154,52 @@ class LexicalIndex:
     ) -> list[tuple[int, float]]:
         """``(row, score)`` pairs, best first; ``allowed`` is a 0/1 mask over rows."""
         tokens = tokenize(query)
-        if self._bm25 is None or not tokens or k < 1:
+        if self.empty or not tokens or k < 1:
             return []
-        mask = allowed.astype(np.float32) if allowed is not None else None
-        scores = self._bm25.get_scores(tokens, weight_mask=mask)
+        scores = self._scores(tokens, allowed)
         return self._top(scores, k)
+
+    @property
+    def empty(self) -> bool:
+        return self._bm25 is None
+
+    def _scores(self, tokens: list[str], allowed: np.ndarray | None) -> np.ndarray:
+        """Every row's BM25 score for the stems (0 where ``allowed`` is 0)."""
+        assert self._bm25 is not None
+        mask = allowed.astype(np.float32) if allowed is not None else None
+        scores: np.ndarray = self._bm25.get_scores(tokens, weight_mask=mask)
+        return scores
+
+    def _postings(self, term: str) -> np.ndarray | None:
+        """The rows holding a stemmed term, ascending (None: not in the index)."""
+        if self._bm25 is None:
+            return None
+        position = self._bm25.vocab_dict.get(term)
+        if position is None:
+            return None
+        indptr = self._bm25.scores["indptr"]
+        postings: np.ndarray = self._bm25.scores["indices"][indptr[position] : indptr[position + 1]]
+        return postings
 
     def document_frequency(self, term: str) -> int:
         """In how many passages a stemmed term occurs (0: not in the index)."""
-        if self._bm25 is None:
-            return 0
-        position = self._bm25.vocab_dict.get(term)
-        if position is None:
-            return 0
-        indptr = self._bm25.scores["indptr"]
-        return int(indptr[position + 1] - indptr[position])
+        postings = self._postings(term)
+        return 0 if postings is None else len(postings)
 
     def term_coverage(self, query: str, rows: Sequence[int]) -> float:
         """The largest idf-weighted share of the question's stems that one of the
         passages at ``rows`` holds (:func:`qa_service.convex_fusion.term_coverage`)."""
         stems = list(dict.fromkeys(tokenize(query)))
-        if self._bm25 is None or not stems or not rows:
+        if self.empty or not stems or not rows:
             return 0.0
         wanted = np.asarray(rows, dtype=np.int64)
         holders: list[set[str]] = [set() for _ in rows]
         weights: dict[str, float] = {}
-        indptr = self._bm25.scores["indptr"]
-        indices = self._bm25.scores["indices"]
         for stem in stems:
-            position = self._bm25.vocab_dict.get(stem)
-            if position is None:
+            postings = self._postings(stem)
+            if postings is None:
                 weights[stem] = idf(0, self.size)
                 continue
-            postings = indices[indptr[position] : indptr[position + 1]]
             weights[stem] = idf(len(postings), self.size)
             # bm25s keeps each term's rows in ascending order (a canonical CSC matrix), so a
             # binary search finds them: 0.15 ms a question against 1.17 ms with np.isin,
@@ -211,10 +224,9 @@ class LexicalIndex:
         ``passages`` passages (:func:`expansion_terms`) are searched too, their BM25
         scores added at ``weight``."""
         tokens = tokenize(query)
-        if self._bm25 is None or not tokens or k < 1:
+        if self.empty or not tokens or k < 1:
             return []
-        mask = allowed.astype(np.float32) if allowed is not None else None
-        scores = self._bm25.get_scores(tokens, weight_mask=mask)
+        scores = self._scores(tokens, allowed)
         first = self._top(scores, passages)
         if first and terms > 0 and weight > 0:
             texts = feedback_texts([row for row, _ in first])
@@ -227,7 +239,7 @@ class LexicalIndex:
                 terms,
             )
             if extra:
-                scores = scores + weight * self._bm25.get_scores(extra, weight_mask=mask)
+                scores = scores + weight * self._scores(extra, allowed)
         return self._top(scores, k)
 
     @staticmethod
@@ -247,6 +259,73 @@ class LexicalIndex:
             matching = np.concatenate([above, tied[: k - len(above)]])
         order = matching[np.lexsort((matching, -scores[matching]))]  # best first, then row
         return [(int(row), float(scores[row])) for row in order]
+
+
+def lucene_idf(df: int, size: int) -> float:
+    """bm25s's idf (its default, Lucene's): ``log(1 + (N - df + 0.5) / (df + 0.5))``."""
+    return math.log(1 + (size - df + 0.5) / (df + 0.5))
+
+
+class SegmentedLexicalIndex(LexicalIndex):
+    """BM25 over a build of several segments (store.py), each its own bm25s index over
+    its rows, searched as one index over every row.
+
+    bm25s stores each (term, passage) score with the term's idf baked in, from its own
+    segment's statistics; here each segment's scores of a term are rescaled by
+    ``idf(global df, N) / idf(segment df, segment N)``, so a term weighs the same in
+    every segment, as in one index over all of them (deleted rows count until a merge,
+    as in Lucene). What stays of the segment: the length normalisation (its mean
+    passage length) and its compound splitting (from its own passages' words);
+    tests/test_segments.py measures how alike the rankings are.
+    """
+
+    def __init__(
+        self, parts: Sequence[tuple[int, LexicalIndex]], deleted: np.ndarray | None = None
+    ) -> None:
+        super().__init__(None, sum(part.size for _, part in parts))
+        self.parts = [(offset, part) for offset, part in parts if part._bm25 is not None]
+        #: Rows that score nothing (deleted since their segment was written).
+        self.deleted = deleted
+
+    @property
+    def empty(self) -> bool:
+        return not self.parts
+
+    def document_frequency(self, term: str) -> int:
+        return sum(part.document_frequency(term) for _, part in self.parts)
+
+    def _postings(self, term: str) -> np.ndarray | None:
+        found = [
+            postings.astype(np.int64) + offset
+            for offset, part in self.parts
+            if (postings := part._postings(term)) is not None
+        ]
+        return np.concatenate(found) if found else None
+
+    def _scores(self, tokens: list[str], allowed: np.ndarray | None) -> np.ndarray:
+        scores = np.zeros(self.size, dtype=np.float32)
+        for token in tokens:  # a stem twice in the question counts twice, as in bm25s
+            frequency = self.document_frequency(token)
+            if frequency == 0:
+                continue
+            wanted = lucene_idf(frequency, self.size)
+            for offset, part in self.parts:
+                bm25 = part._bm25
+                assert bm25 is not None
+                position = bm25.vocab_dict.get(token)
+                if position is None:
+                    continue
+                indptr = bm25.scores["indptr"]
+                start, end = int(indptr[position]), int(indptr[position + 1])
+                factor = wanted / lucene_idf(end - start, part.size)
+                rows = bm25.scores["indices"][start:end].astype(np.int64) + offset
+                # One term's rows are distinct: a plain fancy-index add is exact.
+                scores[rows] += bm25.scores["data"][start:end] * np.float32(factor)
+        if self.deleted is not None:
+            scores[self.deleted] = 0
+        if allowed is not None:
+            scores *= allowed.astype(np.float32)
+        return scores
 
 
 def expansion_terms(

@@ -14,11 +14,23 @@ from .config import Settings
 from .embedding import Embedder
 from .errors import IndexUnavailable
 from .hints import HintIndex, document_facts
-from .lexical import LexicalIndex
+from .lexical import LexicalIndex, SegmentedLexicalIndex
 from .query.candidates import Retrievers
 from .query.pipeline import QueryIndex
-from .retrieval import DenseRetriever, ExpandedLexicalRetriever, LexicalRetriever
-from .store import LEXICAL, IndexReader, IndexStoreError, check_compatible, check_vector_agreement
+from .retrieval import (
+    DenseRetriever,
+    ExpandedLexicalRetriever,
+    LexicalRetriever,
+    SegmentedDenseRetriever,
+)
+from .store import (
+    LEXICAL,
+    IndexReader,
+    IndexStoreError,
+    Segment,
+    check_compatible,
+    check_vector_agreement,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,27 +55,58 @@ def lexical_leg(settings: Settings, reader: IndexReader, lexical: LexicalIndex) 
 
 def dense_retriever(
     settings: Settings, reader: IndexReader, encode_query: Callable[[str], np.ndarray]
-) -> DenseRetriever:
+) -> DenseRetriever | SegmentedDenseRetriever:
     # Feedback fused as a ranking of its own leaves the dense leg itself unmoved.
     separate = settings.dense_feedback_ranking_weight > 0
+    feedback = 0 if separate else settings.dense_feedback_passages
+    if reader.single:
+        return _segment_retriever(settings, reader.segments[0], encode_query, feedback)
+    # Each segment searched on its own (exactly or approximately by its size), the
+    # question's feedback once over all of them.
+    parts = [
+        (segment.offset, _segment_retriever(settings, segment, encode_query, 0), segment.deleted)
+        for segment in reader.segments
+    ]
+    return SegmentedDenseRetriever(
+        parts, encode_query, feedback=feedback, feedback_weight=settings.dense_feedback_weight
+    )
+
+
+def _segment_retriever(
+    settings: Settings,
+    segment: Segment,
+    encode_query: Callable[[str], np.ndarray],
+    feedback: int,
+) -> DenseRetriever:
     return DenseRetriever(
-        reader.vectors,
+        segment.vectors,
         encode_query,
-        document_vectors=reader.document_vectors,
-        passage_documents=reader.passage_documents,
+        document_vectors=segment.document_vectors,
+        passage_documents=segment.passage_documents,
         document_weight=settings.document_weight,
-        feedback=0 if separate else settings.dense_feedback_passages,
+        feedback=feedback,
         feedback_weight=settings.dense_feedback_weight,
         direct_share=settings.dense_direct_share,
-        # A build below the size (as now configured) is searched exactly.
+        # A segment below the size (as now configured) is searched exactly.
         approximate=(
-            reader.approximate
-            if reader.passage_count >= settings.approximate_min_passages
-            else None
+            segment.approximate if segment.rows >= settings.approximate_min_passages else None
         ),
         approximate_breadth=settings.approximate_search_breadth,
         approximate_candidates=settings.approximate_candidates,
     )
+
+
+def load_lexical(reader: IndexReader) -> LexicalIndex:
+    """The build's BM25 index: its one segment's, or every segment's searched as one."""
+    if reader.single:
+        return LexicalIndex.load(reader.build_path / LEXICAL)
+    parts = []
+    for segment in reader.segments:
+        part = LexicalIndex.load(segment.path / LEXICAL)
+        if part.size != segment.rows:
+            raise ValueError(f"{part.size} of {segment.rows} passages in {segment.relative}")
+        parts.append((segment.offset, part))
+    return SegmentedLexicalIndex(parts, reader.deleted)
 
 
 def open_index(
@@ -77,7 +120,7 @@ def open_index(
     except IndexStoreError as exc:
         raise IndexUnavailable(str(exc)) from exc
     try:
-        lexical = LexicalIndex.load(reader.build_path / LEXICAL)
+        lexical = load_lexical(reader)
         if lexical.size != reader.passage_count:
             raise ValueError(f"{lexical.size} of {reader.passage_count} passages")
         # bm25s maps its arrays lazily: one search reads them all.

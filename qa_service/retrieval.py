@@ -211,7 +211,10 @@ class DenseRetriever:
             if len(rows) <= min(self.index.ntotal // self.direct_share, DIRECT_ROWS):
                 return self._score_rows(vector, rows, k)
             if self.approximate is None:
-                params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(rows))  # type: ignore[call-arg]
+                # A bitmap rather than a set of ids: the same rows, and no hash set of
+                # most of the rows built per question when a segment masks a few.
+                selector, _bits = allowed_selector(allowed)  # read by the search below
+                params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         if self.approximate is not None:
             return self._search_approximate(vector, k, allowed)
         if self._documents is None:
@@ -373,3 +376,87 @@ def rocchio(vector: np.ndarray, feedback: np.ndarray, beta: float) -> np.ndarray
     moved = vector + beta * np.asarray(feedback, dtype=np.float32).mean(axis=0)
     norm = float(np.linalg.norm(moved))
     return (moved / norm).astype(np.float32) if norm > 0 else vector
+
+
+class SegmentedDenseRetriever:
+    """The dense leg over a build of several segments (store.py): each segment's
+    :class:`DenseRetriever` (exact, or approximate when the segment is large enough)
+    finds its own top k over its rows, the deleted ones masked out before its top k is
+    cut, and the best k of those are the build's. The top k of a union is the top k of
+    its parts' top k, so with exact parts the result is the exact one."""
+
+    def __init__(
+        self,
+        parts: Sequence[tuple[int, DenseRetriever, np.ndarray | None]],
+        encode_query: Callable[[str], np.ndarray],
+        *,
+        feedback: int = 0,
+        feedback_weight: float = 0.0,
+    ) -> None:
+        #: ``(first row, retriever over the segment's rows, deleted mask or None)``.
+        self.parts = list(parts)
+        self.encode_query = encode_query
+        self.feedback = feedback
+        self.feedback_weight = feedback_weight
+        self.size = sum(part.index.ntotal for _, part, _ in self.parts)
+
+    def _vectors(self, rows: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(rows), self.parts[0][1].index.d), dtype=np.float32)
+        for offset, part, _ in self.parts:
+            inside = (rows >= offset) & (rows < offset + part.index.ntotal)
+            if inside.any():
+                out[inside] = part._passages[rows[inside] - offset]
+        return out
+
+    def similarities(self, query: str, rows: Sequence[int]) -> np.ndarray:
+        """``q·p`` of the question and the passages at ``rows`` (full precision)."""
+        vector = np.asarray(self.encode_query(query), dtype=np.float32).reshape(-1)
+        return _dot(self._vectors(np.asarray(rows, dtype=np.int64)), vector)
+
+    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
+        if self.size == 0 or k < 1:
+            return []
+        vector = np.asarray(self.encode_query(query), dtype=np.float32).reshape(-1)
+        if self.feedback > 0 and self.feedback_weight > 0:
+            first = self.search_vector(vector, self.feedback, allowed)
+            rows = np.asarray([row for row, _ in first], dtype=np.int64)
+            vector = rocchio(vector, self._vectors(rows), self.feedback_weight)
+        return self.search_vector(vector, k, allowed)
+
+    def feedback_search(
+        self,
+        query: str,
+        ranking: Ranking,
+        k: int,
+        *,
+        passages: int,
+        weight: float,
+        allowed: np.ndarray | None = None,
+    ) -> Ranking:
+        """As :meth:`DenseRetriever.feedback_search`."""
+        vector = np.asarray(self.encode_query(query), dtype=np.float32).reshape(-1)
+        rows = np.asarray([row for row, _ in ranking[:passages]], dtype=np.int64)
+        return self.search_vector(rocchio(vector, self._vectors(rows), weight), k, allowed)
+
+    def search_vector(
+        self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> Ranking:
+        """The top ``k`` for a question vector over every segment."""
+        if self.size == 0 or k < 1:
+            return []
+        found: Ranking = []
+        for offset, part, deleted in self.parts:
+            size = part.index.ntotal
+            if size == 0:
+                continue
+            local = None if allowed is None else np.asarray(allowed[offset : offset + size])
+            if deleted is not None:
+                local = ~deleted if local is None else local & ~deleted
+            if local is not None and not local.any():
+                continue
+            found += [(row + offset, s) for row, s in part.search_vector(vector, k, local)]
+        if not found:
+            return []
+        rows = np.asarray([row for row, _ in found], dtype=np.int64)
+        scores = np.asarray([score for _, score in found], dtype=np.float64)
+        return _best(rows, scores, k)

@@ -11,6 +11,19 @@ A build is written into a fresh directory; ``manifest.json`` is written last and
 symlink is replaced with ``os.replace``, so a reader sees either the old build or the
 new one, never half of one. Old builds stay on disk (a running reader may still have
 them open) and are pruned after a few newer ones exist.
+
+Segments. A build is an ordered list of immutable segments, each a directory of the
+files above over a contiguous range of rows: the build's own directory is the first
+(``"."``), later ones are ``segments/<name>/``. A full build is that one segment, and
+its manifest names no segments (the layout of builds before segments). A segment
+publish (:class:`IndexWriter` with ``base``) hard-links the previous build's segments
+into the new build directory (``os.link``: nothing copied or rewritten), writes one
+new segment for the changed and added files after the last row, and marks the rows of
+changed and removed files deleted: per segment, the deleted sources in the manifest
+and a bitmap ``deletions/<segment>.npy``. Rows are global: a segment's rows in its
+SQLite file are the build's, so a mask over ``passage_count`` rows, a row's passage
+and a FAISS selector mean what they meant before; deleted rows are in no view of the
+database and in no search.
 """
 
 from __future__ import annotations
@@ -41,7 +54,7 @@ from . import __version__
 from .approximate import ApproximateSettings, build_approximate
 from .config import LEGACY_MODEL_NAMES
 from .nearduplicates import shingle_hashes
-from .schema import Document, DocumentMeta, Passage
+from .schema import Document, DocumentMeta, Passage, document_id
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +72,21 @@ PASSAGE_DOCUMENTS = "passage_documents.npy"
 SHINGLES = "shingles.npy"
 SHINGLE_OFFSETS = "shingle_offsets.npy"
 LEXICAL = "lexical"
+SEGMENTS = "segments"
+DELETIONS = "deletions"
+#: The files of a segment (those its build has), hard-linked into each later build.
+SEGMENT_FILES = (
+    VECTORS,
+    APPROXIMATE,
+    DATABASE,
+    DOCUMENT_VECTORS,
+    PASSAGE_DOCUMENTS,
+    SHINGLES,
+    SHINGLE_OFFSETS,
+)
+#: SQLite attaches at most 10 databases (SQLITE_MAX_ATTACHED): a build has no more
+#: segments than that.
+MAX_SEGMENTS = 10
 KEEP_BUILDS = 3
 #: Documents a reader keeps in memory after serving them (the longest is ~4 MB of text).
 DOCUMENT_CACHE = 256
@@ -225,21 +253,33 @@ class IndexWriter:
         manifest: dict[str, Any],
         *,
         approximate: ApproximateSettings | None = None,
+        base: IndexReader | None = None,
+        deleted_sources: Iterable[str] = (),
     ) -> None:
+        """A full build (one segment), or with ``base`` a segment publish: ``base``'s
+        segments hard-linked, ``deleted_sources`` (files changed or removed since it)
+        deleted from them, and what is added here written as one new segment."""
         self.index_path = index_path
         self.manifest = dict(manifest)
         #: A build of at least ``approximate.min_passages`` passages gets an approximate
-        #: index too (None: never).
+        #: index too (None: never); in a segment publish, the new segment does.
         self.approximate = approximate
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        self.build_path = builds_dir(index_path) / f"{stamp}-{uuid.uuid4().hex[:8]}"
+        name = f"{stamp}-{uuid.uuid4().hex[:8]}"
+        self.build_path = builds_dir(index_path) / name
+        self.base = base
+        self.deleted_sources = frozenset(deleted_sources)
+        #: Where this writer's own segment goes, and the global row of its first passage.
+        self.segment_name = name
+        self.segment_path = self.build_path / SEGMENTS / name if base else self.build_path
+        self._offset = base.passage_count if base is not None else 0
         #: Whether readers may see this build: from then on it is never removed here.
         self.published = False
         self.db: sqlite3.Connection | None = None
         with writing(index_path):
-            self.build_path.mkdir(parents=True)
+            self.segment_path.mkdir(parents=True)
             try:
-                self.db = sqlite3.connect(self.build_path / DATABASE)
+                self.db = sqlite3.connect(self.segment_path / DATABASE)
                 self.db.executescript(_SCHEMA)
             except BaseException:
                 self.abort()
@@ -323,7 +363,7 @@ class IndexWriter:
             "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
-                    self._rows + i,
+                    self._offset + self._rows + i,
                     p.id,
                     p.doc_id,
                     p.ordinal,
@@ -340,9 +380,9 @@ class IndexWriter:
         )
 
     def save_part(self, name: str, save: Callable[[Path], None]) -> None:
-        """Write a part of the build (``lexical/``) with ``save(path)``."""
+        """Write a part of the build's own segment (``lexical/``) with ``save(path)``."""
         with writing(self.index_path):
-            save(self.build_path / name)
+            save(self.segment_path / name)
 
     def publish(self, dimension: int) -> Path:
         """Write vectors and manifest, then swap the index symlink to this build."""
@@ -367,7 +407,7 @@ class IndexWriter:
         if len(matrix):
             index.add(matrix)
         del matrix  # the index holds a copy (1.5 GB at a million passages)
-        _write_faiss(self.index_path, index, self.build_path / VECTORS)
+        _write_faiss(self.index_path, index, self.segment_path / VECTORS)
         self.manifest.pop("approximate", None)
         if self.approximate is not None and index.ntotal >= self.approximate.min_passages:
             started = time.perf_counter()
@@ -375,7 +415,7 @@ class IndexWriter:
             approximate = build_approximate(
                 vectors.view(np.float32).reshape(index.ntotal, dimension), self.approximate
             )
-            _write_faiss(self.index_path, approximate, self.build_path / APPROXIMATE)
+            _write_faiss(self.index_path, approximate, self.segment_path / APPROXIMATE)
             self.manifest["approximate"] = {
                 "factory": self.approximate.factory,
                 "construction_breadth": self.approximate.construction_breadth,
@@ -383,22 +423,72 @@ class IndexWriter:
             }
             del approximate
         documents = np.vstack(self._doc_vectors) if self._doc_vectors else np.zeros((0, dimension))
-        _save_array(self.build_path / DOCUMENT_VECTORS, documents.astype(np.float32))
-        _save_array(self.build_path / PASSAGE_DOCUMENTS, np.asarray(self._passage_docs, np.int32))
+        _save_array(self.segment_path / DOCUMENT_VECTORS, documents.astype(np.float32))
+        _save_array(self.segment_path / PASSAGE_DOCUMENTS, np.asarray(self._passage_docs, np.int32))
         offsets = np.zeros(len(self._shingles) + 1, dtype=np.int64)
         np.cumsum([len(h) for h in self._shingles], out=offsets[1:])
         hashes = np.concatenate(self._shingles) if self._shingles else np.zeros(0, np.uint32)
-        _save_array(self.build_path / SHINGLES, hashes.astype(np.uint32))
-        _save_array(self.build_path / SHINGLE_OFFSETS, offsets)
+        _save_array(self.segment_path / SHINGLES, hashes.astype(np.uint32))
+        _save_array(self.segment_path / SHINGLE_OFFSETS, offsets)
+        passages = int(index.ntotal)
+        self.manifest.pop(SEGMENTS, None)
+        if self.base is not None:
+            _fsync_dir(self.segment_path)
+            segments = self._link_base()
+            segments.append(
+                {
+                    "name": self.segment_name,
+                    "path": f"{SEGMENTS}/{self.segment_name}",
+                    "passages": passages,
+                    "documents": len(self._doc_vectors),
+                    "deleted_sources": [],
+                    "deleted_rows": 0,
+                }
+            )
+            self.manifest[SEGMENTS] = segments
+            passages += self._offset
         self.manifest.update(
             format_version=FORMAT_VERSION,
             package_version=__version__,
             built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             dimension=dimension,
-            passages=int(index.ntotal),
+            passages=passages,
         )
         _write_json_atomically(self.build_path / MANIFEST, self.manifest)
         _fsync_dir(self.build_path)
+
+    def _link_base(self) -> list[dict[str, Any]]:
+        """Hard-link the base build's segments into this build, with the deletions of
+        ``deleted_sources`` added to theirs; their entries for the manifest."""
+        assert self.base is not None
+        entries: list[dict[str, Any]] = []
+        (self.build_path / DELETIONS).mkdir()
+        for segment in self.base.segments:
+            target = self.build_path / segment.relative
+            if segment.relative != ".":
+                target.mkdir(parents=True)
+            _link_tree(segment.path, target)
+            sources, rows = self.base.segment_rows_of_sources(segment, self.deleted_sources)
+            deleted = segment.deleted_mask()
+            deleted[rows - segment.offset] = True
+            gone = sorted(set(segment.deleted_sources) | set(sources))
+            if deleted.any():
+                _save_array(
+                    self.build_path / DELETIONS / f"{segment.name}.npy",
+                    np.packbits(deleted, bitorder="little"),
+                )
+            entries.append(
+                {
+                    "name": segment.name,
+                    "path": segment.relative,
+                    "passages": segment.rows,
+                    "documents": segment.documents,
+                    "deleted_sources": gone,
+                    "deleted_rows": int(np.count_nonzero(deleted)),
+                }
+            )
+        _fsync_dir(self.build_path / DELETIONS)
+        return entries
 
     def abort(self) -> None:
         """Remove the build (unless it was published: readers may have it open)."""
@@ -420,6 +510,20 @@ def _write_faiss(index_path: Path, index: faiss.Index, path: Path) -> None:
     except RuntimeError as exc:  # faiss reports a failed write (ENOSPC) this way
         failed = RuntimeError(f"{path.name} could not be written: {_faiss_reason(exc)}")
         raise write_error(index_path, failed) from exc
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Hard-link a segment's files (and its ``lexical/`` directory's) from ``source``
+    into ``target`` (only those: the first segment's directory is its build's, whose
+    manifest, deletions and later segments are not the segment's)."""
+    for name in SEGMENT_FILES:
+        if (source / name).exists():
+            os.link(source / name, target / name)
+    lexical = source / LEXICAL
+    if lexical.is_dir():
+        (target / LEXICAL).mkdir()
+        for path in sorted(lexical.iterdir()):
+            os.link(path, target / LEXICAL / path.name)
 
 
 class _PythonWriter:
@@ -590,7 +694,11 @@ def check_vector_agreement(
     count = reader.passage_count
     if count == 0:
         return 1.0
-    rows = sorted({int(r) for r in np.linspace(0, count - 1, min(AGREEMENT_SAMPLE, count))})
+    live = np.flatnonzero(~reader.deleted) if reader.deleted is not None else np.arange(count)
+    if len(live) == 0:
+        return 1.0
+    picks = np.linspace(0, len(live) - 1, min(AGREEMENT_SAMPLE, len(live)))
+    rows = sorted({int(live[int(i)]) for i in picks})
     passages = reader.passages_by_rows(rows)
     texts = [passages[row].text for row in rows]
     stored = np.stack([reader.vectors.reconstruct(row) for row in rows]).astype(np.float32)
@@ -611,60 +719,78 @@ def check_vector_agreement(
     return agreement
 
 
-class IndexReader:
-    """A published build opened read-only: manifest, vectors and the passage database."""
+class Segment:
+    """One segment of a published build opened read-only: its files, the global row of
+    its first passage, and which of its rows and files the build has deleted."""
 
-    def __init__(self, index_path: Path) -> None:
-        self.index_path = index_path
-        self.manifest = read_manifest(index_path)
-        self.build_path = index_path.resolve()
-        self._local = threading.local()
-        # The documents served last (text included), a bounded number of them.
-        self._documents: OrderedDict[str, Document] = OrderedDict()
-        self._documents_lock = threading.Lock()
-        # A damaged build (a truncated or overwritten file) fails here, with the file
-        # named, rather than in the requests that would touch the damage.
-        opening = VECTORS
-        try:
-            self.vectors = _read_vectors(self.build_path / VECTORS)
-            #: The approximate index of a large build (None: exact search only).
-            self.approximate: Any | None = None
-            if (self.build_path / APPROXIMATE).exists():
-                opening = APPROXIMATE
-                # The codes memory-mapped (shared by the workers); a graph index's links
-                # are read (IO_FLAG_MMAP would read the codes too: 60,000 passages in
-                # HNSW32,SQ8, 17 MB rather than 38 MB resident; BENCHMARKS.md).
-                self.approximate = _read_vectors(
-                    self.build_path / APPROXIMATE, faiss.IO_FLAG_MMAP_IFC
-                )
-            self.document_vectors: np.ndarray | None = None
-            self.passage_documents: np.ndarray | None = None
-            if (self.build_path / DOCUMENT_VECTORS).exists():
-                opening = DOCUMENT_VECTORS
-                self.document_vectors = np.load(self.build_path / DOCUMENT_VECTORS, mmap_mode="r")
-                opening = PASSAGE_DOCUMENTS
-                self.passage_documents = np.load(self.build_path / PASSAGE_DOCUMENTS)
-            self.shingles: np.ndarray | None = None
-            self.shingle_offsets: np.ndarray | None = None
-            if (self.build_path / SHINGLE_OFFSETS).exists():
-                opening = SHINGLES
-                # A plain view of the mapped file: slicing a memmap goes through Python.
-                self.shingles = np.load(self.build_path / SHINGLES, mmap_mode="r").view(np.ndarray)
-                opening = SHINGLE_OFFSETS
-                self.shingle_offsets = np.load(self.build_path / SHINGLE_OFFSETS)
-            opening = DATABASE
-            self._verify_database()
-            opening = "the manifest's counts"
-            self._verify_counts()
-        except (OSError, ValueError, RuntimeError, EOFError, sqlite3.DatabaseError) as exc:
-            raise IndexCorrupt(
-                f"the index build {self.build_path.name} is damaged ({opening}: {exc}); "
-                "publish a new one with `qa ingest`"
-            ) from exc
+    def __init__(self, build_path: Path, entry: dict[str, Any], offset: int) -> None:
+        self.name: str = entry.get("name", "base")
+        #: Its directory, relative to the build's ("." for the first).
+        self.relative: str = entry.get("path", ".")
+        self.path = build_path / self.relative
+        self.offset = offset
+        self.deleted_sources: tuple[str, ...] = tuple(entry.get("deleted_sources", ()))
+        self.expected_rows: int | None = entry.get("passages")
+        self.documents: int = int(entry.get("documents", 0))
+        self._deletions = build_path / DELETIONS / f"{self.name}.npy"
+        self.deleted: np.ndarray | None = None
+        #: What is being opened (the message of a damaged build names it).
+        self.opening = VECTORS
+        self.vectors: Any = None
 
-    def _verify_database(self) -> None:
-        """The SQLite file is as long as its header says, and its tables can be read."""
-        path = self.build_path / DATABASE
+    def open(self) -> None:
+        """Open its files (memory-mapped where they can be) and check them."""
+        self.vectors = _read_vectors(self.path / VECTORS)
+        #: The approximate index of a large segment (None: exact search only).
+        self.approximate: Any | None = None
+        if (self.path / APPROXIMATE).exists():
+            self.opening = APPROXIMATE
+            # The codes memory-mapped (shared by the workers); a graph index's links
+            # are read (IO_FLAG_MMAP would read the codes too: 60,000 passages in
+            # HNSW32,SQ8, 17 MB rather than 38 MB resident; BENCHMARKS.md).
+            self.approximate = _read_vectors(self.path / APPROXIMATE, faiss.IO_FLAG_MMAP_IFC)
+        self.document_vectors: np.ndarray | None = None
+        self.passage_documents: np.ndarray | None = None
+        if (self.path / DOCUMENT_VECTORS).exists():
+            self.opening = DOCUMENT_VECTORS
+            self.document_vectors = np.load(self.path / DOCUMENT_VECTORS, mmap_mode="r")
+            self.opening = PASSAGE_DOCUMENTS
+            self.passage_documents = np.load(self.path / PASSAGE_DOCUMENTS)
+        self.shingles: np.ndarray | None = None
+        self.shingle_offsets: np.ndarray | None = None
+        if (self.path / SHINGLE_OFFSETS).exists():
+            self.opening = SHINGLES
+            # A plain view of the mapped file: slicing a memmap goes through Python.
+            self.shingles = np.load(self.path / SHINGLES, mmap_mode="r").view(np.ndarray)
+            self.opening = SHINGLE_OFFSETS
+            self.shingle_offsets = np.load(self.path / SHINGLE_OFFSETS)
+        if self._deletions.exists():
+            self.opening = f"{DELETIONS}/{self._deletions.name}"
+            bits = np.load(self._deletions)
+            self.deleted = np.unpackbits(bits, count=self.rows, bitorder="little").astype(bool)
+            if len(bits) * 8 < self.rows:
+                raise ValueError(f"{len(bits) * 8} bits for {self.rows} rows")
+        self.verify()
+
+    @property
+    def rows(self) -> int:
+        """Its rows, deleted ones included."""
+        return int(self.vectors.ntotal)
+
+    @property
+    def database_uri(self) -> str:
+        return f"file:{self.path / DATABASE}?mode=ro&immutable=1"
+
+    def deleted_mask(self) -> np.ndarray:
+        """A copy of the deleted rows' mask over its rows (all False: none deleted)."""
+        if self.deleted is None:
+            return np.zeros(self.rows, dtype=bool)
+        return self.deleted.copy()
+
+    def verify(self) -> None:
+        """The SQLite file is whole, and each file holds as many rows as the others."""
+        self.opening = DATABASE
+        path = self.path / DATABASE
         with path.open("rb") as handle:
             header = handle.read(100)
         if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
@@ -675,18 +801,27 @@ class IndexReader:
         valid = header[24:28] == header[92:96]  # the header's page count is current
         if valid and path.stat().st_size < pages * page_size:
             raise ValueError(f"truncated: {path.stat().st_size} of {pages * page_size} bytes")
-        for table in ("files", "documents", "passages"):
-            self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+        conn = sqlite3.connect(self.database_uri, uri=True)
+        try:
+            for table in ("files", "documents", "passages"):
+                conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+            self.opening = "the manifest's counts"
+            self._verify_counts(conn)
+        finally:
+            conn.close()
 
-    def _verify_counts(self) -> None:
-        """Each file holds as many passages and documents as the manifest says."""
-        passages = self.manifest.get("passages")
-        if passages is not None and self.vectors.ntotal != passages:
-            raise ValueError(f"{VECTORS} holds {self.vectors.ntotal} of {passages} vectors")
-        (rows,) = self.db.execute("SELECT COUNT(*) FROM passages").fetchone()
-        if rows != self.vectors.ntotal:
-            raise ValueError(f"{DATABASE} holds {rows} passages, {VECTORS} {self.vectors.ntotal}")
-        (documents,) = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()
+    def _verify_counts(self, conn: sqlite3.Connection) -> None:
+        if self.expected_rows is not None and self.rows != self.expected_rows:
+            raise ValueError(f"{VECTORS} holds {self.rows} of {self.expected_rows} vectors")
+        (rows,) = conn.execute("SELECT COUNT(*) FROM passages").fetchone()
+        if rows != self.rows:
+            raise ValueError(f"{DATABASE} holds {rows} passages, {VECTORS} {self.rows}")
+        if rows:
+            first, last = conn.execute("SELECT MIN(row), MAX(row) FROM passages").fetchone()
+            if first != self.offset or last != self.offset + rows - 1:
+                raise ValueError(f"{DATABASE} holds rows {first}-{last}, not from {self.offset}")
+        (documents,) = conn.execute("SELECT COUNT(*) FROM documents").fetchone()
+        self.documents = int(documents)
         if self.document_vectors is not None and len(self.document_vectors) != documents:
             raise ValueError(f"{DOCUMENT_VECTORS} holds {len(self.document_vectors)} vectors")
         if self.passage_documents is not None and len(self.passage_documents) != rows:
@@ -696,18 +831,189 @@ class IndexReader:
             if len(offsets) != rows + 1 or (rows and int(offsets[-1]) != len(self.shingles)):
                 raise ValueError(f"{SHINGLE_OFFSETS} does not match {SHINGLES}")
 
+
+class _SegmentVectors:
+    """The passage vectors of several segments, by global row (what an IndexReader's
+    ``vectors`` offers of a FAISS index: ``d``, ``ntotal``, ``reconstruct``)."""
+
+    def __init__(self, segments: Sequence[Segment]) -> None:
+        self.segments = list(segments)
+        self.d = int(segments[0].vectors.d)
+        self.ntotal = sum(s.rows for s in segments)
+        self._starts = np.asarray([s.offset for s in segments], dtype=np.int64)
+
+    def reconstruct(self, row: int) -> np.ndarray:
+        segment = self.segments[int(np.searchsorted(self._starts, row, side="right")) - 1]
+        return np.asarray(segment.vectors.reconstruct(int(row) - segment.offset))
+
+    def reconstruct_n(self, start: int, count: int) -> np.ndarray:
+        parts = []
+        for segment in self.segments:
+            lo = max(start, segment.offset)
+            hi = min(start + count, segment.offset + segment.rows)
+            if hi > lo:
+                parts.append(segment.vectors.reconstruct_n(lo - segment.offset, hi - lo))
+        return np.vstack(parts) if parts else np.zeros((0, self.d), dtype=np.float32)
+
+
+class IndexReader:
+    """A published build opened read-only: manifest, vectors and the passage database.
+
+    A build of several segments (or with deleted rows) reads as one: its database is
+    the segments' files attached to one connection, with views ``files``,
+    ``documents`` and ``passages`` that leave out what was deleted; ``vectors`` gives
+    any row's vector; ``deleted`` masks the deleted rows (None: there are none).
+    """
+
+    def __init__(self, index_path: Path) -> None:
+        self.index_path = index_path
+        self.manifest = read_manifest(index_path)
+        self.build_path = index_path.resolve()
+        self._local = threading.local()
+        # The documents served last (text included), a bounded number of them.
+        self._documents: OrderedDict[str, Document] = OrderedDict()
+        self._documents_lock = threading.Lock()
+        entries: list[dict[str, Any]] = self.manifest.get(SEGMENTS) or [
+            {"passages": self.manifest.get("passages")}
+        ]
+        if len(entries) > MAX_SEGMENTS:
+            raise IndexCorrupt(f"the index build {self.build_path.name} has too many segments")
+        # A damaged build (a truncated or overwritten file) fails here, with the file
+        # named, rather than in the requests that would touch the damage.
+        self.segments: list[Segment] = []
+        opening = VECTORS
+        try:
+            offset = 0
+            for entry in entries:
+                segment = Segment(self.build_path, entry, offset)
+                self.segments.append(segment)
+                segment.open()
+                offset += segment.rows
+            opening = "the manifest's counts"
+            passages = self.manifest.get("passages")
+            if passages is not None and offset != passages:
+                raise ValueError(f"the segments hold {offset} of {passages} passages")
+        except (OSError, ValueError, RuntimeError, EOFError, sqlite3.DatabaseError) as exc:
+            if self.segments:
+                opening = f"{self.segments[-1].relative}/{self.segments[-1].opening}"
+                opening = opening.removeprefix("./")
+            raise IndexCorrupt(
+                f"the index build {self.build_path.name} is damaged ({opening}: {exc}); "
+                "publish a new one with `qa ingest`"
+            ) from exc
+        first = self.segments[0]
+        #: Whether the build reads as it did before segments: one, nothing deleted.
+        self.single = len(self.segments) == 1 and first.deleted is None
+        self.vectors: Any = first.vectors if self.single else _SegmentVectors(self.segments)
+        #: A one-segment build's approximate index (a segmented build's are its segments').
+        self.approximate: Any | None = first.approximate if self.single else None
+        self.document_vectors: np.ndarray | None = first.document_vectors
+        self.passage_documents: np.ndarray | None = first.passage_documents
+        if not self.single:
+            self._join_documents()
+        #: The first segment's shingles (``passage_shingles`` reads any segment's).
+        self.shingles: np.ndarray | None = first.shingles
+        self.shingle_offsets: np.ndarray | None = first.shingle_offsets
+        if any(s.shingles is None for s in self.segments):
+            self.shingles = self.shingle_offsets = None
+        self.deleted: np.ndarray | None = None
+        if any(s.deleted is not None for s in self.segments):
+            self.deleted = np.concatenate([s.deleted_mask() for s in self.segments])
+
+    def _join_documents(self) -> None:
+        """Every segment's document vectors end to end, and each row's place in them."""
+        if any(s.document_vectors is None for s in self.segments):
+            self.document_vectors = self.passage_documents = None
+            return
+        vectors, owners, documents = [], [], 0
+        for segment in self.segments:
+            assert segment.document_vectors is not None and segment.passage_documents is not None
+            vectors.append(np.asarray(segment.document_vectors, dtype=np.float32))
+            owners.append(segment.passage_documents.astype(np.int32) + documents)
+            documents += len(segment.document_vectors)
+        self.document_vectors = np.vstack(vectors)
+        self.passage_documents = np.concatenate(owners)
+
+    @property
+    def live_passage_count(self) -> int:
+        """Passages not deleted."""
+        deleted = 0 if self.deleted is None else int(np.count_nonzero(self.deleted))
+        return self.passage_count - deleted
+
+    def _alias(self, segment: Segment) -> str:
+        return "main" if self.single else f"s{self.segments.index(segment)}"
+
+    def segment_rows_of_sources(
+        self, segment: Segment, sources: Iterable[str]
+    ) -> tuple[list[str], np.ndarray]:
+        """Which of ``sources`` the segment holds (not deleted already), and the global
+        rows of their passages."""
+        gone = set(segment.deleted_sources)
+        wanted = sorted(set(sources) - gone)
+        alias = self._alias(segment)
+        found: list[str] = []
+        rows: list[int] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found += [
+                r[0]
+                for r in self.db.execute(
+                    f"SELECT source FROM {alias}.files WHERE source IN ({marks})", chunk
+                )
+            ]
+            rows += [
+                r[0]
+                for r in self.db.execute(
+                    f"SELECT p.row FROM {alias}.passages p JOIN {alias}.documents d "
+                    f"ON d.id = p.doc_id WHERE d.source IN ({marks})",
+                    chunk,
+                )
+            ]
+        return found, np.asarray(rows, dtype=np.int64)
+
     @property
     def db(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            uri = f"file:{self.build_path / DATABASE}?mode=ro&immutable=1"
-            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            if self.single:
+                conn = sqlite3.connect(
+                    self.segments[0].database_uri, uri=True, check_same_thread=False
+                )
+            else:
+                conn = self._attached()
             conn.row_factory = sqlite3.Row
             self._local.conn = conn
         return conn
 
+    def _attached(self) -> sqlite3.Connection:
+        """One connection to every segment's database, with views over them that leave
+        out the deleted files, documents and passages."""
+        conn = sqlite3.connect("file::memory:", uri=True, check_same_thread=False)
+        parts: dict[str, list[str]] = {"files": [], "documents": [], "passages": []}
+        for i, segment in enumerate(self.segments):
+            alias = f"s{i}"
+            conn.execute(f"ATTACH DATABASE ? AS {alias}", (segment.database_uri,))
+            if segment.deleted_sources:
+                conn.execute(f"CREATE TEMP TABLE gone_{alias} (source TEXT PRIMARY KEY, id TEXT)")
+                conn.executemany(
+                    f"INSERT INTO temp.gone_{alias} VALUES (?, ?)",
+                    [(s, document_id(s)) for s in segment.deleted_sources],
+                )
+                source = f" WHERE source NOT IN (SELECT source FROM temp.gone_{alias})"
+                doc = f" WHERE doc_id NOT IN (SELECT id FROM temp.gone_{alias})"
+            else:
+                source = doc = ""
+            parts["files"].append(f"SELECT * FROM {alias}.files{source}")
+            parts["documents"].append(f"SELECT * FROM {alias}.documents{source}")
+            parts["passages"].append(f"SELECT * FROM {alias}.passages{doc}")
+        for name, selects in parts.items():
+            conn.execute(f"CREATE TEMP VIEW {name} AS " + " UNION ALL ".join(selects))
+        return conn
+
     @property
     def passage_count(self) -> int:
+        """The rows of the build, deleted ones included (the size of a row mask)."""
         return int(self.vectors.ntotal)
 
     def files(self) -> dict[str, FileRecord]:
@@ -718,6 +1024,12 @@ class IndexReader:
         if self.vectors.ntotal == 0:
             return np.zeros((0, self.vectors.d), dtype=np.float32)
         return np.asarray(self.vectors.reconstruct_n(0, self.vectors.ntotal), dtype=np.float32)
+
+    def vectors_of(self, rows: Sequence[int]) -> np.ndarray:
+        """The stored vectors of the passages at ``rows``, in that order."""
+        if len(rows) == 0:
+            return np.zeros((0, self.vectors.d), dtype=np.float32)
+        return np.stack([self.vectors.reconstruct(int(row)) for row in rows]).astype(np.float32)
 
     def document(self, doc_id: str) -> Document | None:
         with self._documents_lock:
@@ -755,8 +1067,18 @@ class IndexReader:
         """The stored shingles of the passage at ``row`` (None: the build has none)."""
         if self.shingles is None or self.shingle_offsets is None:
             return None
-        start, end = self.shingle_offsets[row], self.shingle_offsets[row + 1]
-        return set(self.shingles[start:end].tolist())
+        segment = self.segment_of(row)
+        assert segment.shingles is not None and segment.shingle_offsets is not None
+        local = row - segment.offset
+        start, end = segment.shingle_offsets[local], segment.shingle_offsets[local + 1]
+        return set(segment.shingles[start:end].tolist())
+
+    def segment_of(self, row: int) -> Segment:
+        """The segment holding the global ``row``."""
+        if self.single:
+            return self.segments[0]
+        starts = [s.offset for s in self.segments]
+        return self.segments[int(np.searchsorted(starts, row, side="right")) - 1]
 
     def passage(self, passage_id: str) -> tuple[int, Passage] | None:
         row = self.db.execute("SELECT * FROM passages WHERE id = ?", (passage_id,)).fetchone()
@@ -793,13 +1115,30 @@ class IndexReader:
         in that order (None: an older build without the array)."""
         if self.passage_documents is None:
             return None
-        ids = [row[0] for row in self.db.execute("SELECT id FROM documents ORDER BY rowid")]
-        positions = {doc_id: i for i, doc_id in enumerate(ids)}
-        return RowGroups(self.passage_documents, len(ids)), positions
+        if self.single:
+            ids = [row[0] for row in self.db.execute("SELECT id FROM documents ORDER BY rowid")]
+            positions = {doc_id: i for i, doc_id in enumerate(ids)}
+            return RowGroups(self.passage_documents, len(ids)), positions
+        # Each segment's documents in its order, after the earlier segments'; a deleted
+        # document has no place (its rows are in no group a search asks for).
+        positions, count = {}, 0
+        for i, segment in enumerate(self.segments):
+            gone = {document_id(source) for source in segment.deleted_sources}
+            ids = [r[0] for r in self.db.execute(f"SELECT id FROM s{i}.documents ORDER BY rowid")]
+            positions.update({d: count + j for j, d in enumerate(ids) if d not in gone})
+            count += len(ids)
+        return RowGroups(self.passage_documents, count), positions
 
     def passage_texts(self) -> list[str]:
-        """Every passage's text; a text's place in the list is its row."""
-        return [row[0] for row in self.db.execute("SELECT text FROM passages ORDER BY row")]
+        """Every passage's text; a text's place in the list is its row (deleted rows'
+        included: their vectors are stored still)."""
+        if self.single:
+            return [row[0] for row in self.db.execute("SELECT text FROM passages ORDER BY row")]
+        texts: list[str] = []
+        for i in range(len(self.segments)):
+            cursor = self.db.execute(f"SELECT text FROM s{i}.passages ORDER BY row")
+            texts.extend(row[0] for row in cursor)
+        return texts
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

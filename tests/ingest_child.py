@@ -8,7 +8,8 @@ child has stopped there:
 - ``embed``: before the first passages are embedded;
 - ``write``: one document written into the new build;
 - ``vectors``: vectors, database and lexical index written, the manifest not yet;
-- ``publish``: the build complete, the index link not yet swapped to it.
+- ``publish``: the build complete, the index link not yet swapped to it;
+- ``link``: a segment publish's new segment written, the previous segments not yet linked.
 
 The embedding model is the fast stand-in of ``tests/fake_embedder.py``.
 """
@@ -57,6 +58,7 @@ PHASES = {
     "write": lambda: _stop_at(store.IndexWriter, "add_document", "write", before=False),
     "vectors": lambda: _stop_at(store, "_write_json_atomically", "vectors"),
     "publish": lambda: _stop_at(store, "_swap_symlink", "publish"),
+    "link": lambda: _stop_at(store, "_link_tree", "link"),
 }
 
 
