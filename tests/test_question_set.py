@@ -52,6 +52,7 @@ def test_sources_exist_and_evidence_is_in_them(question) -> None:  # type: ignor
 HELD_OUT = [
     ROOT / "eval" / "heldout" / "questions.jsonl",
     ROOT / "eval" / "heldout2" / "questions.jsonl",
+    ROOT / "eval" / "heldout3" / "questions.jsonl",
 ]
 HELD_OUT_QUESTIONS = [q for path in HELD_OUT for q in load_questions(path)]
 
