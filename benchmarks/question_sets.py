@@ -6,9 +6,11 @@ Usage:
 For each set (eval/questions.jsonl, the development set the ranking was built on;
 eval/heldout/questions.jsonl, written on randomly drawn documents and used to choose the
 fusion; eval/heldout2/questions.jsonl, written after that choice on documents drawn
-afterwards) and each mode (dense, lexical, hybrid): hit@5, evidence@5 and MRR@10 in all and by
-kind. Held-out questions carry their kind; development questions are grouped as English
-(by the service's own language test), follow-ups and topic changes (asked inside their
+afterwards; eval/heldout3/questions.jsonl, written after issue 13's follow-up and
+sentence-vector work on documents drawn afterwards) and each mode (dense, lexical,
+hybrid): hit@5, evidence@5 and MRR@10 in all and by kind. Held-out questions carry
+their kind; development questions are grouped as English (by the service's own language
+test), follow-ups and topic changes (asked inside their
 conversations), and the rest. The hybrid's answers are also checked for the quoted
 sentence: whether an answer quotes the evidence sentence (one holds the other, or the
 quote holds 70 % of its words), asked through ``QAService.ask`` as the API asks them,
@@ -37,6 +39,7 @@ SETS = {
     "development": ROOT / "eval" / "questions.jsonl",
     "held-out": ROOT / "eval" / "heldout" / "questions.jsonl",
     "held-out 2": ROOT / "eval" / "heldout2" / "questions.jsonl",
+    "held-out 3": ROOT / "eval" / "heldout3" / "questions.jsonl",
 }
 
 
