@@ -103,6 +103,16 @@ class Settings:
     )
     chunk_overlap_tokens: int = setting(32, "ingestion", "overlap between neighbouring passages")
     embed_batch_size: int = setting(32, "ingestion", "batch size when embedding")
+    sentence_vectors: bool = setting(
+        True,
+        "ingestion",
+        "store a vector for every sentence of every passage (the sentences the answer quotes "
+        "from, embedded as passages; ~10 per passage, half precision): the ranking can "
+        "re-score passages by their best sentence and the quote is chosen by similarity too "
+        "(`QA_SENTENCE_RESCORING_PASSAGES`, `QA_QUOTE_SENTENCE_WEIGHT`); `false`: none, and a "
+        "build without them is served as before",
+        shown="`true`",
+    )
     checkpoint_passages: int = setting(
         256,
         "ingestion",
@@ -581,6 +591,17 @@ def answer_thresholds(settings: Settings) -> tuple[float, float]:
     )
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _boolean(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in _TRUE + _FALSE:
+        raise ConfigError(f"QA_{name.upper()}={raw!r} is not one of {', '.join(_TRUE + _FALSE)}")
+    return value in _TRUE
+
+
 def _parse(name: str, type_name: Any, raw: str) -> Any:
     type_text = str(type_name)
     try:
@@ -590,6 +611,8 @@ def _parse(name: str, type_name: Any, raw: str) -> Any:
             return int(raw)
         if type_text == "float":
             return float(raw)
+        if type_text == "bool":
+            return _boolean(name, raw)
         if type_text.startswith("tuple"):
             return tuple(part.strip() for part in raw.split(",") if part.strip())
     except ValueError as exc:

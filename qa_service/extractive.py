@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from .lexical import tokenize
 
 _SENTENCE = re.compile(r"[^.!?…\n]+(?:[.!?…]+[\"”')\]]*|\n|$)")
+#: Names how :func:`sentences` cuts a passage: stored sentence vectors line up with its
+#: sentences only if they were cut the same way (change it with the pattern).
+SENTENCE_SPLITTER = "extractive.sentences v1"
 
 
 @dataclass(frozen=True)

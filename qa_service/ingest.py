@@ -37,6 +37,7 @@ from .cleaning import clean_text
 from .config import Settings
 from .domain.profiles import complete_from_text
 from .embedding import Embedder, make_embedder
+from .extractive import sentences
 from .hashing import file_sha256
 from .lexical import LEXICAL_VERSION, LexicalIndex
 from .metadata import (
@@ -129,10 +130,15 @@ class IngestReport:
     vectors_reused: int = 0
     #: Passages whose vectors an interrupted run had checkpointed (not embedded again).
     vectors_resumed: int = 0
+    #: Distinct sentences embedded (QA_SENTENCE_VECTORS), and passages whose sentence
+    #: vectors an earlier build had.
+    sentences_embedded: int = 0
+    sentence_vectors_reused: int = 0
     #: What embedded them: library, device, precision.
     encoder: str = ""
     seconds: float = 0.0
     embed_seconds: float = 0.0
+    sentence_seconds: float = 0.0
     published: bool = False
 
     @property
@@ -145,6 +151,7 @@ class IngestReport:
         data["passages_per_second"] = round(self.passages_per_second, 2)
         data["seconds"] = round(self.seconds, 3)
         data["embed_seconds"] = round(self.embed_seconds, 3)
+        data["sentence_seconds"] = round(self.sentence_seconds, 3)
         return data
 
 
@@ -567,6 +574,7 @@ def run_ingest(
                 or previous.document_vectors is None
                 or previous.shingles is None
                 or old_digests is None
+                or previous.has_sentence_vectors != settings.sentence_vectors
             )
         )
         if previous is not None and not changed:
@@ -611,7 +619,24 @@ def run_ingest(
         report.passages_embedded = passages_done.embedded
         report.vectors_resumed = passages_done.resumed
         report.vectors_reused = len(new_texts) - len(to_embed)
-        report.encoder = engine.encoder if to_embed or context_docs else ""
+        sentence_started = time.perf_counter()
+        sentence_vectors = (
+            _sentence_vectors(
+                previous,
+                [(doc, [(row, p) for row, p in rows]) for doc, rows in reused],
+                [(doc, [(known_rows.get(p.text), p) for p in passages]) for doc, passages in fresh],
+                engine,
+                settings,
+                checkpoints,
+                progress,
+                report,
+            )
+            if settings.sentence_vectors
+            else None
+        )
+        report.sentence_seconds = time.perf_counter() - sentence_started
+        embedded_anything = to_embed or context_docs or report.sentences_embedded
+        report.encoder = engine.encoder if embedded_anything else ""
         if to_embed:
             dimension = int(embedded.shape[1])
         elif previous is not None:
@@ -633,7 +658,12 @@ def run_ingest(
             if to_embed
             else (previous.manifest.get("chunk_tokens_effective") if previous else None)
         )
-        writer = IndexWriter(index_path, manifest, approximate=approximate_settings(settings))
+        writer = IndexWriter(
+            index_path,
+            manifest,
+            approximate=approximate_settings(settings),
+            sentences=sentence_vectors is not None,
+        )
         try:
             lexical_texts: list[str] = []
             # Only now, once a build is certain: the old matrix is the index's full size.
@@ -649,15 +679,18 @@ def run_ingest(
                 assert old_vectors is not None
                 vectors = old_vectors[[row for row, _ in rows]] if rows else np.zeros((0, 0))
                 passages = [p for _, p in rows]
-                writer.add_document(doc, passages, vectors, doc_vectors[doc.id])
+                writer.add_document(
+                    doc, passages, vectors, doc_vectors[doc.id], _next(sentence_vectors)
+                )
                 lexical_texts.extend(_lexical_text(doc, p) for p in passages)
             offset = 0
             unwritten: dict[str, str] = {}
             for doc, passages in fresh:
                 vectors = new_vectors[offset : offset + len(passages)]
                 offset += len(passages)
+                sentences_of = _next(sentence_vectors)
                 try:
-                    writer.add_document(doc, passages, vectors, doc_vectors[doc.id])
+                    writer.add_document(doc, passages, vectors, doc_vectors[doc.id], sentences_of)
                 except (sqlite3.Error, UnicodeEncodeError) as exc:
                     # One document that cannot be stored must not cost the others.
                     logger.exception("could not write %s", doc.source)
@@ -692,6 +725,65 @@ def run_ingest(
         report.files_indexed = len(fresh) - len(unwritten)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _next(items: Iterator[list[np.ndarray]] | None) -> list[np.ndarray] | None:
+    return next(items) if items is not None else None
+
+
+def _sentence_vectors(
+    previous: IndexReader | None,
+    reused: Sequence[tuple[Document, Sequence[tuple[int, Passage]]]],
+    fresh: Sequence[tuple[Document, Sequence[tuple[int | None, Passage]]]],
+    engine: IngestEngine,
+    settings: Settings,
+    checkpoints: VectorCheckpoints,
+    progress: bool,
+    report: IngestReport,
+) -> Iterator[list[np.ndarray]]:
+    """Each document's sentence vectors, one array per passage (the reused documents,
+    then the fresh ones, in the order given; embedded before it returns): those of a
+    passage an earlier build stored (its row there, None for new text) are kept; the
+    others' sentences are embedded, each distinct sentence once, as passages."""
+    stored = previous if previous is not None and previous.has_sentence_vectors else None
+    wanted: dict[str, int] = {}
+    plan: list[list[np.ndarray | list[int]]] = []
+    for _, passages in [*reused, *fresh]:
+        entry: list[np.ndarray | list[int]] = []
+        for row, passage in passages:
+            kept = stored.passage_sentence_vectors(row) if stored and row is not None else None
+            if kept is not None:
+                report.sentence_vectors_reused += 1
+                entry.append(kept)
+                continue
+            texts = [s.text for s in sentences(passage.text)]
+            entry.append([wanted.setdefault(text, len(wanted)) for text in texts])
+        plan.append(entry)
+    texts = list(wanted)
+    if texts:
+        logger.info("embedding %d distinct sentences", len(texts))
+    (done,) = embed_groups_in_blocks(
+        [texts],
+        engine.encode_blocks,
+        block=settings.checkpoint_passages,
+        checkpoints=checkpoints,
+        progress=progress,
+        desc="embedding sentences",
+    )
+    report.sentences_embedded = done.embedded
+    vectors = done.vectors.astype(np.float16) if texts else None
+    empty = np.zeros((0, 0), dtype=np.float16)  # a passage with no sentence
+
+    def arrays(entry: list[np.ndarray | list[int]]) -> list[np.ndarray]:
+        if vectors is None:
+            return [part if isinstance(part, np.ndarray) else empty for part in entry]
+        return [
+            part if isinstance(part, np.ndarray) else vectors[part] if part else empty
+            for part in entry
+        ]
+
+    # Embedded now, not when the writer asks for the first document.
+    return iter([arrays(entry) for entry in plan])
 
 
 class _IndexCheckpoints(VectorCheckpoints):

@@ -5,7 +5,8 @@ Layout::
     indexes/<name>                  symlink to the current build (swapped atomically)
     indexes/.<name>.builds/<build>/ manifest.json · vectors.faiss · passages.sqlite3 · lexical/
                                     documents.npy · passage_documents.npy · shingles.npy ·
-                                    shingle_offsets.npy · approximate.faiss (large builds)
+                                    shingle_offsets.npy · approximate.faiss (large builds) ·
+                                    sentences.npy · sentence_offsets.npy
 
 A build is written into a fresh directory; ``manifest.json`` is written last and the
 symlink is replaced with ``os.replace``, so a reader sees either the old build or the
@@ -40,6 +41,7 @@ import numpy as np
 from . import __version__
 from .approximate import ApproximateSettings, build_approximate
 from .config import LEGACY_MODEL_NAMES
+from .extractive import SENTENCE_SPLITTER
 from .nearduplicates import shingle_hashes
 from .schema import Document, DocumentMeta, Passage
 
@@ -58,6 +60,11 @@ PASSAGE_DOCUMENTS = "passage_documents.npy"
 #: Every passage's shingle hashes end to end, and where each passage's run starts.
 SHINGLES = "shingles.npy"
 SHINGLE_OFFSETS = "shingle_offsets.npy"
+#: Every passage's sentence vectors end to end (half precision), one per sentence of
+#: :func:`qa_service.extractive.sentences` in its order, and where each passage's run
+#: starts (absent in builds made without them, or before them).
+SENTENCE_VECTORS = "sentences.npy"
+SENTENCE_OFFSETS = "sentence_offsets.npy"
 LEXICAL = "lexical"
 KEEP_BUILDS = 3
 #: Documents a reader keeps in memory after serving them (the longest is ~4 MB of text).
@@ -225,6 +232,7 @@ class IndexWriter:
         manifest: dict[str, Any],
         *,
         approximate: ApproximateSettings | None = None,
+        sentences: bool = False,
     ) -> None:
         self.index_path = index_path
         self.manifest = dict(manifest)
@@ -248,6 +256,9 @@ class IndexWriter:
         self._doc_vectors: list[np.ndarray] = []
         self._passage_docs: list[int] = []
         self._shingles: list[np.ndarray] = []
+        #: With ``sentences``, each passage's sentence vectors (half precision).
+        self.sentences = sentences
+        self._sentences: list[np.ndarray] = []
         self._rows = 0
 
     @property
@@ -275,9 +286,14 @@ class IndexWriter:
         passages: Sequence[Passage],
         vectors: np.ndarray,
         document_vector: np.ndarray,
+        sentence_vectors: Sequence[np.ndarray] | None = None,
     ) -> None:
+        """Add a document's rows; a build with ``sentences`` needs each passage's
+        sentence vectors too (an array of shape ``(sentences, dimension)`` per passage)."""
         if len(passages) != len(vectors):
             raise ValueError("one vector per passage")
+        if self.sentences and (sentence_vectors is None or len(sentence_vectors) != len(passages)):
+            raise ValueError("one array of sentence vectors per passage")
         # All of a document or none of it: a failing insert leaves the build consistent.
         # A full or read-only disk fails the build (IndexWriteError), not the document.
         with writing(self.index_path):
@@ -295,6 +311,9 @@ class IndexWriter:
             self._vectors.append(np.ascontiguousarray(vectors, dtype=np.float32))
         self._passage_docs.extend([len(self._doc_vectors)] * len(passages))
         self._shingles.extend(shingle_hashes(p.text) for p in passages)
+        if self.sentences:
+            assert sentence_vectors is not None
+            self._sentences.extend(np.asarray(v, dtype=np.float16) for v in sentence_vectors)
         self._doc_vectors.append(np.asarray(document_vector, dtype=np.float32).reshape(-1))
         self._rows += len(passages)
 
@@ -390,6 +409,9 @@ class IndexWriter:
         hashes = np.concatenate(self._shingles) if self._shingles else np.zeros(0, np.uint32)
         _save_array(self.build_path / SHINGLES, hashes.astype(np.uint32))
         _save_array(self.build_path / SHINGLE_OFFSETS, offsets)
+        self.manifest.pop("sentences", None)
+        if self.sentences:
+            self._write_sentences(dimension)
         self.manifest.update(
             format_version=FORMAT_VERSION,
             package_version=__version__,
@@ -399,6 +421,17 @@ class IndexWriter:
         )
         _write_json_atomically(self.build_path / MANIFEST, self.manifest)
         _fsync_dir(self.build_path)
+
+    def _write_sentences(self, dimension: int) -> None:
+        counts = [len(v) for v in self._sentences]
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        parts = [v.reshape(-1, dimension) for v in self._sentences if len(v)]
+        matrix = np.concatenate(parts) if parts else np.zeros((0, dimension), np.float16)
+        self._sentences = []
+        _save_array(self.build_path / SENTENCE_VECTORS, matrix.astype(np.float16))
+        _save_array(self.build_path / SENTENCE_OFFSETS, offsets)
+        self.manifest["sentences"] = {"count": int(offsets[-1]), "splitter": SENTENCE_SPLITTER}
 
     def abort(self) -> None:
         """Remove the build (unless it was published: readers may have it open)."""
@@ -652,6 +685,18 @@ class IndexReader:
                 self.shingles = np.load(self.build_path / SHINGLES, mmap_mode="r").view(np.ndarray)
                 opening = SHINGLE_OFFSETS
                 self.shingle_offsets = np.load(self.build_path / SHINGLE_OFFSETS)
+            #: Each passage's sentence vectors (None: the build has none, or they were
+            #: cut by another sentence splitter than this one).
+            self.sentence_vectors: np.ndarray | None = None
+            self.sentence_offsets: np.ndarray | None = None
+            about = self.manifest.get("sentences") or {}
+            if about.get("splitter") == SENTENCE_SPLITTER:
+                opening = SENTENCE_VECTORS
+                self.sentence_vectors = np.load(
+                    self.build_path / SENTENCE_VECTORS, mmap_mode="r"
+                ).view(np.ndarray)
+                opening = SENTENCE_OFFSETS
+                self.sentence_offsets = np.load(self.build_path / SENTENCE_OFFSETS)
             opening = DATABASE
             self._verify_database()
             opening = "the manifest's counts"
@@ -695,6 +740,14 @@ class IndexReader:
             offsets = self.shingle_offsets
             if len(offsets) != rows + 1 or (rows and int(offsets[-1]) != len(self.shingles)):
                 raise ValueError(f"{SHINGLE_OFFSETS} does not match {SHINGLES}")
+        if self.sentence_offsets is not None and self.sentence_vectors is not None:
+            offsets, vectors = self.sentence_offsets, self.sentence_vectors
+            if (
+                len(offsets) != rows + 1
+                or int(offsets[-1]) != len(vectors)
+                or (len(vectors) and vectors.shape[1] != self.vectors.d)
+            ):
+                raise ValueError(f"{SENTENCE_OFFSETS} does not match {SENTENCE_VECTORS}")
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -757,6 +810,18 @@ class IndexReader:
             return None
         start, end = self.shingle_offsets[row], self.shingle_offsets[row + 1]
         return set(self.shingles[start:end].tolist())
+
+    @property
+    def has_sentence_vectors(self) -> bool:
+        return self.sentence_vectors is not None and self.sentence_offsets is not None
+
+    def passage_sentence_vectors(self, row: int) -> np.ndarray | None:
+        """The stored sentence vectors of the passage at ``row``, one per sentence of
+        :func:`qa_service.extractive.sentences` (half precision; None: none stored)."""
+        if self.sentence_vectors is None or self.sentence_offsets is None:
+            return None
+        start, end = self.sentence_offsets[row], self.sentence_offsets[row + 1]
+        return self.sentence_vectors[start:end]
 
     def passage(self, passage_id: str) -> tuple[int, Passage] | None:
         row = self.db.execute("SELECT * FROM passages WHERE id = ?", (passage_id,)).fetchone()
