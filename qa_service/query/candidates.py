@@ -24,6 +24,7 @@ from ..hints import HintIndex, Hints
 from ..retrieval import Ranking
 from .analysis import Continues, Mode, QueryAnalysis, QueryText
 from .fusion import FusionWeights, NamedRanking
+from .sentences import SentenceVectors
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class Retrievers:
     lexical: LexicalLeg
     #: Plain BM25: the lexical mode, the hinted documents, the continuity test.
     bm25: LexicalLeg
+    #: The build's sentence vectors (None: a build without them).
+    sentences: SentenceVectors | None = None
 
 
 def search_text(
