@@ -25,6 +25,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -38,37 +39,41 @@ from tqdm import tqdm
 from qa_service.config import Settings
 from qa_service.evaluate import evaluate as run_questions
 from qa_service.evaluate import load_questions
-from qa_service.extractive import sentences
+from qa_service.extractive import SENTENCE_SPLITTER, sentences
 from qa_service.query.sentences import SentenceVectors, sentence_similarities
 from qa_service.service import QAService
-from qa_service.store import IndexReader
+from qa_service.store import (
+    MANIFEST,
+    SENTENCE_OFFSETS,
+    SENTENCE_VECTORS,
+    IndexReader,
+    builds_dir,
+)
 
 logger = logging.getLogger(__name__)
 
 #: (name, settings changed from today's default). The first is the baseline.
+R = "sentence_rescoring_passages"
+D = "sentence_dense_passages"
+W = "sentence_rescoring_weight"
+M = "sentence_rescoring_method"
+Q = "quote_sentence_weight"
 VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("default (sentence vectors unused)", {}),
-    (
-        "rescoring 40, rrf, weight 0.5",
-        {"sentence_rescoring_passages": 40, "sentence_rescoring_weight": 0.5},
-    ),
-    ("rescoring 40, rrf, weight 1", {"sentence_rescoring_passages": 40}),
-    (
-        "rescoring 40, convex, weight 0.5",
-        {
-            "sentence_rescoring_passages": 40,
-            "sentence_rescoring_method": "convex",
-            "sentence_rescoring_weight": 0.5,
-        },
-    ),
-    (
-        "rescoring 40, convex, weight 1",
-        {"sentence_rescoring_passages": 40, "sentence_rescoring_method": "convex"},
-    ),
-    ("rescoring 20, rrf, weight 1", {"sentence_rescoring_passages": 20}),
-    ("quote weight 2", {"quote_sentence_weight": 2.0}),
-    ("quote weight 5", {"quote_sentence_weight": 5.0}),
-    ("quote weight 10", {"quote_sentence_weight": 10.0}),
+    ("fused 40 re-scored, rrf, weight 0.25", {R: 40, W: 0.25}),
+    ("fused 40 re-scored, rrf, weight 0.5", {R: 40, W: 0.5}),
+    ("fused 40 re-scored, rrf, weight 1", {R: 40}),
+    ("fused 40 re-scored, convex, weight 0.25", {R: 40, M: "convex", W: 0.25}),
+    ("fused 40 re-scored, convex, weight 0.5", {R: 40, M: "convex", W: 0.5}),
+    ("fused 40 re-scored, convex, weight 1", {R: 40, M: "convex"}),
+    ("fused 20 re-scored, rrf, weight 1", {R: 20}),
+    ("dense leg's 40 re-scored, rrf, weight 1", {D: 40}),
+    ("dense leg's 40 re-scored, rrf, weight 0.5", {D: 40, W: 0.5}),
+    ("dense leg's 40 re-scored, convex, weight 1", {D: 40, M: "convex"}),
+    ("quote weight 2", {Q: 2.0}),
+    ("quote weight 5", {Q: 5.0}),
+    ("quote weight 10", {Q: 10.0}),
+    ("quote weight 20", {Q: 20.0}),
 ]
 
 
@@ -157,6 +162,45 @@ class Recorder(SentenceVectors):
         return [np.zeros(0, np.float32) for _ in rows]
 
 
+def write_build(lazy: LazySentenceVectors, reader: IndexReader, out: Path) -> Path:
+    """A copy of the build at ``out`` (an index path) with the sentence vectors known so
+    far: a passage whose sentences are not all embedded gets none (for serving over HTTP
+    the questions whose candidates were embedded; the manifest says how many passages have
+    them)."""
+    known: dict[str, np.ndarray] = lazy._known  # type: ignore[attr-defined]
+    build = builds_dir(out) / reader.build_path.name
+    if build.exists():
+        shutil.rmtree(build)
+    shutil.copytree(reader.build_path, build)
+    dimension = reader.vectors.d
+    parts: list[np.ndarray] = []
+    covered = 0
+    for text in tqdm(reader.passage_texts(), desc="writing", unit="passage"):
+        cut = [s.text for s in sentences(text)]
+        if cut and all(t in known for t in cut):
+            parts.append(np.stack([known[t] for t in cut]))
+            covered += 1
+        else:
+            parts.append(np.zeros((0, dimension), np.float16))
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum([len(p) for p in parts], out=offsets[1:])
+    np.save(build / SENTENCE_VECTORS, np.concatenate(parts).astype(np.float16))
+    np.save(build / SENTENCE_OFFSETS, offsets)
+    manifest = json.loads((build / MANIFEST).read_text(encoding="utf-8"))
+    manifest["sentences"] = {
+        "count": int(offsets[-1]),
+        "splitter": SENTENCE_SPLITTER,
+        "passages_with_sentences": covered,
+    }
+    (build / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    link = out.parent / f".{out.name}.tmp"
+    link.unlink(missing_ok=True)
+    link.symlink_to(build.relative_to(out.parent))
+    link.replace(out)
+    logger.warning("wrote %s: %d of %d passages with sentences", build, covered, len(parts))
+    return build
+
+
 def use_sentences(service: QAService, sentence_vectors: SentenceVectors | None) -> None:
     index = service.loaded
     retrievers = dataclasses.replace(index.retrievers, sentences=sentence_vectors)
@@ -204,6 +248,13 @@ def main() -> None:
     parser.add_argument("--modes", default="dense,hybrid")
     parser.add_argument("--variants", default="", help="names' numbers, e.g. 0,2,6 (all)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--write-build",
+        type=Path,
+        default=None,
+        help="also write a copy of the build with the sentence vectors embedded (an index "
+        "path), for query_benchmark.py --http",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     base = Settings.from_env(
@@ -217,16 +268,20 @@ def main() -> None:
     if args.variants:
         variants = [VARIANTS[int(i)] for i in args.variants.split(",")]
     modes = args.modes.split(",")
-    chosen = {name: SETS[name] for name in args.sets.split(",")}
+    chosen = {name: SETS[name] for name in args.sets.split(",") if name}
     lazy: LazySentenceVectors | None = None
     if stored is None:
         # First the rows the stages ask about with every variant's depth, embedded in one
         # sorted run (as the ingest's batches), then the variants.
         recorder = Recorder(service.query_vectors)
         use_sentences(service, recorder)
-        deepest = max(v.get("sentence_rescoring_passages", 0) for _, v in variants)
+        deepest = max(v.get(R, 0) for _, v in variants)
+        dense_deepest = max(v.get(D, 0) for _, v in variants)
         probe = dataclasses.replace(
-            base, sentence_rescoring_passages=max(deepest, 1), quote_sentence_weight=1.0
+            base,
+            sentence_rescoring_passages=max(deepest, 1),
+            sentence_dense_passages=dense_deepest,
+            quote_sentence_weight=1.0,
         )
         service.settings = probe
         for path in chosen.values():
@@ -251,6 +306,9 @@ def main() -> None:
     if lazy is not None:
         lazy.save()
         result["sentences embedded"] = lazy.embedded
+        result["embedding seconds"] = round(lazy.embed_seconds, 1)
+        if args.write_build is not None:
+            write_build(lazy, reader, args.write_build)
     print(json.dumps(result, indent=1, ensure_ascii=False))
 
 

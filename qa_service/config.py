@@ -351,6 +351,13 @@ class Settings:
         "passages are re-ordered by their fused order combined with their best sentence's "
         "similarity to the question (a few dot products); `0`: off",
     )
+    sentence_dense_passages: int = setting(
+        0,
+        "ranking",
+        "with a build's sentence vectors, the hybrid's dense leg has its first this many "
+        "passages re-ordered the same way before it is fused (the weight and method below); "
+        "`0`: off",
+    )
     sentence_rescoring_weight: float = setting(
         1.0, "ranking", "weight of the best sentence's similarity in that re-ordering"
     )
@@ -482,6 +489,7 @@ class Settings:
             self.quote_similarity_weight,
             self.quote_sentence_weight,
             self.sentence_rescoring_passages,
+            self.sentence_dense_passages,
             self.sentence_rescoring_weight,
             self.quote_rank_prior,
             self.follow_up_question_weight,
