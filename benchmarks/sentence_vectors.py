@@ -58,6 +58,8 @@ D = "sentence_dense_passages"
 W = "sentence_rescoring_weight"
 M = "sentence_rescoring_method"
 Q = "quote_sentence_weight"
+S = "quote_sentence_min_similarity"
+UNANSWERABLE = SETS["development"].parent / "unanswerable.jsonl"
 VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("default (sentence vectors unused)", {}),
     ("fused 40 re-scored, rrf, weight 0.25", {R: 40, W: 0.25}),
@@ -74,6 +76,10 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("quote weight 5", {Q: 5.0}),
     ("quote weight 10", {Q: 10.0}),
     ("quote weight 20", {Q: 20.0}),
+    ("quote weight 5, similarity 0.86 admits", {Q: 5.0, S: 0.86}),
+    ("quote weight 5, similarity 0.88 admits", {Q: 5.0, S: 0.88}),
+    ("quote weight 5, similarity 0.90 admits", {Q: 5.0, S: 0.90}),
+    ("quote weight 10, similarity 0.88 admits", {Q: 10.0, S: 0.88}),
 ]
 
 
@@ -213,6 +219,7 @@ def run_set(
     questions: list[Any],
     modes: Sequence[str],
     variants: Sequence[tuple[str, dict[str, Any]]],
+    unanswerable: bool = False,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, changes in variants:
@@ -223,11 +230,24 @@ def run_set(
             for mode in modes
         }
         result["quoted sentence is the evidence (hybrid)"] = quotes(service, questions)
+        if unanswerable:
+            result["unanswerable answered"] = unanswerable_answered(service)
         result["seconds"] = round(time.perf_counter() - started, 1)
         out[name] = result
         logger.warning("%s: %s", name, json.dumps(summary_line(result), ensure_ascii=False))
     service.settings = base
     return out
+
+
+def unanswerable_answered(service: QAService) -> str:
+    """How many questions the corpus cannot answer get an answer anyway."""
+    texts = [
+        json.loads(line)["question"]
+        for line in UNANSWERABLE.read_text("utf-8").splitlines()
+        if line.strip()
+    ]
+    found = sum(service.ask(text, 5, remember=False).answer.found for text in texts)
+    return f"{found} / {len(texts)}"
 
 
 def summary_line(result: dict[str, Any]) -> dict[str, Any]:
@@ -237,6 +257,7 @@ def summary_line(result: dict[str, Any]) -> dict[str, Any]:
             alone = result[mode].get("all (asked alone)", {})
             line[mode] = [alone.get("hit@5"), alone.get("evidence@5"), alone.get("mrr@10")]
     line["quote"] = result["quoted sentence is the evidence (hybrid)"].get("all")
+    line["unanswerable"] = result.get("unanswerable answered")
     return line
 
 
@@ -289,6 +310,7 @@ def main() -> None:
             for mode in modes:
                 run_questions(service, questions, mode=mode, k=5)
             quotes(service, questions)
+        unanswerable_answered(service)
         service.settings = base
         lazy = LazySentenceVectors(service, reader, args.cache)
         lazy.ensure(recorder.rows, progress=True)  # type: ignore[attr-defined]
@@ -301,8 +323,9 @@ def main() -> None:
         )
         use_sentences(service, lazy)
     result: dict[str, Any] = {"index": str(args.index), "passages": service.loaded_passages}
-    for name, path in chosen.items():
-        result[name] = run_set(service, base, load_questions(path), modes, variants)
+    for n, (name, path) in enumerate(chosen.items()):
+        questions = load_questions(path)
+        result[name] = run_set(service, base, questions, modes, variants, unanswerable=n == 0)
     if lazy is not None:
         lazy.save()
         result["sentences embedded"] = lazy.embedded

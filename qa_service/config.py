@@ -375,6 +375,13 @@ class Settings:
         "question (above the least similar); whether anything is quoted is still decided by "
         "the terms; `0`: terms alone",
     )
+    quote_sentence_min_similarity: float = setting(
+        0.0,
+        "ranking",
+        "with `QA_QUOTE_SENTENCE_WEIGHT`, a sentence at least this similar to the question "
+        "(the stored sentence vector's cosine) is quoted even when it shares too few of the "
+        "question's words; `0`: the terms alone decide whether anything is quoted",
+    )
     quote_similarity_candidates: int = setting(
         4, "ranking", "candidate sentences the quote similarity reorders (at least 1)"
     )
@@ -488,6 +495,7 @@ class Settings:
             self.passage_rescoring_documents,
             self.quote_similarity_weight,
             self.quote_sentence_weight,
+            self.quote_sentence_min_similarity,
             self.sentence_rescoring_passages,
             self.sentence_dense_passages,
             self.sentence_rescoring_weight,

@@ -102,6 +102,7 @@ def choose_sentences(
     rank_prior: float = 0.05,
     sentence_similarities: Sequence[Sequence[float] | None] | None = None,
     sentence_weight: float = 0.0,
+    sentence_min_similarity: float = 0.0,
 ) -> list[Chosen]:
     """The 1–3 best-scoring sentences among the first passages, in reading order per
     passage rank. A passage's rank adds a small prior so the best passage is preferred:
@@ -118,8 +119,9 @@ def choose_sentences(
     With ``sentence_similarities`` (per considered passage, the stored similarity of each
     of its :func:`sentences` to the question, None where unknown) and a
     ``sentence_weight``, every sentence of those passages competes by
-    :func:`with_sentence_similarity`; whether anything is quoted is still decided by the
-    terms alone.
+    :func:`with_sentence_similarity`; whether anything is quoted is decided by the terms,
+    unless ``sentence_min_similarity`` is above 0: a sentence at least that similar to
+    the question is then quoted too, whatever words it shares.
     """
     query_terms = set(tokenize(question))
     considered = list(passages[:passages_considered])
@@ -144,8 +146,9 @@ def choose_sentences(
     best = [c for c in scored if c.score >= min_score]
     if not best and min_best is not None and scored and scored[0].score >= min_best:
         best = scored[:1]
-    if best and similar:
-        best = with_sentence_similarity(similar, sentence_weight, min(c.score for c in best))
+    if similar and (best or sentence_min_similarity > 0):
+        bar = min(c.score for c in best) if best else None
+        best = with_sentence_similarity(similar, sentence_weight, bar, sentence_min_similarity)
     elif similarity is not None and similarity_weight > 0 and len(best) > 1:
         best = rerank_by_similarity(best, similarity, similarity_weight, similarity_candidates)
     picked: list[Chosen] = []
@@ -162,13 +165,17 @@ def choose_sentences(
 
 
 def with_sentence_similarity(
-    candidates: Sequence[tuple[Chosen, float]], weight: float, bar: float
+    candidates: Sequence[tuple[Chosen, float]],
+    weight: float,
+    bar: float | None,
+    min_similarity: float = 0.0,
 ) -> list[Chosen]:
     """Sentences ``(chosen with its term score, similarity to the question)`` ordered by
     term score plus ``weight`` times the similarity above the least similar of them, best
-    first; those below ``bar`` (the lowest term score that qualified) are left out. A
-    sentence that qualified by its terms still does, and one that shares few words with
-    the question can join when it is close to it in meaning."""
+    first; those below ``bar`` (the lowest term score that qualified; None: none did) are
+    left out unless their similarity reaches ``min_similarity`` (above 0). A sentence that
+    qualified by its terms still does, and one that shares few words with the question
+    can join when it is close to it in meaning."""
     if not candidates:
         return []
     floor = min(similarity for _, similarity in candidates)
@@ -176,8 +183,17 @@ def with_sentence_similarity(
         Chosen(c.passage_index, c.sentence, c.score + weight * (similarity - floor))
         for c, similarity in candidates
     ]
+    similar = {
+        (c.passage_index, c.sentence.start)
+        for c, similarity in candidates
+        if min_similarity > 0 and similarity >= min_similarity
+    }
     combined.sort(key=lambda c: (-c.score, c.passage_index, c.sentence.start))
-    return [c for c in combined if c.score >= bar]
+    return [
+        c
+        for c in combined
+        if (bar is not None and c.score >= bar) or (c.passage_index, c.sentence.start) in similar
+    ]
 
 
 def rerank_by_similarity(

@@ -276,6 +276,23 @@ def test_choose_sentences_with_stored_similarities(
     assert chosen and chosen[0].sentence.text == first
 
 
+@pytest.mark.parametrize(
+    ("min_similarity", "quoted"),
+    [(0.0, []), (0.995, []), (0.95, ["Regeringen har beslutat om en ny myndighet."])],
+)
+def test_a_close_enough_sentence_is_quoted_without_shared_words(
+    min_similarity: float, quoted: list[str]
+) -> None:
+    chosen = choose_sentences(
+        "Hur många vargar finns det?",
+        [PASSAGE],
+        sentence_similarities=[[0.99, 0.80, 0.80]],
+        sentence_weight=5.0,
+        sentence_min_similarity=min_similarity,
+    )
+    assert [c.sentence.text for c in chosen] == quoted
+
+
 def test_similarity_does_not_decide_whether_anything_is_quoted() -> None:
     chosen = choose_sentences(
         "Hur många vargar finns det?",

@@ -65,6 +65,7 @@ def answer(
         rank_prior=settings.quote_rank_prior,
         sentence_similarities=stored,
         sentence_weight=settings.quote_sentence_weight,
+        sentence_min_similarity=settings.quote_sentence_min_similarity,
     )
 
 
@@ -106,6 +107,7 @@ def build_answer(
     rank_prior: float = 0.05,
     sentence_similarities: Sequence[Sequence[float] | None] | None = None,
     sentence_weight: float = 0.0,
+    sentence_min_similarity: float = 0.0,
 ) -> Answer:
     """Quote the best sentences with markers [n] (n = the passage's rank) and add each
     passage's ``highlights`` (character ranges in the passage text).
@@ -126,6 +128,7 @@ def build_answer(
         rank_prior=rank_prior,
         sentence_similarities=sentence_similarities if close_enough else None,
         sentence_weight=sentence_weight,
+        sentence_min_similarity=sentence_min_similarity,
     )
     if not chosen or not close_enough:
         return no_quote(passages, NOTHING_FOUND)
