@@ -118,7 +118,7 @@ def test_a_passage_needs_its_sentence_vectors(tmp_path: Path) -> None:
 
 def test_incremental_ingest_embeds_only_new_sentences(tmp_path: Path) -> None:
     corpus = write_small_corpus(tmp_path / "corpus")
-    settings = Settings(index_dir=tmp_path / "index" / "i")
+    settings = Settings(index_dir=tmp_path / "index" / "i", sentence_vectors=True)
     first = CountingEmbedder()
     report = run_ingest([corpus], settings, embedder=first, progress=False)
     reader = IndexReader(settings.index_dir)
@@ -309,18 +309,10 @@ def test_similarity_does_not_decide_whether_anything_is_quoted() -> None:
 def test_a_build_without_sentence_vectors_is_served_as_before(
     small_index: Settings, embedder, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    """The shared small index, copied and rebuilt without sentence vectors: the same
-    answers with the sentence settings on as with them off."""
-    base = tmp_path / "copy"
-    shutil.copytree(small_index.index_dir.parent, base, symlinks=True)
-    settings = dataclasses.replace(
-        small_index,
-        index_dir=base / small_index.index_dir.name,
-        conversations_db=tmp_path / "c.sqlite3",
-        sentence_vectors=False,
-    )
-    corpus = write_small_corpus(tmp_path / "corpus")
-    run_ingest([corpus], settings, embedder=embedder, progress=False)
+    """The session's small index, built with the default (no sentence vectors, as every
+    build made before them): the same answers with the sentence settings on as off."""
+    settings = dataclasses.replace(small_index, conversations_db=tmp_path / "c.sqlite3")
+    assert not IndexReader(settings.index_dir).has_sentence_vectors
     plain = QAService(settings, embedder=embedder)
     plain.load()
     assert plain.loaded.retrievers.sentences is None
@@ -357,6 +349,7 @@ def test_shared_documents_with_sentence_vectors(tmp_path: Path, embedder) -> Non
     settings = Settings(
         index_dir=tmp_path / "index",
         conversations_db=tmp_path / "c.sqlite3",
+        sentence_vectors=True,
         sentence_rescoring_passages=40,
         quote_sentence_weight=5.0,
     )
