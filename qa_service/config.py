@@ -376,7 +376,7 @@ class Settings:
         "with a build's sentence vectors, every sentence of the passages the quote is taken "
         "from competes by its term score plus this weight times its stored similarity to the "
         "question (above the least similar); whether anything is quoted is still decided by "
-        "the terms; `0`: terms alone",
+        "the terms (but see the next); `0`: terms alone",
     )
     quote_sentence_min_similarity: float = setting(
         0.0,
