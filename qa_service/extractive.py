@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from .lexical import tokenize
 
 _SENTENCE = re.compile(r"[^.!?…\n]+(?:[.!?…]+[\"”')\]]*|\n|$)")
+#: Names how :func:`sentences` cuts a passage: stored sentence vectors line up with its
+#: sentences only if they were cut the same way (change it with the pattern).
+SENTENCE_SPLITTER = "extractive.sentences v1"
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ def term_weights(query_terms: set[str], passages: Sequence[str]) -> dict[str, fl
 #: A quoted sentence holds at least this weighted share of the question's terms
 #: (BENCHMARKS.md, "nothing found").
 QUOTE_MIN_SCORE = 0.34
+#: The quote is taken from this many first passages.
+QUOTE_PASSAGES = 3
 
 
 def choose_sentences(
@@ -90,11 +95,14 @@ def choose_sentences(
     max_sentences: int = 3,
     min_score: float = QUOTE_MIN_SCORE,
     min_best: float | None = None,
-    passages_considered: int = 3,
+    passages_considered: int = QUOTE_PASSAGES,
     similarity: Callable[[list[str]], Sequence[float]] | None = None,
     similarity_weight: float = 0.0,
     similarity_candidates: int = 4,
     rank_prior: float = 0.05,
+    sentence_similarities: Sequence[Sequence[float] | None] | None = None,
+    sentence_weight: float = 0.0,
+    sentence_min_similarity: float = 0.0,
 ) -> list[Chosen]:
     """The 1–3 best-scoring sentences among the first passages, in reading order per
     passage rank. A passage's rank adds a small prior so the best passage is preferred:
@@ -107,24 +115,41 @@ def choose_sentences(
     question), the first ``similarity_candidates`` sentences that qualify are reordered
     by their term score plus ``similarity_weight`` times their similarity above the
     least similar of them; which sentences qualify does not change.
+
+    With ``sentence_similarities`` (per considered passage, the stored similarity of each
+    of its :func:`sentences` to the question, None where unknown) and a
+    ``sentence_weight``, every sentence of those passages competes by
+    :func:`with_sentence_similarity`; whether anything is quoted is decided by the terms,
+    unless ``sentence_min_similarity`` is above 0: a sentence at least that similar to
+    the question is then quoted too, whatever words it shares.
     """
     query_terms = set(tokenize(question))
     considered = list(passages[:passages_considered])
     weights = term_weights(query_terms, considered)
     scored: list[Chosen] = []
+    similar: list[tuple[Chosen, float]] = []
     for index, text in enumerate(considered):
         prior = rank_prior * (passages_considered - index) / passages_considered
-        for sentence in sentences(text):
+        cut = sentences(text)
+        known = sentence_similarities[index] if sentence_similarities is not None else None
+        aligned = known is not None and len(known) == len(cut) and sentence_weight > 0
+        for position, sentence in enumerate(cut):
             if reads_as_heading(sentence.text):
                 continue
             score = sentence_score(query_terms, sentence.text, weights)
             if score > 0:
                 scored.append(Chosen(index, sentence, score + prior))
+            if aligned:
+                assert known is not None
+                similar.append((Chosen(index, sentence, score + prior), float(known[position])))
     scored.sort(key=lambda c: (-c.score, c.passage_index, c.sentence.start))
     best = [c for c in scored if c.score >= min_score]
     if not best and min_best is not None and scored and scored[0].score >= min_best:
         best = scored[:1]
-    if similarity is not None and similarity_weight > 0 and len(best) > 1:
+    if similar and (best or sentence_min_similarity > 0):
+        bar = min(c.score for c in best) if best else None
+        best = with_sentence_similarity(similar, sentence_weight, bar, sentence_min_similarity)
+    elif similarity is not None and similarity_weight > 0 and len(best) > 1:
         best = rerank_by_similarity(best, similarity, similarity_weight, similarity_candidates)
     picked: list[Chosen] = []
     seen: set[str] = set()
@@ -137,6 +162,38 @@ def choose_sentences(
         if len(picked) == max_sentences:
             break
     return picked
+
+
+def with_sentence_similarity(
+    candidates: Sequence[tuple[Chosen, float]],
+    weight: float,
+    bar: float | None,
+    min_similarity: float = 0.0,
+) -> list[Chosen]:
+    """Sentences ``(chosen with its term score, similarity to the question)`` ordered by
+    term score plus ``weight`` times the similarity above the least similar of them, best
+    first; those below ``bar`` (the lowest term score that qualified; None: none did) are
+    left out unless their similarity reaches ``min_similarity`` (above 0). A sentence that
+    qualified by its terms still does, and one that shares few words with the question
+    can join when it is close to it in meaning."""
+    if not candidates:
+        return []
+    floor = min(similarity for _, similarity in candidates)
+    combined = [
+        Chosen(c.passage_index, c.sentence, c.score + weight * (similarity - floor))
+        for c, similarity in candidates
+    ]
+    similar = {
+        (c.passage_index, c.sentence.start)
+        for c, similarity in candidates
+        if min_similarity > 0 and similarity >= min_similarity
+    }
+    combined.sort(key=lambda c: (-c.score, c.passage_index, c.sentence.start))
+    return [
+        c
+        for c in combined
+        if (bar is not None and c.score >= bar) or (c.passage_index, c.sentence.start) in similar
+    ]
 
 
 def rerank_by_similarity(

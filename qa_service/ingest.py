@@ -37,6 +37,7 @@ from .cleaning import clean_text
 from .config import Settings
 from .domain.profiles import complete_from_text
 from .embedding import Embedder, make_embedder
+from .extractive import sentences
 from .hashing import file_sha256
 from .lexical import LEXICAL_VERSION, LexicalIndex
 from .metadata import (
@@ -130,10 +131,15 @@ class IngestReport:
     vectors_reused: int = 0
     #: Passages whose vectors an interrupted run had checkpointed (not embedded again).
     vectors_resumed: int = 0
+    #: Distinct sentences embedded (QA_SENTENCE_VECTORS), and passages whose sentence
+    #: vectors an earlier build had.
+    sentences_embedded: int = 0
+    sentence_vectors_reused: int = 0
     #: What embedded them: library, device, precision.
     encoder: str = ""
     seconds: float = 0.0
     embed_seconds: float = 0.0
+    sentence_seconds: float = 0.0
     published: bool = False
     #: Segments of the published build (1: a full build), and whether this run merged them.
     segments: int = 0
@@ -149,6 +155,7 @@ class IngestReport:
         data["passages_per_second"] = round(self.passages_per_second, 2)
         data["seconds"] = round(self.seconds, 3)
         data["embed_seconds"] = round(self.embed_seconds, 3)
+        data["sentence_seconds"] = round(self.sentence_seconds, 3)
         return data
 
 
@@ -567,11 +574,14 @@ def run_ingest(
         report.files_removed = sum(1 for source in old_files if source not in current)
         changed = bool(fresh) or report.files_removed or len(records) != len(old_files)
         changed = changed or any(old_files.get(r.source) != r for r in records)
+        # A build with sentence vectors when they are off, or without when they are on,
+        # is written anew in full (sentence vectors are a one-segment build's only).
         complete = previous is not None and (
             previous.manifest.get("lexical") == LEXICAL_MANIFEST
             and previous.document_vectors is not None
             and previous.shingles is not None
             and old_digests is not None
+            and previous.has_sentence_vectors == settings.sentence_vectors
         )
         changed = changed or (previous is not None and not complete)
         if previous is not None and not changed:
@@ -583,12 +593,14 @@ def run_ingest(
             return report
 
         # A segment publish when the previous build can take one more segment: what stays
-        # as it was is left in its segment, the rest is written to a new one.
+        # as it was is left in its segment, the rest is written to a new one. With
+        # sentence vectors on, a whole build (they are a one-segment build's only).
         base = (
             previous
             if previous is not None
             and complete
             and settings.index_segments
+            and not settings.sentence_vectors
             and len(previous.segments) < MAX_SEGMENTS
             else None
         )
@@ -663,7 +675,24 @@ def run_ingest(
         report.passages_embedded = passages_done.embedded
         report.vectors_resumed = passages_done.resumed
         report.vectors_reused = len(new_texts) - len(to_embed)
-        report.encoder = engine.encoder if to_embed or context_docs else ""
+        sentence_started = time.perf_counter()
+        sentence_vectors = (
+            _sentence_vectors(
+                previous,
+                [(doc, [(row, p) for row, p in rows]) for doc, rows in reused],
+                [(doc, [(known_rows.get(p.text), p) for p in passages]) for doc, passages in fresh],
+                engine,
+                settings,
+                checkpoints,
+                progress,
+                report,
+            )
+            if settings.sentence_vectors
+            else None
+        )
+        report.sentence_seconds = time.perf_counter() - sentence_started
+        embedded_anything = to_embed or context_docs or report.sentences_embedded
+        report.encoder = engine.encoder if embedded_anything else ""
         if to_embed:
             dimension = int(embedded.shape[1])
         elif previous is not None:
@@ -691,6 +720,7 @@ def run_ingest(
             approximate=approximate_settings(settings),
             base=base,
             deleted_sources=deleted,
+            sentences=sentence_vectors is not None,
         )
         try:
             new_vectors = np.zeros((len(new_texts), dimension), dtype=np.float32)
@@ -708,7 +738,15 @@ def run_ingest(
                 new_vectors[kept_rows] = old_vectors([known_rows[new_texts[i]] for i in kept_rows])
             written = [r for r in records if r.source not in staying]
             unwritten, passages = _write_documents(
-                writer, reused, fresh, new_vectors, old_vectors, doc_vectors, written, report
+                writer,
+                reused,
+                fresh,
+                new_vectors,
+                old_vectors,
+                doc_vectors,
+                written,
+                report,
+                sentence_vectors,
             )
             writer.manifest["documents"] = len(kept) + len(fresh) - len(unwritten)
             writer.publish(dimension)
@@ -755,24 +793,28 @@ def _write_documents(
     doc_vectors: dict[str, np.ndarray],
     records: Sequence[FileRecord],
     report: IngestReport,
+    sentence_vectors: Iterator[list[np.ndarray]] | None = None,
 ) -> tuple[dict[str, str], int]:
     """Write the documents (reused ones with their stored vectors, fresh ones with
     ``new_vectors`` in order), the file records and the lexical index into the writer's
     segment; returns the documents that could not be stored, by source, and the number
-    of passages written."""
+    of passages written. ``sentence_vectors`` (a build that stores them): each
+    document's, the reused ones then the fresh ones, as :func:`_sentence_vectors`
+    gives them."""
     lexical_texts: list[str] = []
     for doc, rows in reused:
         vectors = old_vectors([row for row, _ in rows]) if rows else np.zeros((0, 0))
         passages = [p for _, p in rows]
-        writer.add_document(doc, passages, vectors, doc_vectors[doc.id])
+        writer.add_document(doc, passages, vectors, doc_vectors[doc.id], _next(sentence_vectors))
         lexical_texts.extend(_lexical_text(doc, p) for p in passages)
     offset = 0
     unwritten: dict[str, str] = {}
     for doc, new in fresh:
         vectors = new_vectors[offset : offset + len(new)]
         offset += len(new)
+        sentences_of = _next(sentence_vectors)
         try:
-            writer.add_document(doc, new, vectors, doc_vectors[doc.id])
+            writer.add_document(doc, new, vectors, doc_vectors[doc.id], sentences_of)
         except (sqlite3.Error, UnicodeEncodeError) as exc:
             # One document that cannot be stored must not cost the others.
             logger.exception("could not write %s", doc.source)
@@ -872,6 +914,65 @@ def _merge_locked(index_path: Path, settings: Settings) -> int:
     finally:
         previous.close()
     return passages
+
+
+def _next(items: Iterator[list[np.ndarray]] | None) -> list[np.ndarray] | None:
+    return next(items) if items is not None else None
+
+
+def _sentence_vectors(
+    previous: IndexReader | None,
+    reused: Sequence[tuple[Document, Sequence[tuple[int, Passage]]]],
+    fresh: Sequence[tuple[Document, Sequence[tuple[int | None, Passage]]]],
+    engine: IngestEngine,
+    settings: Settings,
+    checkpoints: VectorCheckpoints,
+    progress: bool,
+    report: IngestReport,
+) -> Iterator[list[np.ndarray]]:
+    """Each document's sentence vectors, one array per passage (the reused documents,
+    then the fresh ones, in the order given; embedded before it returns): those of a
+    passage an earlier build stored (its row there, None for new text) are kept; the
+    others' sentences are embedded, each distinct sentence once, as passages."""
+    stored = previous if previous is not None and previous.has_sentence_vectors else None
+    wanted: dict[str, int] = {}
+    plan: list[list[np.ndarray | list[int]]] = []
+    for _, passages in [*reused, *fresh]:
+        entry: list[np.ndarray | list[int]] = []
+        for row, passage in passages:
+            kept = stored.passage_sentence_vectors(row) if stored and row is not None else None
+            if kept is not None:
+                report.sentence_vectors_reused += 1
+                entry.append(kept)
+                continue
+            texts = [s.text for s in sentences(passage.text)]
+            entry.append([wanted.setdefault(text, len(wanted)) for text in texts])
+        plan.append(entry)
+    texts = list(wanted)
+    if texts:
+        logger.info("embedding %d distinct sentences", len(texts))
+    (done,) = embed_groups_in_blocks(
+        [texts],
+        engine.encode_blocks,
+        block=settings.checkpoint_passages,
+        checkpoints=checkpoints,
+        progress=progress,
+        desc="embedding sentences",
+    )
+    report.sentences_embedded = done.embedded
+    vectors = done.vectors.astype(np.float16) if texts else None
+    empty = np.zeros((0, 0), dtype=np.float16)  # a passage with no sentence
+
+    def arrays(entry: list[np.ndarray | list[int]]) -> list[np.ndarray]:
+        if vectors is None:
+            return [part if isinstance(part, np.ndarray) else empty for part in entry]
+        return [
+            part if isinstance(part, np.ndarray) else vectors[part] if part else empty
+            for part in entry
+        ]
+
+    # Embedded now, not when the writer asks for the first document.
+    return iter([arrays(entry) for entry in plan])
 
 
 class _IndexCheckpoints(VectorCheckpoints):

@@ -17,6 +17,7 @@ from .hints import HintIndex, document_facts
 from .lexical import LexicalIndex, SegmentedLexicalIndex
 from .query.candidates import Retrievers
 from .query.pipeline import QueryIndex
+from .query.sentences import SentenceVectors
 from .retrieval import (
     DenseRetriever,
     ExpandedLexicalRetriever,
@@ -140,16 +141,23 @@ def open_index(
             )
         return vector
 
+    sentences = (
+        SentenceVectors(reader.sentence_vectors, reader.sentence_offsets, encode_query)
+        if reader.sentence_vectors is not None and reader.sentence_offsets is not None
+        else None
+    )
     retrievers = Retrievers(
         dense=dense_retriever(settings, reader, encode_query),
         lexical=lexical_leg(settings, reader, lexical),
         bm25=LexicalRetriever(lexical),
+        sentences=sentences,
     )
     logger.info(
-        "loaded index %s (%s passages, model %s)",
+        "loaded index %s (%s passages, model %s, %s)",
         reader.build_path.name,
         reader.passage_count,
         reader.manifest.get("model"),
+        "sentence vectors" if sentences is not None else "no sentence vectors",
     )
     facts = {doc_id: document_facts(*columns) for doc_id, *columns in reader.document_columns()}
     return QueryIndex(reader, retrievers, facts, HintIndex(facts))

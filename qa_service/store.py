@@ -5,7 +5,8 @@ Layout::
     indexes/<name>                  symlink to the current build (swapped atomically)
     indexes/.<name>.builds/<build>/ manifest.json · vectors.faiss · passages.sqlite3 · lexical/
                                     documents.npy · passage_documents.npy · shingles.npy ·
-                                    shingle_offsets.npy · approximate.faiss (large builds)
+                                    shingle_offsets.npy · approximate.faiss (large builds) ·
+                                    sentences.npy · sentence_offsets.npy
 
 A build is written into a fresh directory; ``manifest.json`` is written last and the
 symlink is replaced with ``os.replace``, so a reader sees either the old build or the
@@ -53,6 +54,7 @@ import numpy as np
 from . import __version__
 from .approximate import ApproximateSettings, build_approximate
 from .config import LEGACY_MODEL_NAMES
+from .extractive import SENTENCE_SPLITTER
 from .nearduplicates import shingle_hashes
 from .schema import Document, DocumentMeta, Passage, document_id
 
@@ -71,6 +73,11 @@ PASSAGE_DOCUMENTS = "passage_documents.npy"
 #: Every passage's shingle hashes end to end, and where each passage's run starts.
 SHINGLES = "shingles.npy"
 SHINGLE_OFFSETS = "shingle_offsets.npy"
+#: Every passage's sentence vectors end to end (half precision), one per sentence of
+#: :func:`qa_service.extractive.sentences` in its order, and where each passage's run
+#: starts (absent in builds made without them, or before them).
+SENTENCE_VECTORS = "sentences.npy"
+SENTENCE_OFFSETS = "sentence_offsets.npy"
 LEXICAL = "lexical"
 SEGMENTS = "segments"
 DELETIONS = "deletions"
@@ -255,10 +262,14 @@ class IndexWriter:
         approximate: ApproximateSettings | None = None,
         base: IndexReader | None = None,
         deleted_sources: Iterable[str] = (),
+        sentences: bool = False,
     ) -> None:
         """A full build (one segment), or with ``base`` a segment publish: ``base``'s
         segments hard-linked, ``deleted_sources`` (files changed or removed since it)
-        deleted from them, and what is added here written as one new segment."""
+        deleted from them, and what is added here written as one new segment. Sentence
+        vectors (``sentences``) are a full build's only: a segment publish has none."""
+        if sentences and base is not None:
+            raise ValueError("sentence vectors are written by a full build only")
         self.index_path = index_path
         self.manifest = dict(manifest)
         #: A build of at least ``approximate.min_passages`` passages gets an approximate
@@ -288,6 +299,9 @@ class IndexWriter:
         self._doc_vectors: list[np.ndarray] = []
         self._passage_docs: list[int] = []
         self._shingles: list[np.ndarray] = []
+        #: With ``sentences``, each passage's sentence vectors (half precision).
+        self.sentences = sentences
+        self._sentences: list[np.ndarray] = []
         self._rows = 0
 
     @property
@@ -315,9 +329,14 @@ class IndexWriter:
         passages: Sequence[Passage],
         vectors: np.ndarray,
         document_vector: np.ndarray,
+        sentence_vectors: Sequence[np.ndarray] | None = None,
     ) -> None:
+        """Add a document's rows; a build with ``sentences`` needs each passage's
+        sentence vectors too (an array of shape ``(sentences, dimension)`` per passage)."""
         if len(passages) != len(vectors):
             raise ValueError("one vector per passage")
+        if self.sentences and (sentence_vectors is None or len(sentence_vectors) != len(passages)):
+            raise ValueError("one array of sentence vectors per passage")
         # All of a document or none of it: a failing insert leaves the build consistent.
         # A full or read-only disk fails the build (IndexWriteError), not the document.
         with writing(self.index_path):
@@ -335,6 +354,9 @@ class IndexWriter:
             self._vectors.append(np.ascontiguousarray(vectors, dtype=np.float32))
         self._passage_docs.extend([len(self._doc_vectors)] * len(passages))
         self._shingles.extend(shingle_hashes(p.text) for p in passages)
+        if self.sentences:
+            assert sentence_vectors is not None
+            self._sentences.extend(np.asarray(v, dtype=np.float16) for v in sentence_vectors)
         self._doc_vectors.append(np.asarray(document_vector, dtype=np.float32).reshape(-1))
         self._rows += len(passages)
 
@@ -432,6 +454,9 @@ class IndexWriter:
         _save_array(self.segment_path / SHINGLE_OFFSETS, offsets)
         passages = int(index.ntotal)
         self.manifest.pop(SEGMENTS, None)
+        self.manifest.pop("sentences", None)
+        if self.sentences:
+            self._write_sentences(dimension)
         if self.base is not None:
             _fsync_dir(self.segment_path)
             segments = self._link_base()
@@ -489,6 +514,17 @@ class IndexWriter:
             )
         _fsync_dir(self.build_path / DELETIONS)
         return entries
+
+    def _write_sentences(self, dimension: int) -> None:
+        counts = [len(v) for v in self._sentences]
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        parts = [v.reshape(-1, dimension) for v in self._sentences if len(v)]
+        matrix = np.concatenate(parts) if parts else np.zeros((0, dimension), np.float16)
+        self._sentences = []
+        _save_array(self.build_path / SENTENCE_VECTORS, matrix.astype(np.float16))
+        _save_array(self.build_path / SENTENCE_OFFSETS, offsets)
+        self.manifest["sentences"] = {"count": int(offsets[-1]), "splitter": SENTENCE_SPLITTER}
 
     def abort(self) -> None:
         """Remove the build (unless it was published: readers may have it open)."""
@@ -738,8 +774,9 @@ class Segment:
         self.opening = VECTORS
         self.vectors: Any = None
 
-    def open(self) -> None:
-        """Open its files (memory-mapped where they can be) and check them."""
+    def open(self, *, sentences: bool = False) -> None:
+        """Open its files (memory-mapped where they can be) and check them; with
+        ``sentences``, its sentence vectors too (a one-segment build's only)."""
         self.vectors = _read_vectors(self.path / VECTORS)
         #: The approximate index of a large segment (None: exact search only).
         self.approximate: Any | None = None
@@ -764,6 +801,15 @@ class Segment:
             self.shingles = np.load(self.path / SHINGLES, mmap_mode="r").view(np.ndarray)
             self.opening = SHINGLE_OFFSETS
             self.shingle_offsets = np.load(self.path / SHINGLE_OFFSETS)
+        self.sentence_vectors: np.ndarray | None = None
+        self.sentence_offsets: np.ndarray | None = None
+        if sentences:
+            self.opening = SENTENCE_VECTORS
+            self.sentence_vectors = np.load(self.path / SENTENCE_VECTORS, mmap_mode="r").view(
+                np.ndarray
+            )
+            self.opening = SENTENCE_OFFSETS
+            self.sentence_offsets = np.load(self.path / SENTENCE_OFFSETS)
         if self._deletions.exists():
             self.opening = f"{DELETIONS}/{self._deletions.name}"
             bits = np.load(self._deletions)
@@ -830,6 +876,14 @@ class Segment:
             offsets = self.shingle_offsets
             if len(offsets) != rows + 1 or (rows and int(offsets[-1]) != len(self.shingles)):
                 raise ValueError(f"{SHINGLE_OFFSETS} does not match {SHINGLES}")
+        if self.sentence_offsets is not None and self.sentence_vectors is not None:
+            offsets, vectors = self.sentence_offsets, self.sentence_vectors
+            if (
+                len(offsets) != rows + 1
+                or int(offsets[-1]) != len(vectors)
+                or (len(vectors) and vectors.shape[1] != self.vectors.d)
+            ):
+                raise ValueError(f"{SENTENCE_OFFSETS} does not match {SENTENCE_VECTORS}")
 
 
 class _SegmentVectors:
@@ -883,11 +937,15 @@ class IndexReader:
         self.segments: list[Segment] = []
         opening = VECTORS
         try:
+            # Sentence vectors are a one-segment build's (the build directory's own
+            # files): a segment publish writes none, so a build of several has none.
+            about = self.manifest.get("sentences") or {}
+            sentences = len(entries) == 1 and about.get("splitter") == SENTENCE_SPLITTER
             offset = 0
             for entry in entries:
                 segment = Segment(self.build_path, entry, offset)
                 self.segments.append(segment)
-                segment.open()
+                segment.open(sentences=sentences and segment.relative == ".")
                 offset += segment.rows
             opening = "the manifest's counts"
             passages = self.manifest.get("passages")
@@ -916,6 +974,10 @@ class IndexReader:
         self.shingle_offsets: np.ndarray | None = first.shingle_offsets
         if any(s.shingles is None for s in self.segments):
             self.shingles = self.shingle_offsets = None
+        #: Each passage's sentence vectors (None: the build has none, has several
+        #: segments, or they were cut by another sentence splitter than this one).
+        self.sentence_vectors: np.ndarray | None = first.sentence_vectors
+        self.sentence_offsets: np.ndarray | None = first.sentence_offsets
         self.deleted: np.ndarray | None = None
         if any(s.deleted is not None for s in self.segments):
             self.deleted = np.concatenate([s.deleted_mask() for s in self.segments])
@@ -1079,6 +1141,18 @@ class IndexReader:
             return self.segments[0]
         starts = [s.offset for s in self.segments]
         return self.segments[int(np.searchsorted(starts, row, side="right")) - 1]
+
+    @property
+    def has_sentence_vectors(self) -> bool:
+        return self.sentence_vectors is not None and self.sentence_offsets is not None
+
+    def passage_sentence_vectors(self, row: int) -> np.ndarray | None:
+        """The stored sentence vectors of the passage at ``row``, one per sentence of
+        :func:`qa_service.extractive.sentences` (half precision; None: none stored)."""
+        if self.sentence_vectors is None or self.sentence_offsets is None:
+            return None
+        start, end = self.sentence_offsets[row], self.sentence_offsets[row + 1]
+        return self.sentence_vectors[start:end]
 
     def passage(self, passage_id: str) -> tuple[int, Passage] | None:
         row = self.db.execute("SELECT * FROM passages WHERE id = ?", (passage_id,)).fetchone()

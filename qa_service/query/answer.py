@@ -10,11 +10,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..config import Settings, answer_thresholds
-from ..extractive import QUOTE_MIN_SCORE, choose_sentences, find_sentence
+from ..extractive import QUOTE_MIN_SCORE, QUOTE_PASSAGES, choose_sentences, find_sentence
 from ..models import Answer, Passage, QuotedRange, Sentence
 from ..schema import Hit
 from .analysis import QueryAnalysis
 from .candidates import DenseLeg
+from .sentences import SentenceVectors
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def answer(
     settings: Settings,
     dense: DenseLeg,
     similarity: Similarity | None,
+    sentence_vectors: SentenceVectors | None = None,
 ) -> Answer:
     """The answer object for the hits of an analysed question (adds the highlights)."""
     standalone = analysis.standalone
@@ -48,6 +50,9 @@ def answer(
         return no_quote(passages, NOT_QUOTED_IN_ENGLISH)
     min_terms, min_similarity = answer_thresholds(settings)
     close = min_similarity <= 0 or closeness(dense, standalone, hits) >= min_similarity
+    stored = None
+    if sentence_vectors is not None and settings.quote_sentence_weight > 0:
+        stored = quoted_similarities(sentence_vectors, standalone, hits, QUOTE_PASSAGES)
     return build_answer(
         standalone,
         hits,
@@ -58,7 +63,21 @@ def answer(
         similarity_weight=settings.quote_similarity_weight,
         similarity_candidates=settings.quote_similarity_candidates,
         rank_prior=settings.quote_rank_prior,
+        sentence_similarities=stored,
+        sentence_weight=settings.quote_sentence_weight,
+        sentence_min_similarity=settings.quote_sentence_min_similarity,
     )
+
+
+def quoted_similarities(
+    sentence_vectors: SentenceVectors, query: str, hits: Sequence[Hit], count: int
+) -> list[Sequence[float] | None]:
+    """The stored similarity of each sentence of the first ``count`` hits to the
+    question (None for a hit that is not a row of the index)."""
+    first = list(hits[:count])
+    rows = [hit.row for hit in first if hit.row is not None]
+    found = iter(sentence_vectors.similarities(query, rows))
+    return [next(found).tolist() if hit.row is not None else None for hit in first]
 
 
 NOTHING_FOUND = "Jag hittade inget i dokumenten som besvarar frågan."
@@ -86,6 +105,9 @@ def build_answer(
     similarity_weight: float = 0.0,
     similarity_candidates: int = 4,
     rank_prior: float = 0.05,
+    sentence_similarities: Sequence[Sequence[float] | None] | None = None,
+    sentence_weight: float = 0.0,
+    sentence_min_similarity: float = 0.0,
 ) -> Answer:
     """Quote the best sentences with markers [n] (n = the passage's rank) and add each
     passage's ``highlights`` (character ranges in the passage text).
@@ -104,6 +126,9 @@ def build_answer(
         similarity_weight=similarity_weight,
         similarity_candidates=similarity_candidates,
         rank_prior=rank_prior,
+        sentence_similarities=sentence_similarities if close_enough else None,
+        sentence_weight=sentence_weight,
+        sentence_min_similarity=sentence_min_similarity,
     )
     if not chosen or not close_enough:
         return no_quote(passages, NOTHING_FOUND)

@@ -27,6 +27,7 @@ from ..hints import HintIndex, Hints
 from ..retrieval import Ranking
 from .analysis import Continues, Mode, QueryAnalysis, QueryText
 from .fusion import FusionWeights, NamedRanking
+from .sentences import SentenceVectors
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ class Retrievers:
     lexical: LexicalLeg
     #: Plain BM25: the lexical mode, the hinted documents, the continuity test.
     bm25: LexicalLeg
+    #: The build's sentence vectors (None: a build without them).
+    sentences: SentenceVectors | None = None
 
 
 def search_text(
@@ -97,6 +100,16 @@ def search_text(
         )
     legs_depth = max(depth, settings.candidate_depth)
     dense = retrievers.dense.search(text.text, legs_depth, allowed=allowed)
+    if retrievers.sentences is not None and settings.sentence_dense_passages > 0:
+        # The dense leg's first passages re-ordered by their best sentence, then fused.
+        dense = retrievers.sentences.rescore(
+            text.text,
+            dense,
+            passages=settings.sentence_dense_passages,
+            weight=settings.sentence_rescoring_weight,
+            method=settings.sentence_rescoring_method,
+            rrf_k=weights.rrf_k,
+        )
     lexical = retrievers.lexical.search_text(text.lexical, legs_depth, allowed=allowed)
     lexical_weight = weights.lexical
     if weights.coverage_passages > 0:

@@ -137,6 +137,7 @@ def respond(
         settings=settings,
         dense=index.retrievers.dense,
         similarity=similarity,
+        sentence_vectors=index.retrievers.sentences,
     )
     return AskResponse(
         question=analysis.question.text,

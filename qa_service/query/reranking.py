@@ -1,4 +1,5 @@
-"""Stage 4: the fused ranking re-ranked into hits: passages whose documents meet the
+"""Stage 4: the fused ranking re-ranked into hits: the first passages re-ordered by
+their best sentence (with a build's sentence vectors), passages whose documents meet the
 question's hints lifted, the first documents' places refilled by their best passages,
 near-duplicates folded and each document capped (diversify)."""
 
@@ -201,6 +202,16 @@ def rerank(
     weights: FusionWeights,
 ) -> list[Hit]:
     """The best ``k`` hits of the fused ranking, ranked from 1."""
+    sentence_vectors = retrievers.sentences
+    if mode != "lexical" and sentence_vectors is not None:
+        ranking = sentence_vectors.rescore(
+            analysis.query.text,
+            ranking,
+            passages=settings.sentence_rescoring_passages,
+            weight=settings.sentence_rescoring_weight,
+            method=settings.sentence_rescoring_method,
+            rrf_k=weights.rrf_k,
+        )
     passages = reader.passages_by_rows([row for row, _ in ranking])
     candidates = [
         Candidate(row, score, passages[row].doc_id, passages[row].text, [])

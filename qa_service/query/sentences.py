@@ -1,0 +1,118 @@
+"""Sentence-level similarity from the vectors a build stores for every sentence of every
+passage (``QA_SENTENCE_VECTORS``): a passage scores as its best sentence (max over its
+parts), which re-scores the first fused candidates (``QA_SENTENCE_RESCORING_PASSAGES``)
+and helps choose the quoted sentence (``QA_QUOTE_SENTENCE_WEIGHT``).
+
+The scoring is pure arithmetic over arrays; :class:`SentenceVectors` reads a build's.
+A build without sentence vectors has none, and the stages then do what they did before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..convex_fusion import minmax
+from ..retrieval import Ranking, rrf
+
+logger = logging.getLogger(__name__)
+
+
+def sentence_similarities(
+    query: np.ndarray, vectors: np.ndarray, offsets: np.ndarray, rows: Sequence[int]
+) -> list[np.ndarray]:
+    """``q·s`` of every sentence of each passage at ``rows`` (an array per passage, in
+    its sentences' order; empty for a passage without sentences)."""
+    if not len(rows):
+        return []
+    starts = offsets[np.asarray(rows, dtype=np.int64)]
+    ends = offsets[np.asarray(rows, dtype=np.int64) + 1]
+    picked = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])
+    q = np.asarray(query, dtype=np.float32).reshape(-1)
+    # One gather and one product for all of them; einsum: no BLAS threads (BENCHMARKS.md).
+    scores = np.einsum("ij,j->i", vectors[picked].astype(np.float32), q)
+    return np.split(scores, np.cumsum(ends - starts)[:-1].tolist())
+
+
+def best_of_parts(parts: Sequence[np.ndarray], empty: float = float("-inf")) -> np.ndarray:
+    """Each passage's best sentence score (``empty`` for one without sentences)."""
+    return np.asarray([float(p.max()) if len(p) else empty for p in parts], dtype=np.float64)
+
+
+def rescore(
+    ranking: Ranking,
+    best: Sequence[float],
+    *,
+    weight: float,
+    method: str = "rrf",
+    rrf_k: int = 60,
+) -> Ranking:
+    """The first ``len(best)`` places of ``ranking`` reordered by their fused order
+    combined with their best sentence's similarity ``best`` (one per place, in order);
+    the places keep their scores, so the scale the later stages read is unchanged, and
+    the rest of the ranking follows as it was.
+
+    ``rrf``: ``1/(k + fused rank) + weight/(k + sentence rank)``; ``convex``:
+    ``minmax(fused score) + weight * minmax(sentence score)`` over the re-scored places.
+    A place without a sentence (``-inf``) takes the sentence side's lowest value.
+    """
+    count = min(len(best), len(ranking))
+    if count < 2 or weight <= 0:
+        return list(ranking)
+    head, tail = list(ranking[:count]), list(ranking[count:])
+    values = np.asarray(best[:count], dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return list(ranking)
+    values = np.where(np.isfinite(values), values, float(finite.min()))
+    by_sentence = sorted(
+        ((row, float(v)) for (row, _), v in zip(head, values, strict=True)),
+        key=lambda pair: -pair[1],
+    )
+    if method == "rrf":
+        order = rrf([head, by_sentence], k=rrf_k, weights=[1.0, weight])
+    elif method == "convex":
+        fused, sentence = minmax(head), minmax(by_sentence)
+        position = {row: i for i, (row, _) in enumerate(head)}
+        order = sorted(
+            ((row, fused[row] + weight * sentence[row]) for row, _ in head),
+            key=lambda pair: (-pair[1], position[pair[0]]),
+        )
+    else:
+        raise ValueError(f"unknown rescoring method {method!r}")
+    scores = [score for _, score in head]
+    return [(row, scores[i]) for i, (row, _) in enumerate(order)] + tail
+
+
+@dataclass(frozen=True)
+class SentenceVectors:
+    """A build's sentence vectors and the question's encoder (the dense leg's)."""
+
+    vectors: np.ndarray
+    offsets: np.ndarray
+    encode_query: Callable[[str], np.ndarray]
+
+    def similarities(self, query: str, rows: Sequence[int]) -> list[np.ndarray]:
+        """``q·s`` of every sentence of each passage at ``rows``."""
+        vector = np.asarray(self.encode_query(query), dtype=np.float32)
+        return sentence_similarities(vector, self.vectors, self.offsets, rows)
+
+    def rescore(
+        self,
+        query: str,
+        ranking: Ranking,
+        *,
+        passages: int,
+        weight: float,
+        method: str,
+        rrf_k: int,
+    ) -> Ranking:
+        """:func:`rescore` of the first ``passages`` of ``ranking`` for ``query``."""
+        if passages <= 0 or weight <= 0 or len(ranking) < 2:
+            return list(ranking)
+        head = [row for row, _ in ranking[:passages]]
+        best = best_of_parts(self.similarities(query, head))
+        return rescore(ranking, best.tolist(), weight=weight, method=method, rrf_k=rrf_k)
