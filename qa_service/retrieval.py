@@ -78,7 +78,56 @@ def _rows_of(index: faiss.Index) -> np.ndarray:
 DIRECT_ROWS = 20_000
 
 
-class DenseRetriever:
+class QuestionSearch:
+    """What both dense legs do with a question: encode it, move it towards its own best
+    passages when asked (Rocchio), and search with its vector. A leg gives its passage
+    count, the vectors of rows and :meth:`search_vector`."""
+
+    encode_query: Callable[[str], np.ndarray]
+    feedback: int
+    feedback_weight: float
+
+    @property
+    def size(self) -> int:
+        raise NotImplementedError
+
+    def _vectors(self, rows: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def search_vector(
+        self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> Ranking:
+        raise NotImplementedError
+
+    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
+        if self.size == 0 or k < 1:
+            return []
+        vector = np.asarray(self.encode_query(query), dtype=np.float32).reshape(-1)
+        if self.feedback > 0 and self.feedback_weight > 0:
+            # Rocchio: move the question towards its own best passages and search again.
+            first = self.search_vector(vector, self.feedback, allowed)
+            rows = np.asarray([row for row, _ in first], dtype=np.int64)
+            vector = rocchio(vector, self._vectors(rows), self.feedback_weight)
+        return self.search_vector(vector, k, allowed)
+
+    def feedback_search(
+        self,
+        query: str,
+        ranking: Ranking,
+        k: int,
+        *,
+        passages: int,
+        weight: float,
+        allowed: np.ndarray | None = None,
+    ) -> Ranking:
+        """The top ``k`` for the question's vector moved towards the first ``passages`` of
+        ``ranking`` (the question's own dense ranking; Rocchio at ``weight``)."""
+        vector = np.asarray(self.encode_query(query), dtype=np.float32).reshape(-1)
+        rows = np.asarray([row for row, _ in ranking[:passages]], dtype=np.int64)
+        return self.search_vector(rocchio(vector, self._vectors(rows), weight), k, allowed)
+
+
+class DenseRetriever(QuestionSearch):
     """Cosine similarity over normalised vectors in a FAISS inner-product index.
 
     With document vectors and a ``document_weight`` w, a passage scores
@@ -168,32 +217,12 @@ class DenseRetriever:
         vector = np.asarray(self.encode_query(query), dtype=np.float32).reshape(-1)
         return self._exact(vector, np.asarray(rows, dtype=np.int64), None)
 
-    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
-        if self.index.ntotal == 0 or k < 1:
-            return []
-        vector = np.asarray(self.encode_query(query), dtype=np.float32).reshape(-1)
-        if self.feedback > 0 and self.feedback_weight > 0:
-            # Rocchio: move the question towards its own best passages and search again.
-            first = self.search_vector(vector, self.feedback, allowed)
-            rows = np.asarray([row for row, _ in first], dtype=np.int64)
-            vector = rocchio(vector, self._passages[rows], self.feedback_weight)
-        return self.search_vector(vector, k, allowed)
+    @property
+    def size(self) -> int:
+        return int(self.index.ntotal)
 
-    def feedback_search(
-        self,
-        query: str,
-        ranking: Ranking,
-        k: int,
-        *,
-        passages: int,
-        weight: float,
-        allowed: np.ndarray | None = None,
-    ) -> Ranking:
-        """The top ``k`` for the question's vector moved towards the first ``passages`` of
-        ``ranking`` (the question's own dense ranking; Rocchio at ``weight``)."""
-        vector = np.asarray(self.encode_query(query), dtype=np.float32).reshape(-1)
-        rows = np.asarray([row for row, _ in ranking[:passages]], dtype=np.int64)
-        return self.search_vector(rocchio(vector, self._passages[rows], weight), k, allowed)
+    def _vectors(self, rows: np.ndarray) -> np.ndarray:
+        return self._passages[rows]
 
     def search_vector(
         self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None
@@ -378,7 +407,7 @@ def rocchio(vector: np.ndarray, feedback: np.ndarray, beta: float) -> np.ndarray
     return (moved / norm).astype(np.float32) if norm > 0 else vector
 
 
-class SegmentedDenseRetriever:
+class SegmentedDenseRetriever(QuestionSearch):
     """The dense leg over a build of several segments (store.py): each segment's
     :class:`DenseRetriever` (exact, or approximate when the segment is large enough)
     finds its own top k over its rows, the deleted ones masked out before its top k is
@@ -398,7 +427,11 @@ class SegmentedDenseRetriever:
         self.encode_query = encode_query
         self.feedback = feedback
         self.feedback_weight = feedback_weight
-        self.size = sum(part.index.ntotal for _, part, _ in self.parts)
+        self._size = sum(part.index.ntotal for _, part, _ in self.parts)
+
+    @property
+    def size(self) -> int:
+        return self._size
 
     def _vectors(self, rows: np.ndarray) -> np.ndarray:
         out = np.zeros((len(rows), self.parts[0][1].index.d), dtype=np.float32)
@@ -412,31 +445,6 @@ class SegmentedDenseRetriever:
         """``q·p`` of the question and the passages at ``rows`` (full precision)."""
         vector = np.asarray(self.encode_query(query), dtype=np.float32).reshape(-1)
         return _dot(self._vectors(np.asarray(rows, dtype=np.int64)), vector)
-
-    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
-        if self.size == 0 or k < 1:
-            return []
-        vector = np.asarray(self.encode_query(query), dtype=np.float32).reshape(-1)
-        if self.feedback > 0 and self.feedback_weight > 0:
-            first = self.search_vector(vector, self.feedback, allowed)
-            rows = np.asarray([row for row, _ in first], dtype=np.int64)
-            vector = rocchio(vector, self._vectors(rows), self.feedback_weight)
-        return self.search_vector(vector, k, allowed)
-
-    def feedback_search(
-        self,
-        query: str,
-        ranking: Ranking,
-        k: int,
-        *,
-        passages: int,
-        weight: float,
-        allowed: np.ndarray | None = None,
-    ) -> Ranking:
-        """As :meth:`DenseRetriever.feedback_search`."""
-        vector = np.asarray(self.encode_query(query), dtype=np.float32).reshape(-1)
-        rows = np.asarray([row for row, _ in ranking[:passages]], dtype=np.int64)
-        return self.search_vector(rocchio(vector, self._vectors(rows), weight), k, allowed)
 
     def search_vector(
         self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None
