@@ -1,4 +1,4 @@
-"""The ``qa`` command: ingest, fetch, sync, ask, serve, eval."""
+"""The ``qa`` command: ingest, fetch, sync, ask, serve, eval, adapt."""
 
 from __future__ import annotations
 
@@ -458,6 +458,124 @@ def eval_command(questions: Path, index: Path | None, mode: str, top_k: int, as_
     except (QuestionFileError, QAError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else format_text(report))
+
+
+@main.command()
+@click.option(
+    "--index",
+    type=click.Path(path_type=Path),
+    help="Index whose passages to train on [default: QA_INDEX_DIR].",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="New directory for the adapted model (must not exist or be empty).",
+)
+@click.option(
+    "--pairs",
+    type=click.Choice(["ict", "title", "both"]),
+    default="both",
+    show_default=True,
+    help="Inverse cloze (a sentence → the rest of its passage), title → passage, or both.",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Train on at most this many pairs, drawn at random [default: all].",
+)
+@click.option(
+    "--eval-pairs",
+    type=click.IntRange(min=0),
+    default=300,
+    show_default=True,
+    help="Held-out pairs in the evaluator (before and after training).",
+)
+@click.option("--epochs", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option(
+    "--max-steps",
+    type=int,
+    default=-1,
+    show_default=True,
+    help="Stop after this many steps (-1: the epochs decide).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=2),
+    default=32,
+    show_default=True,
+    help="Pairs per step: each pair's negatives are the other passages of its batch.",
+)
+@click.option(
+    "--mini-batch-size",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Texts per forward pass (bounds memory; the batch's negatives stay).",
+)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-5, show_default=True)
+@click.option(
+    "--max-seq-length",
+    type=click.IntRange(min=8),
+    default=256,
+    show_default=True,
+    help="Word pieces a text is cut to in training (the model keeps its own window).",
+)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="auto (the first GPU, else the CPU), cpu, cuda, cuda:1…",
+)
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option(
+    "--model",
+    "base_model",
+    help="Model to adapt [default: QA_MODEL, the service's model].",
+)
+@click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a tty).")
+@click.option("--json", "as_json", is_flag=True, help="Print adaptation.json.")
+def adapt(
+    index: Path | None,
+    out: Path,
+    base_model: str | None,
+    progress: bool | None,
+    as_json: bool,
+    **given: Any,
+) -> None:
+    """Adapt the embedding model to the index's own text, without labels.
+
+    Pairs are made from the index's passages (a sentence and the rest of its passage,
+    a document's title and one of its passages); a tenth of the documents is held out
+    for the evaluator, run before and after training. Writes a sentence-transformers
+    directory with adaptation.json; serve it with QA_MODEL=OUT after re-embedding the
+    index with it (`QA_MODEL=OUT qa ingest ...`). Meant for a GPU; on a CPU, train on a
+    --sample. Needs the extra: pip install 'qa_service[adapt]'.
+    """
+    from .adaptation import AdaptationError, AdaptOptions, headline, run_adaptation
+
+    settings = _settings(index)
+    options = AdaptOptions(
+        index=settings.index_dir,
+        out=out,
+        model=base_model,
+        progress=sys.stderr.isatty() if progress is None else progress,
+        **given,
+    )
+    try:
+        report = run_adaptation(options, settings, log=lambda line: click.echo(line, err=True))
+    except AdaptationError as exc:
+        raise click.ClickException(exc.message) from exc
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    evaluator = report["evaluator"]
+    click.echo(f"Model: {out} (from {report['base_model']})")
+    click.echo(f"Steps: {report['steps']} in {report['seconds'].get('train', 0):.1f} s")
+    if evaluator["before"]:
+        click.echo(f"Held-out before: {headline(evaluator['before'])}")
+        click.echo(f"Held-out after:  {headline(evaluator['after'])}")
 
 
 if __name__ == "__main__":  # pragma: no cover
