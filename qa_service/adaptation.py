@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 # Imported first: it keeps the Hugging Face libraries offline (HF_HUB_OFFLINE).
-from .embedding import ModelError, choose_device, resolve_model
+from .embedding import ModelError, choose_device, cpu_has_bfloat16, resolve_model
 from .errors import QAError
 from .extractive import reads_as_heading, sentences
 
@@ -116,6 +117,8 @@ class AdaptOptions:
     holdout_share: float = 0.1
     epochs: float = 1.0
     max_steps: int = -1
+    #: Stop training after this many minutes (None: no limit), for a CPU sample run.
+    max_minutes: float | None = None
     batch_size: int = 32
     mini_batch_size: int = 16
     lr: float = 2e-5
@@ -279,6 +282,38 @@ def evaluation_set(pairs: Sequence[Pair]) -> EvaluationSet:
             relevant[query_id] = {corpus_id}
         queries[query_id] = pair.query
     return EvaluationSet(queries, corpus, relevant)
+
+
+def training_steps(pairs: int, batch_size: int, epochs: float, max_steps: int) -> int:
+    """The optimiser steps a run takes (the last, partial batch is dropped)."""
+    if max_steps > 0:
+        return max_steps
+    return math.ceil((pairs // batch_size) * epochs)
+
+
+def warmup_steps(pairs: int, batch_size: int, epochs: float, max_steps: int, ratio: float) -> int:
+    """The first steps whose learning rate rises from 0: ``ratio`` of them, rounded up."""
+    return math.ceil(training_steps(pairs, batch_size, epochs, max_steps) * ratio)
+
+
+def time_limit(minutes: float) -> Any:
+    """A trainer callback that stops training at the first step past ``minutes``."""
+    from transformers import TrainerCallback
+
+    class TimeLimit(TrainerCallback):
+        started = 0.0
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            self.started = time.perf_counter()
+            return control
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if time.perf_counter() - self.started > minutes * 60:
+                logger.info("stopping at step %d: %.1f minutes passed", state.global_step, minutes)
+                control.should_training_stop = True
+            return control
+
+    return TimeLimit()
 
 
 def missing_extra() -> list[str]:
@@ -473,6 +508,10 @@ def run_adaptation(
     )
     loss = CachedMultipleNegativesRankingLoss(model, mini_batch_size=options.mini_batch_size)
     on_gpu = device.startswith("cuda")
+    # Mixed precision where the hardware multiplies it: bfloat16 on a GPU that has it
+    # (else float16), bfloat16 on a CPU with AVX-512 BF16 or AMX (as the service embeds).
+    bf16 = torch.cuda.is_bf16_supported() if on_gpu else cpu_has_bfloat16()
+    fp16 = on_gpu and not bf16
     options.out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{options.out.name}.", dir=options.out.parent))
     try:
@@ -482,13 +521,19 @@ def run_adaptation(
             max_steps=options.max_steps,
             per_device_train_batch_size=options.batch_size,
             learning_rate=options.lr,
-            warmup_ratio=options.warmup_ratio,
+            warmup_steps=warmup_steps(
+                len(train),
+                options.batch_size,
+                options.epochs,
+                options.max_steps,
+                options.warmup_ratio,
+            ),
             # Pairs with one query (a title of several passages) in one batch would be
             # each other's false negatives.
             batch_sampler=BatchSamplers.NO_DUPLICATES,
             prompts={"query": prompts["query"], "passage": prompts["passage"]},
-            bf16=on_gpu and torch.cuda.is_bf16_supported(),
-            fp16=on_gpu and not torch.cuda.is_bf16_supported(),
+            bf16=bf16,
+            fp16=fp16,
             use_cpu=not on_gpu,
             seed=options.seed,
             data_seed=options.seed,
@@ -500,7 +545,11 @@ def run_adaptation(
             dataloader_drop_last=True,
         )
         trainer = SentenceTransformerTrainer(
-            model=model, args=arguments, train_dataset=dataset, loss=loss
+            model=model,
+            args=arguments,
+            train_dataset=dataset,
+            loss=loss,
+            callbacks=[time_limit(options.max_minutes)] if options.max_minutes else None,
         )
         tick = time.perf_counter()
         result = trainer.train()
@@ -538,6 +587,10 @@ def run_adaptation(
                     if k not in ("index", "out", "model", "progress")
                 },
                 "device": device,
+                "mixed_precision": "bfloat16" if bf16 else "float16" if fp16 else "none",
+                "planned_steps": training_steps(
+                    len(train), options.batch_size, options.epochs, options.max_steps
+                ),
                 "train_max_seq_length": train_length,
                 "prompts": prompts,
                 "loss": "CachedMultipleNegativesRankingLoss",

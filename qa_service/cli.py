@@ -501,6 +501,11 @@ def eval_command(questions: Path, index: Path | None, mode: str, top_k: int, as_
     help="Stop after this many steps (-1: the epochs decide).",
 )
 @click.option(
+    "--max-minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Stop training at the first step after this many minutes (a CPU sample run).",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(min=2),
     default=32,

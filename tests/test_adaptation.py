@@ -25,7 +25,9 @@ from qa_service.adaptation import (
     sample_pairs,
     split_pairs,
     title_pairs,
+    training_steps,
     usable_title,
+    warmup_steps,
     without_span,
 )
 from qa_service.cli import main
@@ -229,6 +231,23 @@ def test_sample_pairs_keeps_the_order(count: int | None, expected: int) -> None:
     assert len(sample) == expected
     assert sample == sorted(sample, key=lambda p: p.passage_id)
     assert sample_pairs(pairs, count, seed=9) == sample
+
+
+@pytest.mark.parametrize(
+    ("pairs", "batch", "epochs", "max_steps", "steps", "warmup"),
+    [
+        (2000, 32, 1.0, -1, 62, 7),  # 62 full batches, the 16 pairs left over dropped
+        (2000, 32, 2.0, -1, 124, 13),
+        (2000, 32, 0.5, -1, 31, 4),
+        (100, 32, 1.0, 5, 5, 1),  # max_steps wins
+        (31, 32, 1.0, -1, 0, 0),
+    ],
+)
+def test_training_and_warmup_steps(
+    pairs: int, batch: int, epochs: float, max_steps: int, steps: int, warmup: int
+) -> None:
+    assert training_steps(pairs, batch, epochs, max_steps) == steps
+    assert warmup_steps(pairs, batch, epochs, max_steps, 0.1) == warmup
 
 
 def test_evaluation_set_relevance() -> None:
