@@ -359,7 +359,7 @@ def test_a_few_steps_write_a_model_the_service_loads(fake_index: Path, tmp_path:
     assert report["base_model"] == Settings().model
     counts = report["counts"]
     assert counts["documents_held_out"] >= 1
-    assert sum(counts["train_pairs"].values()) >= 12
+    assert sum(counts["train_pairs"].values()) >= 4  # at least one batch
     assert sum(counts["eval_pairs"].values()) >= 1
     before, after = report["evaluator"]["before"], report["evaluator"]["after"]
     assert set(before) == set(after) and "heldout_cosine_ndcg@10" in before
