@@ -23,6 +23,7 @@ and writing, and needs the ``adapt`` extra (``datasets``, ``accelerate``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -31,6 +32,7 @@ import random
 import re
 import shutil
 import sqlite3
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -552,7 +554,9 @@ def run_adaptation(
             callbacks=[time_limit(options.max_minutes)] if options.max_minutes else None,
         )
         tick = time.perf_counter()
-        result = trainer.train()
+        # The trainer prints its log lines; stdout is for the report (``qa adapt --json``).
+        with contextlib.redirect_stdout(sys.stderr):
+            result = trainer.train()
         seconds["train"] = time.perf_counter() - tick
         losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
         log(

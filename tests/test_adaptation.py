@@ -355,6 +355,7 @@ def test_a_few_steps_write_a_model_the_service_loads(fake_index: Path, tmp_path:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads((out / adaptation.REPORT_FILE).read_text(encoding="utf-8"))
+    assert json.loads(result.stdout) == report  # the trainer's log lines are not in it
     assert report["steps"] == 3
     assert report["base_model"] == Settings().model
     counts = report["counts"]
