@@ -42,7 +42,9 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Literal
 
-# Imported first: it keeps the Hugging Face libraries offline (HF_HUB_OFFLINE).
+from .config import Settings
+
+# At import it sets HF_HUB_OFFLINE, before any Hugging Face library is imported below.
 from .embedding import ModelError, choose_device, cpu_has_bfloat16, resolve_model
 from .errors import QAError
 from .extractive import reads_as_heading, sentences
@@ -352,7 +354,7 @@ def read_passages(index: Path) -> list[SourcePassage]:
     return [SourcePassage(str(r[0]), str(r[1]), str(r[2] or ""), str(r[3])) for r in rows]
 
 
-def _prompts(model: Any, settings: Any) -> dict[str, str]:
+def _prompts(model: Any, settings: Settings) -> dict[str, str]:
     """The prompts the service uses with this model: the settings', else the model's."""
     own: dict[str, str] = getattr(model, "prompts", None) or {}
     return {
@@ -396,7 +398,7 @@ def _write_report(directory: Path, report: dict[str, Any]) -> None:
 
 def run_adaptation(
     options: AdaptOptions,
-    settings: Any,
+    settings: Settings,
     *,
     log: Callable[[str], None] = logger.info,
 ) -> dict[str, Any]:
