@@ -1,7 +1,7 @@
 # The two commands a person needs (see README):
 #   make run   set up, ingest corpus/ into indexes/ when missing or stale, serve on :8000
-#   make test  set up and run the whole test suite (the ray extra too: its test starts a
-#              local Ray cluster)
+#   make test  set up and run the whole test suite (the ray and adapt extras too: the Ray
+#              test starts a local Ray cluster, the adaptation test trains a few steps)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(FIND_LINKS) "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet $(FIND_LINKS) -e ".[dev,ray]"
+	$(BIN)/python -m pip install --quiet $(FIND_LINKS) -e ".[dev,ray,adapt]"
 	@touch $(STAMP)
 
 run: $(STAMP)
