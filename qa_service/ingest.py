@@ -545,31 +545,57 @@ def run_ingest(
 
         records: list[FileRecord] = []
         kept: list[tuple[FileRecord, str]] = []
-        fresh: list[tuple[Document, list[Passage]]] = []
-        results = iter(engine.read([step for step in plan if isinstance(step, FileJob)], progress))
-        for step in plan:
-            if isinstance(step, dict):
-                report.skipped.append(step)
-            elif isinstance(step, FileRecord):
-                records.append(step)
-                report.skipped.append({"source": step.source, "reason": step.reason or ""})
-            elif isinstance(step, tuple):
-                record, doc_id = step
-                records.append(record)
-                kept.append((record, doc_id))
-                report.files_reused += 1
-            else:
-                result = next(results)
-                report.warnings.extend(result.warnings)
-                records.append(result.record)
-                if result.entry is not None:
-                    fresh.append(result.entry)
+        jobs = [step for step in plan if isinstance(step, FileJob)]
+        results = iter(engine.read(jobs, progress))
+        reading = _Reading(total_bytes=sum(job.size for job in jobs))
+
+        def read() -> Iterator[tuple[FileRecord, Document, list[Passage]]]:
+            """Each read file's record, document and passages as the engine gives them,
+            in the plan's order (the other steps' records noted on the way)."""
+            for step in plan:
+                if isinstance(step, dict):
+                    report.skipped.append(step)
+                elif isinstance(step, FileRecord):
+                    records.append(step)
+                    report.skipped.append({"source": step.source, "reason": step.reason or ""})
+                elif isinstance(step, tuple):
+                    record, doc_id = step
+                    records.append(record)
+                    kept.append((record, doc_id))
+                    report.files_reused += 1
                 else:
-                    reason = result.record.reason or ""
-                    report.skipped.append({"source": step.item.source, "reason": reason})
-        # Run the engine to its end (its progress bar closes there): one result a job.
-        if next(results, None) is not None:
-            raise IngestError("the engine returned more results than files to read")
+                    result = next(results)
+                    reading.bytes += step.size
+                    report.warnings.extend(result.warnings)
+                    records.append(result.record)
+                    if result.entry is not None:
+                        reading.passages += len(result.entry[1])
+                        yield result.record, *result.entry
+                    else:
+                        reason = result.record.reason or ""
+                        report.skipped.append({"source": step.item.source, "reason": reason})
+            # Run the engine to its end (its progress bar closes there): one result a job.
+            if next(results, None) is not None:
+                raise IngestError("the engine returned more results than files to read")
+
+        if previous is None:
+            # Nothing to reuse or compare: each document is embedded and written as it
+            # is read, a batch at a time, and the corpus is never held.
+            _first_build(
+                index_path,
+                settings,
+                engine,
+                wanted,
+                digests,
+                read(),
+                records,
+                reading,
+                report,
+                progress,
+            )
+            report.seconds = time.perf_counter() - started
+            return report
+        fresh = [(document, passages) for _, document, passages in read()]
 
         current = {r.source for r in records}
         report.files_removed = sum(1 for source in old_files if source not in current)
@@ -694,7 +720,13 @@ def run_ingest(
                 _Item(doc, [p for _, p in rows], [row for row, _ in rows]) for doc, rows in reused
             ]
             items += [_Item(doc, passages, None) for doc, passages in fresh]
+            items.reverse()
             del reused, fresh  # each document is let go once written
+
+            def in_order() -> Iterator[_Item]:
+                while items:
+                    yield items.pop()
+
             stream = _BuildStream(
                 writer,
                 engine,
@@ -708,7 +740,7 @@ def run_ingest(
                 old_doc_vectors=old_doc_vectors,
                 dimension=int(previous.manifest["dimension"]) if previous is not None else None,
             )
-            unwritten = stream.write_all(items, by_source, writer.flush_passages or None)
+            unwritten = stream.write_all(in_order(), by_source)
             for source, reason in unwritten.items():
                 writer.manifest["sources"].pop(source, None)
                 writer.manifest["skipped"][source] = reason
@@ -751,6 +783,113 @@ def _matrix_rows(matrix: np.ndarray | None) -> VectorSource:
         return matrix[list(wanted)]
 
     return rows
+
+
+@dataclass
+class _Reading:
+    """How far the reading of a build's files is: bytes of the files read so far (of
+    ``total_bytes``) and the passages they gave."""
+
+    total_bytes: int
+    bytes: int = 0
+    passages: int = 0
+
+    def expected_passages(self) -> int:
+        """The passages all the files will give, at the rate so far."""
+        if not self.bytes:
+            return self.passages
+        return int(self.passages * max(self.total_bytes, self.bytes) / self.bytes)
+
+
+def _first_build(
+    index_path: Path,
+    settings: Settings,
+    engine: IngestEngine,
+    wanted: dict[str, Any],
+    digests: dict[str, str],
+    read: Iterator[tuple[FileRecord, Document, list[Passage]]],
+    records: list[FileRecord],
+    reading: _Reading,
+    report: IngestReport,
+    progress: bool,
+) -> None:
+    """Write and publish a build with no previous one to draw on: the documents are
+    embedded and written as ``read`` gives them, a batch of QA_BUILD_SEGMENT_PASSAGES
+    at a time (the segments' size grown as the reading shows the corpus to be larger
+    than QA_BUILD_MAX_SEGMENTS of them). ``records`` is filled as ``read`` goes."""
+    manifest = dict(wanted)
+    manifest["reader"] = READER_VERSION
+    manifest["lexical"] = LEXICAL_MANIFEST
+    flushing = not settings.sentence_vectors
+    writer = IndexWriter(
+        index_path,
+        manifest,
+        approximate=approximate_settings(settings),
+        sentences=settings.sentence_vectors,
+        lexical=_save_lexical,
+        flush_passages=settings.build_segment_passages if flushing else 0,
+        max_segments=settings.build_max_segments if flushing else 1,
+    )
+    checkpoints = _IndexCheckpoints(index_path, {**wanted, "encoder": engine.encoder})
+    try:
+        pending: dict[str, FileRecord] = {}
+
+        def items() -> Iterator[_Item]:
+            read_sources = set()
+            for record, document, passages in read:
+                pending[record.source] = record
+                read_sources.add(record.source)
+                yield _Item(document, passages, None)
+                writer.expect(reading.expected_passages())
+            # The skipped files' records, written after the last document.
+            pending.update((r.source, r) for r in records if r.source not in read_sources)
+
+        stream = _BuildStream(
+            writer,
+            engine,
+            settings,
+            checkpoints,
+            report,
+            progress=progress,
+            previous=None,
+            known_rows={},
+            old_vectors=_matrix_rows(None),
+            old_doc_vectors={},
+            dimension=None,
+        )
+        unwritten = stream.write_all(items(), pending)
+        writer.manifest["sources"] = {
+            r.source: r.sha256
+            for r in records
+            if r.status == "indexed" and r.source not in unwritten
+        }
+        writer.manifest["skipped"] = {
+            r.source: unwritten.get(r.source, r.reason)
+            for r in records
+            if r.status == "skipped" or r.source in unwritten
+        }
+        writer.manifest["sidecars"] = {
+            r.source: digests[r.source] for r in records if r.source in digests
+        }
+        writer.manifest["chunk_tokens_effective"] = (
+            min(settings.chunk_tokens or engine.max_tokens, engine.max_tokens)
+            if reading.passages
+            else None
+        )
+        documents = stream.fresh_documents - len(unwritten)
+        writer.manifest["documents"] = documents
+        embedded_anything = stream.embedded_anything or report.sentences_embedded
+        report.encoder = engine.encoder if embedded_anything else ""
+        writer.publish(stream.dimension or engine.dimension)
+        checkpoints.clear()
+    except BaseException:
+        writer.abort()
+        raise
+    report.published = True
+    report.documents = documents
+    report.passages = stream.passages
+    report.files_indexed = documents
+    report.segments = writer.segments_written
 
 
 def _save_lexical(texts: Sequence[str], path: Path) -> None:
@@ -805,21 +944,26 @@ class _BuildStream:
         self.fresh_documents = 0
         self.embedded_anything = False
 
-    def write_all(
-        self, items: list[_Item], records: dict[str, FileRecord], batch: int | None
-    ) -> dict[str, str]:
-        """Write ``items`` in order, in batches of at least ``batch`` passages (None:
-        one), each document's record right after it, then the records left in
-        ``records`` (files without a document). Returns the documents that could not
-        be stored, by source (their records say skipped, with the reason)."""
+    def write_all(self, items: Iterable[_Item], records: dict[str, FileRecord]) -> dict[str, str]:
+        """Write ``items`` in order, in batches of the writer's segment size (all at
+        once without flushing), each document's record (in ``records``, by source)
+        right after it, then the records left in ``records`` (files without a
+        document). Returns the documents that could not be stored, by source (their
+        records say skipped, with the reason). ``items`` may be a generator: a written
+        batch is let go."""
         unwritten: dict[str, str] = {}
-        items.reverse()  # taken from the end: a written batch is let go
-        while items:
+        pending = iter(items)
+        while True:
             chunk: list[_Item] = []
             rows = 0
-            while items and (batch is None or rows < batch):
-                chunk.append(items.pop())
-                rows += len(chunk[-1].passages)
+            while not chunk or not self.writer.flush_passages or rows < self.writer.flush_passages:
+                item = next(pending, None)
+                if item is None:
+                    break
+                chunk.append(item)
+                rows += len(item.passages)
+            if not chunk:
+                break
             unwritten.update(self._write_batch(chunk, records))
             del chunk
         for record in records.values():
@@ -1024,7 +1168,7 @@ def _merge_locked(index_path: Path, settings: Settings) -> tuple[int, int]:
                 dimension=dimension,
             )
             writer.manifest["documents"] = len(items)
-            stream.write_all(items, records, writer.flush_passages or None)
+            stream.write_all(items, records)
             writer.publish(dimension)
         except BaseException:
             writer.abort()

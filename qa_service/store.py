@@ -317,10 +317,10 @@ class IndexWriter:
         self.db: sqlite3.Connection | None = None
         self._lexical = lexical
         self.max_segments = max_segments
+        self._flush_setting = flush_passages
         #: Passages a segment holds before the next one starts (0: one segment).
-        self.flush_passages = (
-            max(flush_passages, -(-expected_passages // max_segments)) if flush_passages else 0
-        )
+        self.flush_passages = 0
+        self.expect(expected_passages)
         #: The manifest entries of the segments written out so far.
         self._written: list[dict[str, Any]] = []
         #: With ``sentences``, each passage's sentence vectors (half precision).
@@ -492,6 +492,14 @@ class IndexWriter:
             logger.warning("could not remove old builds of %s: %s", self.index_path, exc)
         logger.info("published index %s -> %s", self.index_path, self.build_path.name)
         return self.build_path
+
+    def expect(self, passages: int) -> None:
+        """Size the segments for a build of about ``passages`` passages in all (as
+        the caller learns it): at least ``flush_passages`` each, so that there are no
+        more than ``max_segments``. Only ever grows."""
+        if self._flush_setting:
+            share = -(-passages // self.max_segments)
+            self.flush_passages = max(self.flush_passages, self._flush_setting, share)
 
     @property
     def segments_written(self) -> int:
