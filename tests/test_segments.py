@@ -589,3 +589,30 @@ def test_sigkill_after_a_segment_of_a_build_resumes_from_the_checkpoints(
     resumed = opened(segment_settings(tmp_path))
     assert resumed.reader.files() == opened(clean).reader.files()
     same_searches(opened(clean), resumed)
+
+
+def test_a_first_build_writes_segments_while_it_reads(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The documents are written as they are read: a segment is out before the last
+    files are read (the corpus is not held until the end)."""
+    from qa_service import ingest as ingest_module
+    from qa_service import store
+
+    corpus = write_build_corpus(tmp_path / "corpus")
+    settings = segment_settings(tmp_path, build_segment_passages=8)
+    flushed: list[int] = []
+    read_after: list[int] = []
+    flush, process = store.IndexWriter._flush, ingest_module.process_file
+
+    def counting_flush(self) -> None:  # type: ignore[no-untyped-def]
+        flush(self)
+        flushed.append(1)
+
+    def noting_process(*args, **kwargs):  # type: ignore[no-untyped-def]
+        read_after.append(len(flushed))
+        return process(*args, **kwargs)
+
+    monkeypatch.setattr(store.IndexWriter, "_flush", counting_flush)
+    monkeypatch.setattr(ingest_module, "process_file", noting_process)
+    report = ingest(corpus, settings)
+    assert report.segments == len(flushed) + 1 >= 3
+    assert read_after[0] == 0 and read_after[-1] >= 2, read_after
