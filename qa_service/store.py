@@ -335,6 +335,10 @@ class IndexWriter:
             self.segment_path.mkdir(parents=True)
             try:
                 self.db = sqlite3.connect(self.segment_path / DATABASE)
+                # Each document is committed as it is added (so a full disk fails at
+                # once), unsynced: an unpublished build is thrown away whole, and the
+                # file is synced once, when its segment is finished.
+                self.db.execute("PRAGMA synchronous = OFF")
                 self.db.executescript(_SCHEMA)
             except BaseException:
                 self.abort()
@@ -527,6 +531,7 @@ class IndexWriter:
             self._db.commit()
             self._db.close()
             self.db = None
+            _fsync_file(self.segment_path / DATABASE)
         index = self._index if self._index is not None else faiss.IndexFlatIP(dimension)
         self._index = None
         if index.d != dimension:
@@ -712,6 +717,14 @@ def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:
