@@ -326,6 +326,8 @@ class IndexWriter:
         #: With ``sentences``, each passage's sentence vectors (half precision).
         self.sentences = sentences
         self.documents_written = 0
+        #: Segments given an approximate index, and the seconds their building took.
+        self._approximate_segments = 0
         self._approximate_seconds = 0.0
         self._open_segment()
 
@@ -545,6 +547,7 @@ class IndexWriter:
             )
             _write_faiss(self.index_path, approximate, self.segment_path / APPROXIMATE)
             self._approximate_seconds += time.perf_counter() - started
+            self._approximate_segments += 1
             del approximate
         del index  # 1.5 GB at a million passages
         with writing(self.index_path):
@@ -586,7 +589,7 @@ class IndexWriter:
         self.manifest.pop("sentences", None)
         self._written.append(self._finish_segment(dimension))
         written = [{k: v for k, v in e.items() if k != "next"} for e in self._written]
-        if self._approximate_seconds and self.approximate is not None:
+        if self._approximate_segments and self.approximate is not None:
             self.manifest["approximate"] = {
                 "factory": self.approximate.factory,
                 "construction_breadth": self.approximate.construction_breadth,
