@@ -479,8 +479,10 @@ def test_a_build_flushed_in_small_segments_searches_as_the_one_segment_build(
         ids = {r[0] for r in reader.db.execute(f"SELECT id FROM s{i}.documents")}
         sources = {r[0] for r in reader.db.execute(f"SELECT source FROM s{i}.files")}
         assert ids and {document_id(s) for s in sources} >= ids, segment.name
-    # A build so written is not due a merge, at the default share.
+    # A build so written is not due a merge, at the default share, nor by its count of
+    # segments: they count as one.
     assert not needs_merge(reader, flushed_settings)
+    assert not needs_merge(reader, segment_settings(tmp_path, segment_max_count=1))
     assert not merge_index(flushed_settings).merged
     one, other = opened(whole_settings), opened(flushed_settings)
     assert one.reader.single and not other.reader.single
