@@ -4,6 +4,8 @@ grown from the real shared index, searched in-process and over HTTP.
 Usage:
   nice -n 19 .venv/bin/python benchmarks/scale_benchmark.py --passages 300000 [--json]
       [--work-dir /tmp/qa-scale] [--shared indexes/shared] [--no-incremental]
+  .venv/bin/python benchmarks/scale_benchmark.py --passages 100000 --measure-build 25000,10000
+      [--build-rounds 2] [--build-queries] [--work-dir /tmp/qa-scale] [--json]
 
 How the index grows (it is cached under ``--work-dir/<N>/`` and reused by later runs):
 
@@ -27,12 +29,22 @@ vectors, the index's cost) at p50/p95, under SCHED_FIFO when allowed (as ``chrt 
 recall@10 of the dense leg (``q·p + w·q·d``) against exact search over every passage;
 whether the real questions get the same results with and without the approximate index;
 the size on disk; and the time of ``qa ingest`` publishing one changed file.
+
+``--measure-build S,…`` measures the build alone instead: the same synthetic index (its
+copies' text files not written) built in one segment and with a segment written out
+every S passages (``QA_BUILD_SEGMENT_PASSAGES``; at most ``QA_BUILD_MAX_SEGMENTS``), each
+build in a child process of its own, whose peak RSS (``ru_maxrss``) and wall and CPU
+time are the build's; the variants interleaved, their order reversed every other round.
+With ``--build-queries`` each variant's last build is then searched in-process (the
+dense leg from question vectors, the hybrid search) and its hybrid top 5 compared with
+the one-segment build's.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -43,7 +55,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +68,11 @@ from qa_service.config import Settings
 from qa_service.embedding import QueryVectors
 from qa_service.evaluate import load_questions
 from qa_service.hashing import file_sha256
-from qa_service.ingest import _lexical_text
-from qa_service.lexical import LexicalIndex
+from qa_service.ingest import _lexical_text, _save_lexical
 from qa_service.retrieval import DenseRetriever, _rows_of
 from qa_service.schema import Document, Passage, document_id, passage_id
 from qa_service.service import QAService
-from qa_service.store import LEXICAL, FileRecord, IndexReader, IndexWriter
+from qa_service.store import FileRecord, IndexReader, IndexWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_ROOTS = [Path("/work/shared/corpus"), Path("/work/shared/seed")]
@@ -104,8 +115,20 @@ def noisy(vectors: np.ndarray, noise: float, rng: np.random.Generator) -> np.nda
     return (moved / np.linalg.norm(moved, axis=1, keepdims=True)).astype(np.float32)
 
 
-def build_synthetic(shared: Path, target: Path, passages: int, noise: float, seed: int) -> None:
-    """Write the synthetic index of ``passages`` passages at ``target/index``."""
+def build_synthetic(
+    shared: Path,
+    target: Path,
+    passages: int,
+    noise: float,
+    seed: int,
+    *,
+    segment_passages: int = 0,
+    write_files: bool = True,
+) -> None:
+    """Write the synthetic index of ``passages`` passages at ``target/index``: one
+    segment, or (``segment_passages``) a segment written out every so many passages,
+    as ``qa ingest`` does with ``QA_BUILD_SEGMENT_PASSAGES``. Without ``write_files``
+    the copies' text files are not written (their records hash the text)."""
     rng = np.random.default_rng(seed)
     real = IndexReader(shared)
     vectors = real.all_vectors()
@@ -130,15 +153,29 @@ def build_synthetic(shared: Path, target: Path, passages: int, noise: float, see
         if key not in {"format_version", "package_version", "built_at", "passages", "documents"}
     }
     manifest["sources"] = dict(manifest.get("sources", {}))
+    settings = Settings.from_env()
+    lexical_seconds = 0.0
+
+    def lexical(texts: Sequence[str], path: Path) -> None:
+        nonlocal lexical_seconds
+        began = time.perf_counter()
+        _save_lexical(texts, path)
+        lexical_seconds += time.perf_counter() - began
+
     writer = IndexWriter(
-        index_path, manifest, approximate=approximate_settings(Settings.from_env())
+        index_path,
+        manifest,
+        approximate=approximate_settings(settings),
+        lexical=lexical,
+        flush_passages=segment_passages,
+        max_segments=settings.build_max_segments,
+        expected_passages=passages,
     )
-    lexical: list[str] = []
     count = 0
-    for record in real.files().values():
-        writer.add_file(record)
+    records = real.files()
     progress = tqdm(total=passages, desc="synthetic index", unit="passage")
-    # The real documents first, as built; then copies until the target.
+    # The real documents first, as built, each file's record after its document (a
+    # segment holds its documents' records); then copies until the target.
     for doc in documents:
         rows = rows_of[doc.id]
         writer.add_document(
@@ -146,10 +183,14 @@ def build_synthetic(shared: Path, target: Path, passages: int, noise: float, see
             [p for _, p in rows],
             vectors[[r for r, _ in rows]],
             doc_vectors[positions[doc.id]],
+            lexical_texts=[_lexical_text(doc, p) for _, p in rows],
         )
-        lexical.extend(_lexical_text(doc, p) for _, p in rows)
+        if doc.source in records:
+            writer.add_file(records.pop(doc.source))
         count += len(rows)
         progress.update(len(rows))
+    for record in records.values():  # skipped files
+        writer.add_file(record)
     copy = 0
     while count < passages:
         copy += 1
@@ -163,11 +204,15 @@ def build_synthetic(shared: Path, target: Path, passages: int, noise: float, see
                 recombine(p.text, texts[int(rng.integers(len(texts)))], rng) for _, p in rows
             ]
             body = "\n\n".join(texts_new)
-            path = corpus / source
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(body, encoding="utf-8")
-            sha = file_sha256(path)
-            stat = path.stat()
+            if write_files:
+                path = corpus / source
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(body, encoding="utf-8")
+                sha = file_sha256(path)
+                size, mtime_ns = path.stat().st_size, path.stat().st_mtime_ns
+            else:
+                data = body.encode("utf-8")
+                sha, size, mtime_ns = hashlib.sha256(data).hexdigest(), len(data), 0
             new_passages = []
             start = 0
             for (_, p), text in zip(rows, texts_new, strict=True):
@@ -195,36 +240,34 @@ def build_synthetic(shared: Path, target: Path, passages: int, noise: float, see
                 reader="txt",
                 page_count=None,
             )
-            writer.add_file(FileRecord(source, sha, stat.st_size, stat.st_mtime_ns, "indexed"))
             writer.add_document(
                 document,
                 new_passages,
                 noisy(vectors[[r for r, _ in rows]], noise, rng),
                 noisy(doc_vectors[positions[doc.id]][None, :], noise, rng)[0],
+                lexical_texts=[_lexical_text(document, p) for p in new_passages],
             )
+            writer.add_file(FileRecord(source, sha, size, mtime_ns, "indexed"))
             writer.manifest["sources"][source] = sha
-            lexical.extend(_lexical_text(document, p) for p in new_passages)
             count += len(rows)
             progress.update(len(rows))
     progress.close()
     real.close()
     del vectors, texts, rows_of
-    started = time.perf_counter()
-    writer.save_part(LEXICAL, LexicalIndex.build(lexical).save)
-    lexical_seconds = time.perf_counter() - started
-    writer.manifest["documents"] = writer._db.execute("SELECT COUNT(*) FROM documents").fetchone()[
-        0
-    ]
+    writer.manifest["documents"] = writer.documents_written
     writer.manifest["synthetic"] = {
         "passages": passages,
         "noise": noise,
         "seed": seed,
         "copies": copy,
-        "lexical_build_seconds": round(lexical_seconds, 1),
+        "segment_passages": segment_passages,
     }
     started = time.perf_counter()
     writer.publish(int(real.manifest["dimension"]))
     writer.manifest["synthetic"]["publish_seconds"] = round(time.perf_counter() - started, 1)
+    # Every segment's lexical index (those written out before the publish included).
+    writer.manifest["synthetic"]["lexical_build_seconds"] = round(lexical_seconds, 1)
+    writer.manifest["synthetic"]["segments"] = writer.segments_written
     (target / "build.json").write_text(json.dumps(writer.manifest["synthetic"]))
 
 
@@ -419,6 +462,131 @@ def incremental(target: Path, index: Path) -> dict[str, Any]:
     }
 
 
+def rss_now_mb() -> float:
+    """This process's resident memory now, in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def build_child(args: argparse.Namespace) -> None:
+    """``--build-child S``: one synthetic build of ``--passages`` with segments of S
+    passages (0: one), timed, in this process alone; prints one JSON line."""
+    target = args.work_dir / f"build-{args.build_child}"
+    shutil.rmtree(target, ignore_errors=True)
+    baseline = rss_now_mb()
+    began, cpu = time.perf_counter(), time.process_time()
+    build_synthetic(
+        args.shared,
+        target,
+        args.passages,
+        args.noise,
+        args.seed,
+        segment_passages=args.build_child,
+        write_files=False,
+    )
+    result = {
+        "segment_passages": args.build_child,
+        "build_s": round(time.perf_counter() - began, 1),
+        "build_cpu_s": round(time.process_time() - cpu, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rss_before_build_mb": baseline,
+        **json.loads((target / "build.json").read_text()),
+        "disk_mb": disk_usage((target / "index").resolve())["total"],
+    }
+    print(json.dumps(result))
+
+
+def query_times(
+    index: Path, questions: list[str], embedder: Any = None
+) -> tuple[dict[str, Any], list[list[str]], Any]:
+    """The dense leg (from question vectors) and the hybrid search in-process over one
+    build, each question once; and each question's hybrid top 5 (passage ids)."""
+    settings = Settings.from_env(index_dir=index, query_cache=0)
+    service = QAService(settings, embedder=embedder)
+    service.load()
+    service.warm_up()
+    dense = service.loaded.retrievers.dense
+    dense_ms, hybrid_ms = [], []
+    with realtime():
+        vectors = [
+            np.asarray(service.embedder.encode_query(q), dtype=np.float32) for q in questions
+        ]
+        for vector in vectors:
+            began = time.perf_counter()
+            dense.search_vector(vector, settings.candidate_depth)
+            dense_ms.append((time.perf_counter() - began) * 1000)
+        for question in questions:
+            service.query_vectors.clear()
+            began = time.perf_counter()
+            service.search(question, 5)
+            hybrid_ms.append((time.perf_counter() - began) * 1000)
+    top5 = [[hit.passage.id for hit in service.search(q, 5)] for q in questions]
+    figures = {
+        "segments": len(service.loaded.reader.segments),
+        "dense_p50_ms": round(percentile(dense_ms, 50), 2),
+        "dense_p95_ms": round(percentile(dense_ms, 95), 2),
+        "p50_ms": round(percentile(hybrid_ms, 50), 1),
+        "p95_ms": round(percentile(hybrid_ms, 95), 1),
+    }
+    return figures, top5, service.embedder
+
+
+def measure_builds(args: argparse.Namespace, sizes: list[int]) -> dict[str, Any]:
+    """``--measure-build S,…``: the synthetic build of ``--passages`` in one segment and
+    in segments of each S, each in a child process of its own (its peak RSS is the
+    build's), interleaved for ``--build-rounds`` rounds (the order reversed every other
+    round); then, with ``--build-queries``, each variant's last build searched."""
+    variants = [0, *sizes]
+    runs: dict[int, list[dict[str, Any]]] = {v: [] for v in variants}
+    for round_ in range(args.build_rounds):
+        for variant in variants if round_ % 2 == 0 else variants[::-1]:
+            command = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--passages",
+                str(args.passages),
+                "--work-dir",
+                str(args.work_dir),
+                "--shared",
+                str(args.shared),
+                "--noise",
+                str(args.noise),
+                "--seed",
+                str(args.seed),
+                "--build-child",
+                str(variant),
+            ]
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(done.stderr[-3000:])
+            runs[variant].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(json.dumps(runs[variant][-1]), file=sys.stderr, flush=True)
+    result: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "passages": args.passages,
+        "runs": {str(v): r for v, r in runs.items()},
+    }
+    if args.build_queries:
+        questions = [q.question for q in load_questions(args.questions)]
+        embedder = None
+        searched: dict[str, Any] = {}
+        tops: dict[int, list[list[str]]] = {}
+        for variant in variants:
+            index = args.work_dir / f"build-{variant}" / "index"
+            figures, tops[variant], embedder = query_times(index, questions, embedder)
+            figures["hybrid_top5_same_as_one_segment"] = (
+                f"{sum(a == b for a, b in zip(tops[0], tops[variant], strict=True))}"
+                f"/{len(questions)}"
+            )
+            searched[str(variant)] = figures
+            print(json.dumps({str(variant): figures}), file=sys.stderr, flush=True)
+        result["queries"] = searched
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--passages", type=int, required=True)
@@ -432,7 +600,25 @@ def main() -> None:
     parser.add_argument("--http-requests", type=int, default=30)
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--no-incremental", action="store_true")
+    parser.add_argument(
+        "--measure-build",
+        metavar="S[,S...]",
+        help="measure the build alone (peak RSS, time) in one segment and in segments "
+        "of S passages, interleaved, under --work-dir/build-<S>/",
+    )
+    parser.add_argument("--build-rounds", type=int, default=2)
+    parser.add_argument(
+        "--build-queries", action="store_true", help="with --measure-build: search each"
+    )
+    parser.add_argument("--build-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build_child is not None:
+        build_child(args)
+        return
+    if args.measure_build:
+        sizes = [int(size) for size in args.measure_build.split(",")]
+        print(json.dumps(measure_builds(args, sizes), indent=None if args.json else 2))
+        return
     target = args.work_dir / str(args.passages)
     index = target / "index"
     build: dict[str, Any] = {}

@@ -190,6 +190,22 @@ class Settings:
         "`qa ingest` merges the segments into one once there are more than this many (a "
         "build holds at most 10: one that would have more is written whole)",
     )
+    build_segment_passages: int = setting(
+        200_000,
+        "ingestion",
+        "a full build (the first `qa ingest`, a merge, a change past the merge share) "
+        "writes a segment out, and frees its memory, every this many passages, so its "
+        "memory is one segment's, not the corpus's (`0`: one segment; with "
+        "`QA_SENTENCE_VECTORS` on, one segment always). The merge policy counts such a "
+        "build's segments as one ([BENCHMARKS.md](BENCHMARKS.md#building-in-segments))",
+    )
+    build_max_segments: int = setting(
+        6,
+        "ingestion",
+        "a full build writes at most this many segments: past "
+        "`QA_BUILD_SEGMENT_PASSAGES` times this, each segment takes an equal share of the "
+        "passages (a search visits every segment)",
+    )
 
     # Ranking
     #: Fewer passages: exact search (BENCHMARKS.md, "A million passages").
@@ -572,6 +588,10 @@ class Settings:
             raise ConfigError("QA_SEGMENT_MERGE_SHARE must be between 0 and 1")
         if not 1 <= self.segment_max_count <= 9:
             raise ConfigError("QA_SEGMENT_MAX_COUNT must be between 1 and 9")
+        if self.build_segment_passages < 0:
+            raise ConfigError("QA_BUILD_SEGMENT_PASSAGES must not be negative")
+        if not 1 <= self.build_max_segments <= 9:
+            raise ConfigError("QA_BUILD_MAX_SEGMENTS must be between 1 and 9")
         if self.checkpoint_passages < 1:
             raise ConfigError("QA_CHECKPOINT_PASSAGES must be positive")
         if not self.riksdagen_url.startswith(("http://", "https://")):

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from .approximate import approximate_settings
 from .checkpoints import (
+    EmbedResult,
     VectorCheckpoints,
     checkpoints_dir,
     embed_groups_in_blocks,
@@ -49,13 +50,13 @@ from .readers import ReadResult, SkipFile, read_document
 from .schema import Document, DocumentMeta, Passage, document_id, passage_id
 from .splitting import SectionSpan, split_sections
 from .store import (
-    LEXICAL,
     MAX_SEGMENTS,
     FileRecord,
     IndexNotFound,
     IndexReader,
     IndexStoreError,
     IndexWriter,
+    Segment,
     builds_dir,
     check_compatible,
     check_vector_agreement,
@@ -544,31 +545,57 @@ def run_ingest(
 
         records: list[FileRecord] = []
         kept: list[tuple[FileRecord, str]] = []
-        fresh: list[tuple[Document, list[Passage]]] = []
-        results = iter(engine.read([step for step in plan if isinstance(step, FileJob)], progress))
-        for step in plan:
-            if isinstance(step, dict):
-                report.skipped.append(step)
-            elif isinstance(step, FileRecord):
-                records.append(step)
-                report.skipped.append({"source": step.source, "reason": step.reason or ""})
-            elif isinstance(step, tuple):
-                record, doc_id = step
-                records.append(record)
-                kept.append((record, doc_id))
-                report.files_reused += 1
-            else:
-                result = next(results)
-                report.warnings.extend(result.warnings)
-                records.append(result.record)
-                if result.entry is not None:
-                    fresh.append(result.entry)
+        jobs = [step for step in plan if isinstance(step, FileJob)]
+        results = iter(engine.read(jobs, progress))
+        reading = _Reading(total_bytes=sum(job.size for job in jobs))
+
+        def read() -> Iterator[tuple[FileRecord, Document, list[Passage]]]:
+            """Each read file's record, document and passages as the engine gives them,
+            in the plan's order (the other steps' records noted on the way)."""
+            for step in plan:
+                if isinstance(step, dict):
+                    report.skipped.append(step)
+                elif isinstance(step, FileRecord):
+                    records.append(step)
+                    report.skipped.append({"source": step.source, "reason": step.reason or ""})
+                elif isinstance(step, tuple):
+                    record, doc_id = step
+                    records.append(record)
+                    kept.append((record, doc_id))
+                    report.files_reused += 1
                 else:
-                    reason = result.record.reason or ""
-                    report.skipped.append({"source": step.item.source, "reason": reason})
-        # Run the engine to its end (its progress bar closes there): one result a job.
-        if next(results, None) is not None:
-            raise IngestError("the engine returned more results than files to read")
+                    result = next(results)
+                    reading.bytes += step.size
+                    report.warnings.extend(result.warnings)
+                    records.append(result.record)
+                    if result.entry is not None:
+                        reading.passages += len(result.entry[1])
+                        yield result.record, *result.entry
+                    else:
+                        reason = result.record.reason or ""
+                        report.skipped.append({"source": step.item.source, "reason": reason})
+            # Run the engine to its end (its progress bar closes there): one result a job.
+            if next(results, None) is not None:
+                raise IngestError("the engine returned more results than files to read")
+
+        if previous is None:
+            # Nothing to reuse or compare: each document is embedded and written as it
+            # is read, a batch at a time, and the corpus is never held.
+            _first_build(
+                index_path,
+                settings,
+                engine,
+                wanted,
+                digests,
+                read(),
+                records,
+                reading,
+                report,
+                progress,
+            )
+            report.seconds = time.perf_counter() - started
+            return report
+        fresh = [(document, passages) for _, document, passages in read()]
 
         current = {r.source for r in records}
         report.files_removed = sum(1 for source in old_files if source not in current)
@@ -618,10 +645,11 @@ def run_ingest(
             moved = [doc_id for record, doc_id in kept if record.source not in staying]
             new_rows = sum(len(p) for _, p in fresh) + len(base.rows_of_documents(moved))
             gone = len(base.rows_of_documents([document_id(s) for s in sorted(deleted)]))
+            counted, later_rows = tiers(base.segments)
             merging = merge_due(
                 settings,
-                segments=len(base.segments) + 1,
-                later_rows=sum(s.rows for s in base.segments[1:]) + new_rows,
+                segments=counted + 1,
+                later_rows=later_rows + new_rows,
                 deleted_rows=base.passage_count - base.live_passage_count + gone,
                 rows=base.passage_count + new_rows,
             )
@@ -643,7 +671,9 @@ def run_ingest(
             known_rows = _rows_by_text_among(base, deleted, new_texts)
         else:
             known_rows = _rows_by_text(previous, new_texts)
-        to_embed = [i for i, text in enumerate(new_texts) if text not in known_rows]
+        embedding_any = any(text not in known_rows for text in new_texts)
+        total_passages = len(new_texts) + sum(len(rows) for _, rows in reused)
+        del new_texts
         # Every document has a vector of its own; an older build may not hold them yet.
         old_doc_vectors = {
             doc.id: vector
@@ -651,57 +681,6 @@ def run_ingest(
             if previous is not None
             and (vector := previous.document_vector([row for row, _ in rows])) is not None
         }
-        context_docs = [doc for doc, _ in fresh]
-        context_docs += [doc for doc, _ in reused if doc.id not in old_doc_vectors]
-        embed_started = time.perf_counter()
-        checkpoints = _IndexCheckpoints(index_path, {**wanted, "encoder": engine.encoder})
-        passages_done, contexts_done = embed_groups_in_blocks(
-            [
-                [new_texts[i] for i in to_embed],
-                [document_context(doc.meta) for doc in context_docs],
-            ],
-            engine.encode_blocks,
-            block=settings.checkpoint_passages,
-            checkpoints=checkpoints,
-            progress=progress,
-        )
-        embedded = passages_done.vectors
-        context_vectors = contexts_done.vectors
-        doc_vectors = {
-            **old_doc_vectors,
-            **{doc.id: context_vectors[i] for i, doc in enumerate(context_docs)},
-        }
-        report.embed_seconds = time.perf_counter() - embed_started
-        report.passages_embedded = passages_done.embedded
-        report.vectors_resumed = passages_done.resumed
-        report.vectors_reused = len(new_texts) - len(to_embed)
-        sentence_started = time.perf_counter()
-        sentence_vectors = (
-            _sentence_vectors(
-                previous,
-                [(doc, [(row, p) for row, p in rows]) for doc, rows in reused],
-                [(doc, [(known_rows.get(p.text), p) for p in passages]) for doc, passages in fresh],
-                engine,
-                settings,
-                checkpoints,
-                progress,
-                report,
-            )
-            if settings.sentence_vectors
-            else None
-        )
-        report.sentence_seconds = time.perf_counter() - sentence_started
-        embedded_anything = to_embed or context_docs or report.sentences_embedded
-        report.encoder = engine.encoder if embedded_anything else ""
-        if to_embed:
-            dimension = int(embedded.shape[1])
-        elif previous is not None:
-            dimension = int(previous.manifest["dimension"])
-        elif context_docs:
-            dimension = int(context_vectors.shape[1])
-        else:
-            dimension = engine.dimension
-
         manifest = dict(wanted)
         manifest["reader"] = READER_VERSION
         manifest["sources"] = {r.source: r.sha256 for r in records if r.status == "indexed"}
@@ -711,45 +690,65 @@ def run_ingest(
         manifest["sidecars"] = {r.source: digests[r.source] for r in records if r.source in digests}
         manifest["chunk_tokens_effective"] = (
             min(settings.chunk_tokens or engine.max_tokens, engine.max_tokens)
-            if to_embed
+            if embedding_any
             else (previous.manifest.get("chunk_tokens_effective") if previous else None)
         )
+        # A full build is written in segments of QA_BUILD_SEGMENT_PASSAGES, embedded and
+        # written one batch of documents at a time: its vectors, lexical texts and
+        # indexes are one segment's in memory, never the corpus's.
+        flushing = base is None and not settings.sentence_vectors
         writer = IndexWriter(
             index_path,
             manifest,
             approximate=approximate_settings(settings),
             base=base,
             deleted_sources=deleted,
-            sentences=sentence_vectors is not None,
+            sentences=settings.sentence_vectors,
+            lexical=_save_lexical,
+            flush_passages=settings.build_segment_passages if flushing else 0,
+            max_segments=settings.build_max_segments if flushing else 1,
+            expected_passages=total_passages,
         )
+        checkpoints = _IndexCheckpoints(index_path, {**wanted, "encoder": engine.encoder})
         try:
-            new_vectors = np.zeros((len(new_texts), dimension), dtype=np.float32)
-            if to_embed:
-                new_vectors[to_embed] = embedded
-            # Only now, once a build is certain: the old matrix is the index's full size
-            # (a segment publish reads only the rows it copies).
+            # The previous build's vectors by row, read from its mapped files.
             old_vectors: VectorSource = (
-                previous.vectors_of
-                if base is not None and previous is not None
-                else _matrix_rows(previous.all_vectors() if previous is not None else None)
+                previous.vectors_of if previous is not None else _matrix_rows(None)
             )
-            if known_rows:
-                kept_rows = [i for i, text in enumerate(new_texts) if text in known_rows]
-                new_vectors[kept_rows] = old_vectors([known_rows[new_texts[i]] for i in kept_rows])
-            written = [r for r in records if r.source not in staying]
-            unwritten, passages = _write_documents(
+            by_source = {r.source: r for r in records if r.source not in staying}
+            items: list[_Item] = [
+                _Item(doc, [p for _, p in rows], [row for row, _ in rows]) for doc, rows in reused
+            ]
+            items += [_Item(doc, passages, None) for doc, passages in fresh]
+            items.reverse()
+            del reused, fresh  # each document is let go once written
+
+            def in_order() -> Iterator[_Item]:
+                while items:
+                    yield items.pop()
+
+            stream = _BuildStream(
                 writer,
-                reused,
-                fresh,
-                new_vectors,
-                old_vectors,
-                doc_vectors,
-                written,
+                engine,
+                settings,
+                checkpoints,
                 report,
-                sentence_vectors,
+                progress=progress,
+                previous=previous,
+                known_rows=known_rows,
+                old_vectors=old_vectors,
+                old_doc_vectors=old_doc_vectors,
+                dimension=int(previous.manifest["dimension"]) if previous is not None else None,
             )
-            writer.manifest["documents"] = len(kept) + len(fresh) - len(unwritten)
-            writer.publish(dimension)
+            unwritten = stream.write_all(in_order(), by_source)
+            for source, reason in unwritten.items():
+                writer.manifest["sources"].pop(source, None)
+                writer.manifest["skipped"][source] = reason
+            documents = len(kept) + stream.fresh_documents - len(unwritten)
+            writer.manifest["documents"] = documents
+            embedded_anything = stream.embedded_anything or report.sentences_embedded
+            report.encoder = engine.encoder if embedded_anything else ""
+            writer.publish(stream.dimension or engine.dimension)
             checkpoints.clear()
         except BaseException:
             writer.abort()
@@ -757,11 +756,13 @@ def run_ingest(
         finally:
             if previous is not None:
                 previous.close()
+        passages = stream.passages
+        files_indexed = stream.fresh_documents - len(unwritten)
         report.published = True
-        report.documents = len(kept) + len(fresh) - len(unwritten)
+        report.documents = documents
         report.passages = passages
-        report.files_indexed = len(fresh) - len(unwritten)
-        report.segments = 1
+        report.files_indexed = files_indexed
+        report.segments = writer.segments_written
         report.merged = merging
         if base is not None:
             after = IndexReader(index_path)
@@ -784,53 +785,290 @@ def _matrix_rows(matrix: np.ndarray | None) -> VectorSource:
     return rows
 
 
-def _write_documents(
-    writer: IndexWriter,
-    reused: Sequence[tuple[Document, list[tuple[int, Passage]]]],
-    fresh: Sequence[tuple[Document, list[Passage]]],
-    new_vectors: np.ndarray,
-    old_vectors: VectorSource,
-    doc_vectors: dict[str, np.ndarray],
-    records: Sequence[FileRecord],
+@dataclass
+class _Reading:
+    """How far the reading of a build's files is: bytes of the files read so far (of
+    ``total_bytes``) and the passages they gave."""
+
+    total_bytes: int
+    bytes: int = 0
+    passages: int = 0
+
+    def expected_passages(self) -> int:
+        """The passages all the files will give, at the rate so far."""
+        if not self.bytes:
+            return self.passages
+        return int(self.passages * max(self.total_bytes, self.bytes) / self.bytes)
+
+
+def _first_build(
+    index_path: Path,
+    settings: Settings,
+    engine: IngestEngine,
+    wanted: dict[str, Any],
+    digests: dict[str, str],
+    read: Iterator[tuple[FileRecord, Document, list[Passage]]],
+    records: list[FileRecord],
+    reading: _Reading,
     report: IngestReport,
-    sentence_vectors: Iterator[list[np.ndarray]] | None = None,
-) -> tuple[dict[str, str], int]:
-    """Write the documents (reused ones with their stored vectors, fresh ones with
-    ``new_vectors`` in order), the file records and the lexical index into the writer's
-    segment; returns the documents that could not be stored, by source, and the number
-    of passages written. ``sentence_vectors`` (a build that stores them): each
-    document's, the reused ones then the fresh ones, as :func:`_sentence_vectors`
-    gives them."""
-    lexical_texts: list[str] = []
-    for doc, rows in reused:
-        vectors = old_vectors([row for row, _ in rows]) if rows else np.zeros((0, 0))
-        passages = [p for _, p in rows]
-        writer.add_document(doc, passages, vectors, doc_vectors[doc.id], _next(sentence_vectors))
-        lexical_texts.extend(_lexical_text(doc, p) for p in passages)
-    offset = 0
-    unwritten: dict[str, str] = {}
-    for doc, new in fresh:
-        vectors = new_vectors[offset : offset + len(new)]
-        offset += len(new)
-        sentences_of = _next(sentence_vectors)
-        try:
-            writer.add_document(doc, new, vectors, doc_vectors[doc.id], sentences_of)
-        except (sqlite3.Error, UnicodeEncodeError) as exc:
-            # One document that cannot be stored must not cost the others.
-            logger.exception("could not write %s", doc.source)
-            unwritten[doc.source] = printable(f"error: could not be written: {exc}")
-            continue
-        lexical_texts.extend(_lexical_text(doc, p) for p in new)
-    for record in records:
-        if record.source in unwritten:
-            record = dataclasses.replace(record, status="skipped", reason=unwritten[record.source])
-            report.skipped.append({"source": record.source, "reason": unwritten[record.source]})
-        writer.add_file(record)
-    for source, reason in unwritten.items():
-        writer.manifest["sources"].pop(source, None)
-        writer.manifest["skipped"][source] = reason
-    writer.save_part(LEXICAL, LexicalIndex.build(lexical_texts).save)
-    return unwritten, len(lexical_texts)
+    progress: bool,
+) -> None:
+    """Write and publish a build with no previous one to draw on: the documents are
+    embedded and written as ``read`` gives them, a batch of QA_BUILD_SEGMENT_PASSAGES
+    at a time (the segments' size grown as the reading shows the corpus to be larger
+    than QA_BUILD_MAX_SEGMENTS of them). ``records`` is filled as ``read`` goes."""
+    manifest = dict(wanted)
+    manifest["reader"] = READER_VERSION
+    manifest["lexical"] = LEXICAL_MANIFEST
+    flushing = not settings.sentence_vectors
+    writer = IndexWriter(
+        index_path,
+        manifest,
+        approximate=approximate_settings(settings),
+        sentences=settings.sentence_vectors,
+        lexical=_save_lexical,
+        flush_passages=settings.build_segment_passages if flushing else 0,
+        max_segments=settings.build_max_segments if flushing else 1,
+    )
+    checkpoints = _IndexCheckpoints(index_path, {**wanted, "encoder": engine.encoder})
+    try:
+        pending: dict[str, FileRecord] = {}
+
+        def items() -> Iterator[_Item]:
+            read_sources = set()
+            for record, document, passages in read:
+                pending[record.source] = record
+                read_sources.add(record.source)
+                yield _Item(document, passages, None)
+                writer.expect(reading.expected_passages())
+            # The skipped files' records, written after the last document.
+            pending.update((r.source, r) for r in records if r.source not in read_sources)
+
+        stream = _BuildStream(
+            writer,
+            engine,
+            settings,
+            checkpoints,
+            report,
+            progress=progress,
+            previous=None,
+            known_rows={},
+            old_vectors=_matrix_rows(None),
+            old_doc_vectors={},
+            dimension=None,
+        )
+        unwritten = stream.write_all(items(), pending)
+        writer.manifest["sources"] = {
+            r.source: r.sha256
+            for r in records
+            if r.status == "indexed" and r.source not in unwritten
+        }
+        writer.manifest["skipped"] = {
+            r.source: unwritten.get(r.source, r.reason)
+            for r in records
+            if r.status == "skipped" or r.source in unwritten
+        }
+        writer.manifest["sidecars"] = {
+            r.source: digests[r.source] for r in records if r.source in digests
+        }
+        writer.manifest["chunk_tokens_effective"] = (
+            min(settings.chunk_tokens or engine.max_tokens, engine.max_tokens)
+            if reading.passages
+            else None
+        )
+        documents = stream.fresh_documents - len(unwritten)
+        writer.manifest["documents"] = documents
+        embedded_anything = stream.embedded_anything or report.sentences_embedded
+        report.encoder = engine.encoder if embedded_anything else ""
+        writer.publish(stream.dimension or engine.dimension)
+        checkpoints.clear()
+    except BaseException:
+        writer.abort()
+        raise
+    report.published = True
+    report.documents = documents
+    report.passages = stream.passages
+    report.files_indexed = documents
+    report.segments = writer.segments_written
+
+
+def _save_lexical(texts: Sequence[str], path: Path) -> None:
+    """A segment's lexical index (the writer's :data:`~qa_service.store.LexicalBuilder`)."""
+    LexicalIndex.build(texts).save(path)
+
+
+@dataclass
+class _Item:
+    """A document to write: its passages and, for a document of the previous build
+    written again, their rows there (None: a fresh document, its vectors to be found)."""
+
+    document: Document
+    passages: list[Passage]
+    rows: list[int] | None
+
+
+class _BuildStream:
+    """Embeds and writes a build's documents a batch at a time (each file's record
+    right after its document), so what is held is one batch's vectors and the writer's
+    one segment (``IndexWriter(flush_passages=…)``), not the whole build's."""
+
+    def __init__(
+        self,
+        writer: IndexWriter,
+        engine: IngestEngine | None,
+        settings: Settings,
+        checkpoints: VectorCheckpoints | None,
+        report: IngestReport,
+        *,
+        progress: bool,
+        previous: IndexReader | None,
+        known_rows: dict[str, int],
+        old_vectors: VectorSource,
+        old_doc_vectors: dict[str, np.ndarray],
+        dimension: int | None,
+    ) -> None:
+        self.writer = writer
+        self.engine = engine
+        self.settings = settings
+        self.checkpoints = checkpoints
+        self.report = report
+        self.progress = progress
+        self.previous = previous
+        #: Fresh passages' texts the previous build holds already, and their rows there.
+        self.known_rows = known_rows
+        self.old_vectors = old_vectors
+        self.old_doc_vectors = old_doc_vectors
+        #: The vectors' dimension (the embedded ones' once there are any).
+        self.dimension = dimension
+        self.passages = 0
+        self.fresh_documents = 0
+        self.embedded_anything = False
+
+    def write_all(self, items: Iterable[_Item], records: dict[str, FileRecord]) -> dict[str, str]:
+        """Write ``items`` in order, in batches of the writer's segment size (all at
+        once without flushing), each document's record (in ``records``, by source)
+        right after it, then the records left in ``records`` (files without a
+        document). Returns the documents that could not be stored, by source (their
+        records say skipped, with the reason). ``items`` may be a generator: a written
+        batch is let go."""
+        unwritten: dict[str, str] = {}
+        pending = iter(items)
+        while True:
+            chunk: list[_Item] = []
+            rows = 0
+            while not chunk or not self.writer.flush_passages or rows < self.writer.flush_passages:
+                item = next(pending, None)
+                if item is None:
+                    break
+                chunk.append(item)
+                rows += len(item.passages)
+            if not chunk:
+                break
+            unwritten.update(self._write_batch(chunk, records))
+            del chunk
+        for record in records.values():
+            self.writer.add_file(record)
+        return unwritten
+
+    def _embed(self, groups: list[list[str]]) -> list[EmbedResult]:
+        if not any(groups):
+            empty = np.zeros((0, 0), dtype=np.float32)
+            return [EmbedResult(empty, 0, 0) for _ in groups]
+        assert self.engine is not None, "a build that embeds needs an engine"
+        self.embedded_anything = True
+        return embed_groups_in_blocks(
+            groups,
+            self.engine.encode_blocks,
+            block=self.settings.checkpoint_passages,
+            checkpoints=self.checkpoints,
+            progress=self.progress,
+        )
+
+    def _write_batch(self, chunk: list[_Item], records: dict[str, FileRecord]) -> dict[str, str]:
+        report = self.report
+        texts = [p.text for item in chunk if item.rows is None for p in item.passages]
+        to_embed = [i for i, text in enumerate(texts) if text not in self.known_rows]
+        contexts = [
+            item.document
+            for item in chunk
+            if item.rows is None or item.document.id not in self.old_doc_vectors
+        ]
+        started = time.perf_counter()
+        passages_done, contexts_done = self._embed(
+            [[texts[i] for i in to_embed], [document_context(doc.meta) for doc in contexts]]
+        )
+        report.embed_seconds += time.perf_counter() - started
+        report.passages_embedded += passages_done.embedded
+        report.vectors_resumed += passages_done.resumed
+        report.vectors_reused += len(texts) - len(to_embed)
+        if to_embed:
+            self.dimension = int(passages_done.vectors.shape[1])
+        elif contexts and self.dimension is None:
+            self.dimension = int(contexts_done.vectors.shape[1])
+        dimension = self.dimension or (self.engine.dimension if self.engine else 0)
+        new_vectors = np.zeros((len(texts), dimension), dtype=np.float32)
+        if to_embed:
+            new_vectors[to_embed] = passages_done.vectors
+        known = [i for i, text in enumerate(texts) if text in self.known_rows]
+        if known:
+            new_vectors[known] = self.old_vectors([self.known_rows[texts[i]] for i in known])
+        doc_vectors = {doc.id: contexts_done.vectors[i] for i, doc in enumerate(contexts)}
+        sentence_vectors = None
+        if self.writer.sentences:
+            assert self.engine is not None and self.checkpoints is not None
+            started = time.perf_counter()
+            sentence_vectors = _sentence_vectors(
+                self.previous,
+                [
+                    (item.document, list(zip(item.rows, item.passages, strict=True)))
+                    for item in chunk
+                    if item.rows is not None
+                ],
+                [
+                    (item.document, [(self.known_rows.get(p.text), p) for p in item.passages])
+                    for item in chunk
+                    if item.rows is None
+                ],
+                self.engine,
+                self.settings,
+                self.checkpoints,
+                self.progress,
+                report,
+            )
+            report.sentence_seconds += time.perf_counter() - started
+        unwritten: dict[str, str] = {}
+        offset = 0
+        # The reused documents come first in a batch, as _sentence_vectors gives theirs.
+        for item in chunk:
+            doc = item.document
+            if item.rows is not None:
+                vectors = self.old_vectors(item.rows)
+            else:
+                vectors = new_vectors[offset : offset + len(item.passages)]
+                offset += len(item.passages)
+                self.fresh_documents += 1
+            vector = doc_vectors[doc.id] if doc.id in doc_vectors else self.old_doc_vectors[doc.id]
+            lexical = [_lexical_text(doc, p) for p in item.passages]
+            try:
+                self.writer.add_document(
+                    doc, item.passages, vectors, vector, _next(sentence_vectors), lexical
+                )
+            except (sqlite3.Error, UnicodeEncodeError) as exc:
+                if item.rows is not None:
+                    raise  # stored once already: the build cannot go on without it
+                # One document that cannot be stored must not cost the others.
+                logger.exception("could not write %s", doc.source)
+                unwritten[doc.source] = printable(f"error: could not be written: {exc}")
+            else:
+                self.passages += len(item.passages)
+            record = records.pop(doc.source, None)
+            if record is not None:
+                if doc.source in unwritten:
+                    reason = unwritten[doc.source]
+                    record = dataclasses.replace(record, status="skipped", reason=reason)
+                    report.skipped.append({"source": record.source, "reason": reason})
+                self.writer.add_file(record)
+        return unwritten
 
 
 def merge_due(
@@ -838,7 +1076,8 @@ def merge_due(
 ) -> bool:
     """Whether a build of ``segments`` segments should be merged into one: more than
     ``QA_SEGMENT_MAX_COUNT`` of them, or the rows of the segments after the first and
-    the deleted rows more than ``QA_SEGMENT_MERGE_SHARE`` of its ``rows``."""
+    the deleted rows more than ``QA_SEGMENT_MERGE_SHARE`` of its ``rows``. The segments
+    a full build wrote at once (``"built"``) count as one, the first (:func:`tiers`)."""
     if segments <= 1:
         return False
     if segments > settings.segment_max_count:
@@ -846,74 +1085,97 @@ def merge_due(
     return later_rows + deleted_rows > settings.segment_merge_share * max(rows, 1)
 
 
+def tiers(segments: Sequence[Segment]) -> tuple[int, int]:
+    """How the merge policy counts a build's segments: those a full build wrote at once
+    (flushed, ``"built"``, always the first ones) as one; returns the segments so
+    counted and the rows of the segments after them (the changes published since)."""
+    built = sum(1 for segment in segments if segment.built)
+    later = sum(segment.rows for segment in segments[max(built, 1) :])
+    return len(segments) - max(built - 1, 0), later
+
+
 def needs_merge(reader: IndexReader, settings: Settings) -> bool:
     """:func:`merge_due` for a published build."""
+    segments, later_rows = tiers(reader.segments)
     return merge_due(
         settings,
-        segments=len(reader.segments),
-        later_rows=sum(segment.rows for segment in reader.segments[1:]),
+        segments=segments,
+        later_rows=later_rows,
         deleted_rows=reader.passage_count - reader.live_passage_count,
         rows=reader.passage_count,
     )
 
 
 def merge_index(settings: Settings) -> IngestReport:
-    """Write the published build's live documents as one segment and publish it (no
-    file is read, nothing embedded); readers switch to it on their next reload."""
+    """Write the published build's live documents anew, as one segment (a large build
+    as the segments of a full build, ``QA_BUILD_SEGMENT_PASSAGES``), and publish it (no
+    file is read, nothing embedded); readers switch to it on their next reload. A build
+    already so written, with nothing deleted and nothing published since, is left."""
     started = time.perf_counter()
     index_path = settings.index_dir
     report = IngestReport(index=str(index_path))
     with _build_lock(index_path):
         reader = IndexReader(index_path)
         report.segments = len(reader.segments)
-        single = reader.single
+        fresh = reader.single or (
+            all(segment.built for segment in reader.segments) and reader.deleted is None
+        )
         reader.close()
-        if not single:
-            report.passages = _merge_locked(index_path, settings)
+        if not fresh:
+            report.passages, report.segments = _merge_locked(index_path, settings)
             report.published = report.merged = True
-            report.segments = 1
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _merge_locked(index_path: Path, settings: Settings) -> int:
-    """:func:`merge_index`'s work, the ingest lock held; returns the passages written."""
+def _merge_locked(index_path: Path, settings: Settings) -> tuple[int, int]:
+    """:func:`merge_index`'s work, the ingest lock held; returns the passages and
+    segments written."""
     previous = IndexReader(index_path)
     try:
-        records = list(previous.files().values())
-        reused = []
+        records = {record.source: record for record in previous.files().values()}
+        items: list[_Item] = []
+        doc_vectors: dict[str, np.ndarray] = {}
         for doc in previous.documents():
             rows = previous.passages_of(doc.id)
-            reused.append((doc, rows))
-        doc_vectors: dict[str, np.ndarray] = {}
-        for doc, rows in reused:
+            items.append(_Item(doc, [p for _, p in rows], [row for row, _ in rows]))
             vector = previous.document_vector([row for row, _ in rows])
             assert vector is not None  # a segmented build holds them (ingest's `complete`)
             doc_vectors[doc.id] = vector
         manifest = {k: v for k, v in previous.manifest.items() if k != "approximate"}
-        writer = IndexWriter(index_path, manifest, approximate=approximate_settings(settings))
+        writer = IndexWriter(
+            index_path,
+            manifest,
+            approximate=approximate_settings(settings),
+            lexical=_save_lexical,
+            flush_passages=settings.build_segment_passages,
+            max_segments=settings.build_max_segments,
+            expected_passages=sum(len(item.passages) for item in items),
+        )
         try:
             dimension = int(previous.manifest["dimension"])
-            old_vectors = _matrix_rows(previous.all_vectors())
-            report = IngestReport(index=str(index_path))
-            _, passages = _write_documents(
+            stream = _BuildStream(
                 writer,
-                reused,
-                [],
-                np.zeros((0, dimension), np.float32),
-                old_vectors,
-                doc_vectors,
-                records,
-                report,
+                None,
+                settings,
+                None,
+                IngestReport(index=str(index_path)),
+                progress=False,
+                previous=previous,
+                known_rows={},
+                old_vectors=previous.vectors_of,
+                old_doc_vectors=doc_vectors,
+                dimension=dimension,
             )
-            writer.manifest["documents"] = len(reused)
+            writer.manifest["documents"] = len(items)
+            stream.write_all(items, records)
             writer.publish(dimension)
         except BaseException:
             writer.abort()
             raise
     finally:
         previous.close()
-    return passages
+    return stream.passages, writer.segments_written
 
 
 def _next(items: Iterator[list[np.ndarray]] | None) -> list[np.ndarray] | None:

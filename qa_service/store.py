@@ -16,7 +16,9 @@ them open) and are pruned after a few newer ones exist.
 Segments. A build is an ordered list of immutable segments, each a directory of the
 files above over a contiguous range of rows: the build's own directory is the first
 (``"."``), later ones are ``segments/<name>/``. A full build is that one segment, and
-its manifest names no segments (the layout of builds before segments). A segment
+its manifest names no segments (the layout of builds before segments), unless it was
+written in several (``flush_passages``: a segment is written out, and its memory freed,
+every so many passages; each is marked ``"built"`` in the manifest). A segment
 publish (:class:`IndexWriter` with ``base``) hard-links the previous build's segments
 into the new build directory (``os.link``: nothing copied or rewritten), writes one
 new segment for the changed and added files after the last row, and marks the rows of
@@ -251,6 +253,11 @@ class RowGroups:
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
+#: Builds a segment's lexical index from its passages' lexical texts and saves it at
+#: the path given (``lexical/``).
+LexicalBuilder = Callable[[Sequence[str], Path], None]
+
+
 class IndexWriter:
     """Writes one build; :meth:`publish` makes it the one readers see."""
 
@@ -263,13 +270,34 @@ class IndexWriter:
         base: IndexReader | None = None,
         deleted_sources: Iterable[str] = (),
         sentences: bool = False,
+        lexical: LexicalBuilder | None = None,
+        flush_passages: int = 0,
+        max_segments: int = 1,
+        expected_passages: int = 0,
     ) -> None:
-        """A full build (one segment), or with ``base`` a segment publish: ``base``'s
-        segments hard-linked, ``deleted_sources`` (files changed or removed since it)
-        deleted from them, and what is added here written as one new segment. Sentence
-        vectors (``sentences``) are a full build's only: a segment publish has none."""
+        """A full build, or with ``base`` a segment publish: ``base``'s segments
+        hard-linked, ``deleted_sources`` (files changed or removed since it) deleted from
+        them, and what is added here written as one new segment. Sentence vectors
+        (``sentences``) are a full build's only: a segment publish has none.
+
+        ``lexical`` builds and saves a segment's lexical index from its passages'
+        lexical texts (each :meth:`add_document` gives them); without it the caller
+        writes the one segment's with :meth:`save_part`. A full build with ``lexical``
+        and ``flush_passages`` (0: one segment) writes a segment out, files closed and
+        its memory freed, once it holds that many passages, in at most
+        ``max_segments`` segments: with ``expected_passages`` more than
+        ``flush_passages * max_segments``, each segment takes an equal share of them,
+        and the last one takes whatever is left. The segments of such a build are
+        marked ``"built"`` in the manifest (the merge policy counts them as one)."""
         if sentences and base is not None:
             raise ValueError("sentence vectors are written by a full build only")
+        if flush_passages < 0 or not 1 <= max_segments <= MAX_SEGMENTS:
+            raise ValueError("flush_passages >= 0 and 1 <= max_segments <= MAX_SEGMENTS")
+        if flush_passages and (base is not None or sentences or lexical is None):
+            raise ValueError(
+                "a build flushes segments when it is full, without sentence "
+                "vectors, and writes their lexical indexes itself"
+            )
         self.index_path = index_path
         self.manifest = dict(manifest)
         #: A build of at least ``approximate.min_passages`` passages gets an approximate
@@ -287,20 +315,42 @@ class IndexWriter:
         #: Whether readers may see this build: from then on it is never removed here.
         self.published = False
         self.db: sqlite3.Connection | None = None
-        with writing(index_path):
+        self._lexical = lexical
+        self.max_segments = max_segments
+        self._flush_setting = flush_passages
+        #: Passages a segment holds before the next one starts (0: one segment).
+        self.flush_passages = 0
+        self.expect(expected_passages)
+        #: The manifest entries of the segments written out so far.
+        self._written: list[dict[str, Any]] = []
+        #: With ``sentences``, each passage's sentence vectors (half precision).
+        self.sentences = sentences
+        self.documents_written = 0
+        #: Segments given an approximate index, and the seconds their building took.
+        self._approximate_segments = 0
+        self._approximate_seconds = 0.0
+        self._open_segment()
+
+    def _open_segment(self) -> None:
+        """Start the current segment: its directory, database and empty parts."""
+        with writing(self.index_path):
             self.segment_path.mkdir(parents=True)
             try:
                 self.db = sqlite3.connect(self.segment_path / DATABASE)
+                # Each document is committed as it is added (so a full disk fails at
+                # once), unsynced: an unpublished build is thrown away whole, and the
+                # file is synced once, when its segment is finished.
+                self.db.execute("PRAGMA synchronous = OFF")
                 self.db.executescript(_SCHEMA)
             except BaseException:
                 self.abort()
                 raise
-        self._vectors: list[np.ndarray] = []
+        #: The segment's passage vectors, added as documents come (FAISS holds them).
+        self._index: Any | None = None
         self._doc_vectors: list[np.ndarray] = []
         self._passage_docs: list[int] = []
         self._shingles: list[np.ndarray] = []
-        #: With ``sentences``, each passage's sentence vectors (half precision).
-        self.sentences = sentences
+        self._lexical_texts: list[str] = []
         self._sentences: list[np.ndarray] = []
         self._rows = 0
 
@@ -310,18 +360,29 @@ class IndexWriter:
         return self.db
 
     def add_file(self, record: FileRecord) -> None:
+        """Add a file's record (an indexed file's right after its document). Written at
+        once, as each document is (a savepoint of its own: no transaction is left open
+        to hold the build's rows until the end)."""
         with writing(self.index_path):
-            self._db.execute(
-                "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    record.source,
-                    record.sha256,
-                    record.size,
-                    record.mtime_ns,
-                    record.status,
-                    record.reason,
-                ),
-            )
+            self._db.execute("SAVEPOINT record")
+            try:
+                self._db.execute(
+                    "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        record.source,
+                        record.sha256,
+                        record.size,
+                        record.mtime_ns,
+                        record.status,
+                        record.reason,
+                    ),
+                )
+            except sqlite3.Error as exc:
+                if not _is_storage_error(exc):
+                    self._db.execute("ROLLBACK TO record")
+                    self._db.execute("RELEASE record")
+                raise
+            self._db.execute("RELEASE record")
 
     def add_document(
         self,
@@ -330,13 +391,26 @@ class IndexWriter:
         vectors: np.ndarray,
         document_vector: np.ndarray,
         sentence_vectors: Sequence[np.ndarray] | None = None,
+        lexical_texts: Sequence[str] | None = None,
     ) -> None:
         """Add a document's rows; a build with ``sentences`` needs each passage's
-        sentence vectors too (an array of shape ``(sentences, dimension)`` per passage)."""
+        sentence vectors too (an array of shape ``(sentences, dimension)`` per passage),
+        one with ``lexical`` each passage's lexical text. A file's record goes in right
+        after its document (:meth:`add_file`): a segment holds its documents' records."""
         if len(passages) != len(vectors):
             raise ValueError("one vector per passage")
         if self.sentences and (sentence_vectors is None or len(sentence_vectors) != len(passages)):
             raise ValueError("one array of sentence vectors per passage")
+        if self._lexical is not None and (
+            lexical_texts is None or len(lexical_texts) != len(passages)
+        ):
+            raise ValueError("one lexical text per passage")
+        if (
+            self.flush_passages
+            and self._rows >= self.flush_passages
+            and len(self._written) + 1 < self.max_segments
+        ):
+            self._flush()
         # All of a document or none of it: a failing insert leaves the build consistent.
         # A full or read-only disk fails the build (IndexWriteError), not the document.
         with writing(self.index_path):
@@ -351,14 +425,20 @@ class IndexWriter:
                 raise
             self._db.execute("RELEASE document")
         if len(passages):
-            self._vectors.append(np.ascontiguousarray(vectors, dtype=np.float32))
+            matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+            if self._index is None:
+                self._index = faiss.IndexFlatIP(int(matrix.shape[1]))
+            self._index.add(matrix)
         self._passage_docs.extend([len(self._doc_vectors)] * len(passages))
         self._shingles.extend(shingle_hashes(p.text) for p in passages)
+        if lexical_texts is not None and self._lexical is not None:
+            self._lexical_texts.extend(lexical_texts)
         if self.sentences:
             assert sentence_vectors is not None
             self._sentences.extend(np.asarray(v, dtype=np.float16) for v in sentence_vectors)
         self._doc_vectors.append(np.asarray(document_vector, dtype=np.float32).reshape(-1))
         self._rows += len(passages)
+        self.documents_written += 1
 
     def _insert_document(self, document: Document, passages: Sequence[Passage]) -> None:
         people, parties = _people_and_parties(document.meta)
@@ -419,18 +499,46 @@ class IndexWriter:
         logger.info("published index %s -> %s", self.index_path, self.build_path.name)
         return self.build_path
 
-    def _write_rest(self, dimension: int) -> None:
-        self._db.commit()
-        self._db.close()
-        self.db = None
-        matrix = np.vstack(self._vectors) if self._vectors else np.zeros((0, dimension), np.float32)
-        self._vectors = []
-        index = faiss.IndexFlatIP(dimension)
-        if len(matrix):
-            index.add(matrix)
-        del matrix  # the index holds a copy (1.5 GB at a million passages)
+    def expect(self, passages: int) -> None:
+        """Size the segments for a build of about ``passages`` passages in all (as
+        the caller learns it): at least ``flush_passages`` each, so that there are no
+        more than ``max_segments``. Only ever grows."""
+        if self._flush_setting:
+            share = -(-passages // self.max_segments)
+            self.flush_passages = max(self.flush_passages, self._flush_setting, share)
+
+    @property
+    def segments_written(self) -> int:
+        """Segments written out so far, the current one not counted."""
+        return len(self._written)
+
+    def _flush(self) -> None:
+        """Write the current segment out and start the next one after its rows."""
+        assert self._index is not None
+        logger.info(
+            "segment %d of the build written: %d passages", len(self._written) + 1, self._rows
+        )
+        self._written.append(self._finish_segment(int(self._index.d)))
+        self.segment_path = self.build_path / SEGMENTS / self._written[-1]["next"]
+        self._open_segment()
+
+    def _finish_segment(self, dimension: int) -> dict[str, Any]:
+        """Write the current segment's files (its lexical index, its database closed,
+        then vectors, approximate index, document vectors, shingles) and return its
+        manifest entry; its memory is freed."""
+        with writing(self.index_path):
+            if self._lexical is not None:
+                self._lexical(self._lexical_texts, self.segment_path / LEXICAL)
+                self._lexical_texts = []
+            self._db.commit()
+            self._db.close()
+            self.db = None
+            _fsync_file(self.segment_path / DATABASE)
+        index = self._index if self._index is not None else faiss.IndexFlatIP(dimension)
+        self._index = None
+        if index.d != dimension:
+            raise ValueError(f"{index.d}-dimensional vectors in a {dimension}-dimensional build")
         _write_faiss(self.index_path, index, self.segment_path / VECTORS)
-        self.manifest.pop("approximate", None)
         if self.approximate is not None and index.ntotal >= self.approximate.min_passages:
             started = time.perf_counter()
             vectors = faiss.rev_swig_ptr(index.codes.data(), index.codes.size())
@@ -438,46 +546,69 @@ class IndexWriter:
                 vectors.view(np.float32).reshape(index.ntotal, dimension), self.approximate
             )
             _write_faiss(self.index_path, approximate, self.segment_path / APPROXIMATE)
+            self._approximate_seconds += time.perf_counter() - started
+            self._approximate_segments += 1
+            del approximate
+        del index  # 1.5 GB at a million passages
+        with writing(self.index_path):
+            documents = (
+                np.vstack(self._doc_vectors) if self._doc_vectors else np.zeros((0, dimension))
+            )
+            _save_array(self.segment_path / DOCUMENT_VECTORS, documents.astype(np.float32))
+            _save_array(
+                self.segment_path / PASSAGE_DOCUMENTS, np.asarray(self._passage_docs, np.int32)
+            )
+            offsets = np.zeros(len(self._shingles) + 1, dtype=np.int64)
+            np.cumsum([len(h) for h in self._shingles], out=offsets[1:])
+            hashes = np.concatenate(self._shingles) if self._shingles else np.zeros(0, np.uint32)
+            _save_array(self.segment_path / SHINGLES, hashes.astype(np.uint32))
+            _save_array(self.segment_path / SHINGLE_OFFSETS, offsets)
+            del hashes, offsets, documents
+            if self.sentences:
+                self._write_sentences(dimension)
+            _fsync_dir(self.segment_path)
+        first = not self._written and self.base is None
+        name = "base" if first else self.segment_path.name
+        entry: dict[str, Any] = {
+            "name": name,
+            "path": "." if first else f"{SEGMENTS}/{self.segment_path.name}",
+            "passages": self._rows,
+            "documents": len(self._doc_vectors),
+            "deleted_sources": [],
+            "deleted_rows": 0,
+            "next": f"{self.segment_name}-{len(self._written) + 1:02d}",
+        }
+        self._offset += self._rows
+        self._doc_vectors, self._passage_docs, self._shingles = [], [], []
+        self._lexical_texts, self._sentences, self._rows = [], [], 0
+        return entry
+
+    def _write_rest(self, dimension: int) -> None:
+        self.manifest.pop("approximate", None)
+        self.manifest.pop(SEGMENTS, None)
+        self.manifest.pop("sentences", None)
+        self._written.append(self._finish_segment(dimension))
+        written = [{k: v for k, v in e.items() if k != "next"} for e in self._written]
+        if self._approximate_segments and self.approximate is not None:
             self.manifest["approximate"] = {
                 "factory": self.approximate.factory,
                 "construction_breadth": self.approximate.construction_breadth,
-                "seconds": round(time.perf_counter() - started, 1),
+                "seconds": round(self._approximate_seconds, 1),
             }
-            del approximate
-        documents = np.vstack(self._doc_vectors) if self._doc_vectors else np.zeros((0, dimension))
-        _save_array(self.segment_path / DOCUMENT_VECTORS, documents.astype(np.float32))
-        _save_array(self.segment_path / PASSAGE_DOCUMENTS, np.asarray(self._passage_docs, np.int32))
-        offsets = np.zeros(len(self._shingles) + 1, dtype=np.int64)
-        np.cumsum([len(h) for h in self._shingles], out=offsets[1:])
-        hashes = np.concatenate(self._shingles) if self._shingles else np.zeros(0, np.uint32)
-        _save_array(self.segment_path / SHINGLES, hashes.astype(np.uint32))
-        _save_array(self.segment_path / SHINGLE_OFFSETS, offsets)
-        passages = int(index.ntotal)
-        self.manifest.pop(SEGMENTS, None)
-        self.manifest.pop("sentences", None)
-        if self.sentences:
-            self._write_sentences(dimension)
         if self.base is not None:
-            _fsync_dir(self.segment_path)
             segments = self._link_base()
-            segments.append(
-                {
-                    "name": self.segment_name,
-                    "path": f"{SEGMENTS}/{self.segment_name}",
-                    "passages": passages,
-                    "documents": len(self._doc_vectors),
-                    "deleted_sources": [],
-                    "deleted_rows": 0,
-                }
-            )
+            segments.extend(written)
             self.manifest[SEGMENTS] = segments
-            passages += self._offset
+        elif len(written) > 1:
+            # A build written in several segments (flushed): the merge policy leaves
+            # them be (ingest.merge_due); a one-segment build names none, as before.
+            self.manifest[SEGMENTS] = [{**entry, "built": True} for entry in written]
         self.manifest.update(
             format_version=FORMAT_VERSION,
             package_version=__version__,
             built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             dimension=dimension,
-            passages=passages,
+            passages=self._offset,
         )
         _write_json_atomically(self.build_path / MANIFEST, self.manifest)
         _fsync_dir(self.build_path)
@@ -510,6 +641,7 @@ class IndexWriter:
                     "documents": segment.documents,
                     "deleted_sources": gone,
                     "deleted_rows": int(np.count_nonzero(deleted)),
+                    **({"built": True} if segment.built else {}),
                 }
             )
         _fsync_dir(self.build_path / DELETIONS)
@@ -588,6 +720,14 @@ def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -768,6 +908,8 @@ class Segment:
         self.deleted_sources: tuple[str, ...] = tuple(entry.get("deleted_sources", ()))
         self.expected_rows: int | None = entry.get("passages")
         self.documents: int = int(entry.get("documents", 0))
+        #: One of the segments a build wrote at once (flushed as it went), not a change's.
+        self.built = bool(entry.get("built", False))
         self._deletions = build_path / DELETIONS / f"{self.name}.npy"
         self.deleted: np.ndarray | None = None
         #: What is being opened (the message of a damaged build names it).
@@ -1088,10 +1230,15 @@ class IndexReader:
         return np.asarray(self.vectors.reconstruct_n(0, self.vectors.ntotal), dtype=np.float32)
 
     def vectors_of(self, rows: Sequence[int]) -> np.ndarray:
-        """The stored vectors of the passages at ``rows``, in that order."""
-        if len(rows) == 0:
-            return np.zeros((0, self.vectors.d), dtype=np.float32)
-        return np.stack([self.vectors.reconstruct(int(row)) for row in rows]).astype(np.float32)
+        """The stored vectors of the passages at ``rows``, in that order (read from the
+        mapped files: only those rows' pages are touched)."""
+        wanted = np.asarray(rows, dtype=np.int64)
+        found = np.zeros((len(wanted), self.vectors.d), dtype=np.float32)
+        for segment in self.segments:
+            inside = (wanted >= segment.offset) & (wanted < segment.offset + segment.rows)
+            if inside.any():
+                found[inside] = _flat_rows(segment.vectors)[wanted[inside] - segment.offset]
+        return found
 
     def document(self, doc_id: str) -> Document | None:
         with self._documents_lock:
@@ -1219,6 +1366,15 @@ class IndexReader:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _flat_rows(index: Any) -> np.ndarray:
+    """A FAISS index's vectors as a float32 matrix: a view of a flat index's own
+    (possibly memory-mapped) storage, a copy otherwise."""
+    if isinstance(index, faiss.IndexFlat):
+        codes = faiss.rev_swig_ptr(index.codes.data(), index.codes.size())
+        return codes.view(np.float32).reshape(index.ntotal, index.d)
+    return np.asarray(index.reconstruct_n(0, index.ntotal), dtype=np.float32)
 
 
 def _read_vectors(path: Path, flags: int = faiss.IO_FLAG_MMAP) -> Any:

@@ -9,7 +9,8 @@ child has stopped there:
 - ``write``: one document written into the new build;
 - ``vectors``: vectors, database and lexical index written, the manifest not yet;
 - ``publish``: the build complete, the index link not yet swapped to it;
-- ``link``: a segment publish's new segment written, the previous segments not yet linked.
+- ``link``: a segment publish's new segment written, the previous segments not yet linked;
+- ``segment``: the first segment of a build written out (``QA_BUILD_SEGMENT_PASSAGES``).
 
 The embedding model is the fast stand-in of ``tests/fake_embedder.py``.
 """
@@ -59,6 +60,7 @@ PHASES = {
     "vectors": lambda: _stop_at(store, "_write_json_atomically", "vectors"),
     "publish": lambda: _stop_at(store, "_swap_symlink", "publish"),
     "link": lambda: _stop_at(store, "_link_tree", "link"),
+    "segment": lambda: _stop_at(store.IndexWriter, "_flush", "segment", before=False),
 }
 
 

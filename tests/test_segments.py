@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa_service.config import Settings
+from qa_service.config import ConfigError, Settings
 from qa_service.filters import Filters, allowed_rows
 from qa_service.ingest import merge_index, needs_merge, run_ingest
 from qa_service.lexical import LexicalIndex, SegmentedLexicalIndex
@@ -394,3 +394,227 @@ def test_one_and_several_segments_rank_the_shared_documents_alike(tmp_path: Path
     print("lexical top-10 overlap, one segment against four:", lexical_overlap)
     assert float(np.mean(lexical_overlap)) >= 0.8, lexical_overlap
     assert isinstance(load_lexical(b.reader), SegmentedLexicalIndex)
+
+
+# --- builds written in several segments (QA_BUILD_SEGMENT_PASSAGES) ------------------------
+
+TOPICS = (
+    "arbetsmarknaden och yrkesvux",
+    "bostadsbidrag och hyresrätter",
+    "skatten på arbete och pensioner",
+    "brottsligheten och polisen",
+    "sfi och språkkrav för medborgarskap",
+    "sjukvården i glesbygden",
+)
+
+
+def write_build_corpus(root: Path, files: int = 12) -> Path:
+    """The small corpus and ``files`` Markdown texts of a few passages each."""
+    write_small_corpus(root)
+    for n in range(files):
+        topic = TOPICS[n % len(TOPICS)]
+        paragraphs = [
+            f"Stycke {k} i text {n} om {topic}, med ord som {TOPICS[(n + k) % len(TOPICS)]}. " * 6
+            for k in range(3)
+        ]
+        (root / f"text-{n:02d}.md").write_text(
+            f"# Text {n} om {topic}\n\n" + "\n\n".join(paragraphs), encoding="utf-8"
+        )
+    return root
+
+
+SEARCHES = (*QUERIES, "sjukvården i glesbygden", "polisen brottsligheten", "yrkesvux")
+
+
+def same_searches(one, other) -> None:  # type: ignore[no-untyped-def]
+    """Both indexes rank every query alike in the dense leg (ids and scores, every
+    passage) and find the same passages in the lexical one, its top 10 nearly in the
+    same order (each segment's BM25 length normalisation is its own, as in
+    ``test_one_and_several_segments_rank_the_shared_documents_alike``)."""
+    everything = one.reader.passage_count
+    overlaps = []
+    for query in SEARCHES:
+        dense = [
+            ranking_by_id(i.reader, i.retrievers.dense.search(query, everything))
+            for i in (one, other)
+        ]
+        assert dense[0] and dense[0] == dense[1], query
+        lexical = [
+            [
+                p
+                for p, _ in ranking_by_id(
+                    i.reader, i.retrievers.bm25.search_text(query, everything)
+                )
+            ]
+            for i in (one, other)
+        ]
+        assert lexical[0] and set(lexical[0]) == set(lexical[1]), query
+        top = [i.retrievers.bm25.search_text(query, 10) for i in (one, other)]
+        ids = [
+            {p for p, _ in ranking_by_id(i.reader, t)}
+            for i, t in zip((one, other), top, strict=True)
+        ]
+        overlaps.append(len(ids[0] & ids[1]) / len(ids[0]))
+    assert float(np.mean(overlaps)) >= 0.9, overlaps
+
+
+def test_a_build_flushed_in_small_segments_searches_as_the_one_segment_build(
+    tmp_path: Path,
+) -> None:
+    corpus = write_build_corpus(tmp_path / "corpus")
+    whole_settings = segment_settings(tmp_path / "whole", build_segment_passages=0)
+    flushed_settings = segment_settings(
+        tmp_path / "flushed", build_segment_passages=8, segment_merge_share=0.10
+    )
+    whole = ingest(corpus, whole_settings)
+    flushed = ingest(corpus, flushed_settings)
+    assert whole.segments == 1 and flushed.segments >= 3
+    assert flushed.passages == whole.passages and flushed.documents == whole.documents
+    reader = IndexReader(flushed_settings.index_dir)
+    entries = reader.manifest[SEGMENTS]
+    assert len(entries) == flushed.segments and all(e["built"] for e in entries)
+    assert entries[0]["path"] == "." and all(e["passages"] >= 8 for e in entries[:-1])
+    # Each file's record is in the segment of its document.
+    for i, segment in enumerate(reader.segments):
+        ids = {r[0] for r in reader.db.execute(f"SELECT id FROM s{i}.documents")}
+        sources = {r[0] for r in reader.db.execute(f"SELECT source FROM s{i}.files")}
+        assert ids and {document_id(s) for s in sources} >= ids, segment.name
+    # A build so written is not due a merge, at the default share, nor by its count of
+    # segments: they count as one.
+    assert not needs_merge(reader, flushed_settings)
+    assert not needs_merge(reader, segment_settings(tmp_path, segment_max_count=1))
+    assert not merge_index(flushed_settings).merged
+    one, other = opened(whole_settings), opened(flushed_settings)
+    assert one.reader.single and not other.reader.single
+    assert one.reader.files() == other.reader.files()
+    same_searches(one, other)
+    reader.close()
+
+    # A change afterwards is one segment more; its file was in a later one. (At the
+    # default share it would be merged: one file is a large share of this corpus.)
+    changed = sorted(corpus.glob("text-*.md"))[-1]
+    with changed.open("a", encoding="utf-8") as handle:
+        handle.write(f"\n{PRESS_ADDED}\n")
+    flushed_settings = segment_settings(tmp_path / "flushed", build_segment_passages=8)
+    report = ingest(corpus, flushed_settings)
+    assert report.published and not report.merged and report.segments == flushed.segments + 1
+    after = opened(flushed_settings)
+    found = after.retrievers.bm25.search_text("bostadsbidrag glesbygden", 3)
+    assert found and after.reader.passages_by_rows([found[0][0]])[found[0][0]].doc_id == (
+        document_id(changed.name)
+    )
+    assert after.reader.deleted is not None
+    deleted = set(np.flatnonzero(after.reader.deleted).tolist())
+    assert deleted and not deleted & {
+        int(r) for r in after.reader.rows_of_documents([document_id(changed.name)])
+    }
+    # A merge then writes the build anew in segments: the same as a whole build.
+    merged = merge_index(flushed_settings)
+    assert merged.merged and merged.segments >= 3
+    ingest(corpus, whole_settings)
+    same_searches(opened(whole_settings), opened(flushed_settings))
+
+
+def test_a_build_writes_at_most_the_cap_of_segments(tmp_path: Path) -> None:
+    corpus = write_build_corpus(tmp_path / "corpus")
+    settings = segment_settings(tmp_path, build_segment_passages=2, build_max_segments=3)
+    report = ingest(corpus, settings)
+    assert report.segments == 3
+    reader = IndexReader(settings.index_dir)
+    sizes = [segment.rows for segment in reader.segments]
+    # Each takes about a third (the flush size grown from 2), the last what is left.
+    assert sum(sizes) == report.passages and min(sizes[:-1]) >= report.passages / 3
+    for name, value in (("MAX_SEGMENTS", "10"), ("MAX_SEGMENTS", "0"), ("SEGMENT_PASSAGES", "-1")):
+        with pytest.raises(ConfigError, match=f"QA_BUILD_{name}"):
+            Settings.from_env({f"QA_BUILD_{name}": value})
+
+
+def test_sentence_vectors_keep_a_build_in_one_segment(tmp_path: Path) -> None:
+    corpus = write_build_corpus(tmp_path / "corpus", files=4)
+    settings = segment_settings(tmp_path, build_segment_passages=2, sentence_vectors=True)
+    report = ingest(corpus, settings)
+    assert report.segments == 1
+    assert IndexReader(settings.index_dir).has_sentence_vectors
+
+
+def test_sigkill_after_a_segment_of_a_build_resumes_from_the_checkpoints(
+    tmp_path: Path,
+) -> None:
+    corpus = write_build_corpus(tmp_path / "corpus")
+    settings = segment_settings(tmp_path)
+    mark = tmp_path / "stopped"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "QA_TEST_MARK": str(mark),
+        "QA_TEST_PAUSE_AT": "segment",
+        "QA_BUILD_SEGMENT_PASSAGES": "8",
+        "QA_CHECKPOINT_PASSAGES": "4",
+    }
+    args = ["ingest", str(corpus), "--index", str(settings.index_dir), "--json"]
+    job = subprocess.Popen(
+        [sys.executable, "-m", "tests.ingest_child", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not mark.exists() and job.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert mark.exists(), job.communicate(timeout=5)[1].decode()[-2000:]
+    finally:
+        job.kill()
+        job.communicate(timeout=30)
+    assert job.returncode == -signal.SIGKILL
+    # Nothing published; the first segment was written out in the half build.
+    assert not settings.index_dir.exists()
+    (half,) = [p for p in builds_dir(settings.index_dir).iterdir() if p.is_dir()]
+    assert (half / "vectors.faiss").exists() and not (half / "manifest.json").exists()
+    env.pop("QA_TEST_PAUSE_AT")
+    rerun = subprocess.run(
+        [sys.executable, "-m", "tests.ingest_child", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]
+    report = json.loads(rerun.stdout)
+    assert report["published"] and report["segments"] >= 3 and not half.exists()
+    # The batches embedded before the kill are read back, not embedded again.
+    assert report["vectors_resumed"] >= 8
+    assert report["vectors_resumed"] + report["passages_embedded"] == report["passages"]
+    clean = segment_settings(tmp_path / "clean", build_segment_passages=0)
+    ingest(corpus, clean)
+    resumed = opened(segment_settings(tmp_path))
+    assert resumed.reader.files() == opened(clean).reader.files()
+    same_searches(opened(clean), resumed)
+
+
+def test_a_first_build_writes_segments_while_it_reads(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The documents are written as they are read: a segment is out before the last
+    files are read (the corpus is not held until the end)."""
+    from qa_service import ingest as ingest_module
+    from qa_service import store
+
+    corpus = write_build_corpus(tmp_path / "corpus")
+    settings = segment_settings(tmp_path, build_segment_passages=8)
+    flushed: list[int] = []
+    read_after: list[int] = []
+    flush, process = store.IndexWriter._flush, ingest_module.process_file
+
+    def counting_flush(self) -> None:  # type: ignore[no-untyped-def]
+        flush(self)
+        flushed.append(1)
+
+    def noting_process(*args, **kwargs):  # type: ignore[no-untyped-def]
+        read_after.append(len(flushed))
+        return process(*args, **kwargs)
+
+    monkeypatch.setattr(store.IndexWriter, "_flush", counting_flush)
+    monkeypatch.setattr(ingest_module, "process_file", noting_process)
+    report = ingest(corpus, settings)
+    assert report.segments == len(flushed) + 1 >= 3
+    assert read_after[0] == 0 and read_after[-1] >= 2, read_after
