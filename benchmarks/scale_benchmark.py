@@ -20,8 +20,9 @@ How the index grows (it is cached under ``--work-dir/<N>/`` and reused by later 
 * the index is written with the project's IndexWriter and LexicalIndex, as ``qa ingest``
   writes one (the approximate dense index included, by the default settings).
 
-Measured: the service's start (``qa serve``, two workers, until /api/ready) and each
-worker's resident memory (RSS, and PSS: shared pages split between the processes);
+Measured: the service's start (``qa serve``, two workers, until /api/ready, at normal
+priority) and each worker's resident memory (RSS, and PSS: shared pages split between the
+processes; a worker that exited is named with its log lines, ``<N>/serve.log``);
 /api/ask over HTTP; the hybrid search in-process and the dense leg alone (from question
 vectors, the index's cost) at p50/p95, under SCHED_FIFO when allowed (as ``chrt -f 1``);
 recall@10 of the dense leg (``q·p + w·q·d``) against exact search over every passage;
@@ -237,14 +238,26 @@ def disk_usage(build: Path) -> dict[str, float]:
     return sizes
 
 
-def memory_of(pid: int) -> dict[str, float]:
-    """RSS and PSS of a process, in MB."""
+def memory_of(pid: int) -> dict[str, float] | None:
+    """RSS and PSS of a process, in MB (None: it has exited)."""
     values = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    for line in text.splitlines():
         name, _, rest = line.partition(":")
         if name in {"Rss", "Pss"}:
             values[name.lower() + "_mb"] = round(int(rest.split()[0]) / 1024, 1)
     return values
+
+
+def log_lines_of(log: Path, pid: int) -> list[str]:
+    """The server log's lines that name a process (why a worker exited, say)."""
+    if not log.exists():
+        return []
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [line for line in lines if str(pid) in line][-10:]
 
 
 def workers_of(pid: int) -> list[int]:
@@ -253,15 +266,20 @@ def workers_of(pid: int) -> list[int]:
     return found + [g for c in found for g in workers_of(c)]
 
 
-def serve(index: Path, questions: list[str], requests: int) -> dict[str, Any]:
-    """Start ``qa serve`` (two workers), time it, ask ``requests`` questions, read memory."""
+def serve(index: Path, questions: list[str], requests: int, log: Path) -> dict[str, Any]:
+    """Start ``qa serve`` (two workers), time it, ask ``requests`` questions, read memory.
+
+    The server starts at normal priority, as it would in production: a real-time
+    priority inherited by its workers (as before) let their spinning OpenMP threads keep
+    the cores from each other while both loaded. Only the client is real-time while it
+    times the answers. The server's log goes to ``log``; a worker that exits meanwhile is
+    reported with the log's lines about it."""
     env = {"QA_RATE_LIMIT": "", "QA_QUERY_CACHE": "0"}
-    # The server inherits the real-time priority: its start and answers are timed.
-    with realtime():
-        started = time.perf_counter()
-        server, url = start_server(index, env=env)
-        start_s = time.perf_counter() - started
+    started = time.perf_counter()
+    server, url = start_server(index, env=env, log=log)
+    start_s = time.perf_counter() - started
     try:
+        at_ready = workers_of(server.pid)
         seconds = []
         with realtime():
             for i in range(requests):
@@ -275,11 +293,18 @@ def serve(index: Path, questions: list[str], requests: int) -> dict[str, Any]:
                 with urllib.request.urlopen(request, timeout=60) as response:
                     response.read()
                 seconds.append(time.perf_counter() - began)
-        workers = [memory_of(pid) for pid in workers_of(server.pid)]
-        workers = [w for w in workers if w.get("rss_mb", 0) > 100]  # the model's processes
+        workers, exited = [], []
+        for pid in sorted(set(at_ready) | set(workers_of(server.pid))):
+            memory = memory_of(pid)
+            if memory is None:
+                exited.append({"pid": pid, "log": log_lines_of(log, pid)})
+            elif memory.get("rss_mb", 0) > 100:  # the model's processes
+                workers.append({"pid": pid, **memory})
     finally:
         server.terminate()
         server.wait(timeout=60)
+    for worker in exited:
+        print(f"worker {worker['pid']} exited: {worker['log']}", file=sys.stderr)
     ms = [s * 1000 for s in seconds]
     return {
         "start_s": round(start_s, 2),
@@ -287,6 +312,7 @@ def serve(index: Path, questions: list[str], requests: int) -> dict[str, Any]:
         "http_p50_ms": round(percentile(ms, 50), 1),
         "http_p95_ms": round(percentile(ms, 95), 1),
         "workers": workers,
+        "workers_exited": exited,
     }
 
 
@@ -432,6 +458,9 @@ def main() -> None:
     parser.add_argument("--http-requests", type=int, default=30)
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--no-incremental", action="store_true")
+    parser.add_argument(
+        "--start-only", action="store_true", help="only the service's start and memory"
+    )
     args = parser.parse_args()
     target = args.work_dir / str(args.passages)
     index = target / "index"
@@ -453,9 +482,13 @@ def main() -> None:
         "build": build,
         "disk_mb": disk_usage(index.resolve()),
     }
+    if args.start_only:
+        served = serve(index, questions, args.http_requests, target / "serve.log")
+        print(json.dumps({**result, **served}, ensure_ascii=False))
+        return
     result.update(in_process(index, args.shared, questions, args.rounds))
     print(json.dumps(result), file=sys.stderr, flush=True)  # so far, should a later step fail
-    served = serve(index, questions, args.http_requests)
+    served = serve(index, questions, args.http_requests, target / "serve.log")
     result.update(served)
     print(json.dumps(served), file=sys.stderr, flush=True)
     result["rss_mb"] = max((w["rss_mb"] for w in served["workers"]), default=None)
