@@ -863,7 +863,12 @@ class Segment:
         if rows != self.rows:
             raise ValueError(f"{DATABASE} holds {rows} passages, {VECTORS} {self.rows}")
         if rows:
-            first, last = conn.execute("SELECT MIN(row), MAX(row) FROM passages").fetchone()
+            # Two subqueries: SQLite answers a lone MIN or MAX of the key from the
+            # b-tree's ends, but both in one SELECT by scanning the table (0.2 s over a
+            # million rows of a 760 MB table, 0.2 ms this way).
+            first, last = conn.execute(
+                "SELECT (SELECT MIN(row) FROM passages), (SELECT MAX(row) FROM passages)"
+            ).fetchone()
             if first != self.offset or last != self.offset + rows - 1:
                 raise ValueError(f"{DATABASE} holds rows {first}-{last}, not from {self.offset}")
         (documents,) = conn.execute("SELECT COUNT(*) FROM documents").fetchone()
