@@ -339,7 +339,13 @@ def dense_leg(service: QAService) -> DenseRetriever:
     return dense
 
 
-def in_process(index: Path, shared: Path, questions: list[str], rounds: int) -> dict[str, Any]:
+def in_process(
+    index: Path,
+    shared: Path,
+    questions: list[str],
+    rounds: int,
+    pairs: list[tuple[int, int]] | None = None,
+) -> dict[str, Any]:
     settings = Settings.from_env(index_dir=index, query_cache=0)
     began = time.perf_counter()
     service = QAService(settings)
@@ -391,6 +397,11 @@ def in_process(index: Path, shared: Path, questions: list[str], rounds: int) -> 
     same = sum(a == e for a, e in zip(approximate_results, exact_results, strict=True))
     real = {row[0] for row in IndexReader(shared).db.execute("SELECT id FROM passages")}
     real_hits = sum(1 for result in exact_results for pid in result if pid in real)
+    swept = (
+        sweep(service, exact_service, questions, vectors, pairs, settings.candidate_depth)
+        if pairs
+        else None
+    )
     return {
         "passages": loaded.reader.passage_count,
         "approximate": dense.approximate is not None,
@@ -407,7 +418,60 @@ def in_process(index: Path, shared: Path, questions: list[str], rounds: int) -> 
         "dense_top10_identical": f"{same_top10}/{len(vectors)}",
         "hybrid_top5_same_as_exact": f"{same}/{len(questions)}",
         "exact_top5_real_passages": f"{real_hits}/{5 * len(questions)}",
+        "sweep": swept,
     }
+
+
+def sweep(
+    service: QAService,
+    exact_service: QAService,
+    questions: list[str],
+    vectors: list[np.ndarray],
+    pairs: list[tuple[int, int]],
+    depth: int,
+) -> list[dict[str, Any]]:
+    """For each (efSearch, candidates): the dense leg's time and how often its top
+    ``depth`` (what the fusion reads: its min-max normalisation takes the last score
+    too) is the exact leg's, and the hybrid's top 5 against the exact service's with
+    the hybrid's time (the question's encoding included)."""
+    dense, exact = dense_leg(service), dense_leg(exact_service)
+    exact_depth = [exact.search_vector(v, depth) for v in vectors]
+    exact_top5 = [[hit.passage.id for hit in exact_service.search(q, 5)] for q in questions]
+    rows = []
+    for breadth, candidates in pairs:
+        dense.approximate_breadth, dense.approximate_candidates = breadth, candidates
+        dense_ms, hybrid_ms, same_depth, same_rows = [], [], 0, 0
+        with realtime():
+            for vector, truth in zip(vectors, exact_depth, strict=True):
+                began = time.perf_counter()
+                got = dense.search_vector(vector, depth)
+                dense_ms.append((time.perf_counter() - began) * 1000)
+                same_depth += [r for r, _ in got] == [r for r, _ in truth]
+                same_rows += {r for r, _ in got} == {r for r, _ in truth}
+            results = []
+            for question in questions:
+                began = time.perf_counter()
+                results.append([hit.passage.id for hit in service.search(question, 5)])
+                hybrid_ms.append((time.perf_counter() - began) * 1000)
+        same = sum(a == e for a, e in zip(results, exact_top5, strict=True))
+        row = {
+            "ef_search": breadth,
+            "candidates": candidates,
+            "dense_p50_ms": round(percentile(dense_ms, 50), 2),
+            "dense_p95_ms": round(percentile(dense_ms, 95), 2),
+            f"dense_top{depth}_same_order": f"{same_depth}/{len(vectors)}",
+            f"dense_top{depth}_same_rows": f"{same_rows}/{len(vectors)}",
+            "hybrid_p50_ms": round(percentile(hybrid_ms, 50), 1),
+            "hybrid_p95_ms": round(percentile(hybrid_ms, 95), 1),
+            "hybrid_top5_same_as_exact": f"{same}/{len(questions)}",
+            # Which questions (by their line in the file) differ.
+            "differing": [
+                i for i, (a, e) in enumerate(zip(results, exact_top5, strict=True)) if a != e
+            ],
+        }
+        print(json.dumps(row, ensure_ascii=False), file=sys.stderr, flush=True)
+        rows.append(row)
+    return rows
 
 
 def incremental(target: Path, index: Path) -> dict[str, Any]:
@@ -459,6 +523,12 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--no-incremental", action="store_true")
     parser.add_argument(
+        "--sweep",
+        default="",
+        help="efSearch:candidates pairs to measure as well, e.g. 128:200,256:400",
+    )
+    parser.add_argument("--no-serve", action="store_true", help="skip the server's part")
+    parser.add_argument(
         "--start-only", action="store_true", help="only the service's start and memory"
     )
     args = parser.parse_args()
@@ -486,8 +556,15 @@ def main() -> None:
         served = serve(index, questions, args.http_requests, target / "serve.log")
         print(json.dumps({**result, **served}, ensure_ascii=False))
         return
-    result.update(in_process(index, args.shared, questions, args.rounds))
+    pairs = [
+        (int(ef), int(candidates))
+        for ef, candidates in (pair.split(":") for pair in args.sweep.split(",") if pair)
+    ]
+    result.update(in_process(index, args.shared, questions, args.rounds, pairs))
     print(json.dumps(result), file=sys.stderr, flush=True)  # so far, should a later step fail
+    if args.no_serve:
+        print(json.dumps(result, ensure_ascii=False))
+        return
     served = serve(index, questions, args.http_requests, target / "serve.log")
     result.update(served)
     print(json.dumps(served), file=sys.stderr, flush=True)
