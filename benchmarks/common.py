@@ -23,10 +23,17 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def start_server(
-    index: Path, *, workers: int = 2, env: dict[str, str] | None = None, wait: float = 600
+    index: Path,
+    *,
+    workers: int = 2,
+    env: dict[str, str] | None = None,
+    wait: float = 600,
+    log: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `qa serve` on a free loopback port and wait until its index is ready."""
+    """Start `qa serve` on a free loopback port and wait until its index is ready; with
+    ``log``, the server's output (gunicorn's and the workers' logs) goes to that file."""
     port = free_port()
+    handle = open(log, "wb") if log is not None else None  # noqa: SIM115
     server = subprocess.Popen(
         [
             sys.executable,
@@ -40,10 +47,12 @@ def start_server(
             "--workers",
             str(workers),
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=handle if handle is not None else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if handle is not None else subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
     )
+    if handle is not None:
+        handle.close()  # the child holds its own copy
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + wait
     while time.time() < deadline:
@@ -51,6 +60,6 @@ def start_server(
             with urllib.request.urlopen(url + "/api/ready", timeout=5):
                 return server, url
         except OSError:
-            time.sleep(0.5)
+            time.sleep(0.1)
     server.kill()
     raise RuntimeError("qa serve did not become ready")

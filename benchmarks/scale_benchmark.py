@@ -22,8 +22,9 @@ How the index grows (it is cached under ``--work-dir/<N>/`` and reused by later 
 * the index is written with the project's IndexWriter and LexicalIndex, as ``qa ingest``
   writes one (the approximate dense index included, by the default settings).
 
-Measured: the service's start (``qa serve``, two workers, until /api/ready) and each
-worker's resident memory (RSS, and PSS: shared pages split between the processes);
+Measured: the service's start (``qa serve``, two workers, until /api/ready, at normal
+priority) and each worker's resident memory (RSS, and PSS: shared pages split between the
+processes; a worker that exited is named with its log lines, ``<N>/serve.log``);
 /api/ask over HTTP; the hybrid search in-process and the dense leg alone (from question
 vectors, the index's cost) at p50/p95, under SCHED_FIFO when allowed (as ``chrt -f 1``);
 recall@10 of the dense leg (``q·p + w·q·d``) against exact search over every passage;
@@ -280,14 +281,26 @@ def disk_usage(build: Path) -> dict[str, float]:
     return sizes
 
 
-def memory_of(pid: int) -> dict[str, float]:
-    """RSS and PSS of a process, in MB."""
+def memory_of(pid: int) -> dict[str, float] | None:
+    """RSS and PSS of a process, in MB (None: it has exited)."""
     values = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    for line in text.splitlines():
         name, _, rest = line.partition(":")
         if name in {"Rss", "Pss"}:
             values[name.lower() + "_mb"] = round(int(rest.split()[0]) / 1024, 1)
     return values
+
+
+def log_lines_of(log: Path, pid: int) -> list[str]:
+    """The server log's lines that name a process (why a worker exited, say)."""
+    if not log.exists():
+        return []
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [line for line in lines if str(pid) in line][-10:]
 
 
 def workers_of(pid: int) -> list[int]:
@@ -296,15 +309,20 @@ def workers_of(pid: int) -> list[int]:
     return found + [g for c in found for g in workers_of(c)]
 
 
-def serve(index: Path, questions: list[str], requests: int) -> dict[str, Any]:
-    """Start ``qa serve`` (two workers), time it, ask ``requests`` questions, read memory."""
+def serve(index: Path, questions: list[str], requests: int, log: Path) -> dict[str, Any]:
+    """Start ``qa serve`` (two workers), time it, ask ``requests`` questions, read memory.
+
+    The server starts at normal priority, as it would in production: a real-time
+    priority inherited by its workers (as before) let their spinning OpenMP threads keep
+    the cores from each other while both loaded. Only the client is real-time while it
+    times the answers. The server's log goes to ``log``; a worker that exits meanwhile is
+    reported with the log's lines about it."""
     env = {"QA_RATE_LIMIT": "", "QA_QUERY_CACHE": "0"}
-    # The server inherits the real-time priority: its start and answers are timed.
-    with realtime():
-        started = time.perf_counter()
-        server, url = start_server(index, env=env)
-        start_s = time.perf_counter() - started
+    started = time.perf_counter()
+    server, url = start_server(index, env=env, log=log)
+    start_s = time.perf_counter() - started
     try:
+        at_ready = workers_of(server.pid)
         seconds = []
         with realtime():
             for i in range(requests):
@@ -318,11 +336,18 @@ def serve(index: Path, questions: list[str], requests: int) -> dict[str, Any]:
                 with urllib.request.urlopen(request, timeout=60) as response:
                     response.read()
                 seconds.append(time.perf_counter() - began)
-        workers = [memory_of(pid) for pid in workers_of(server.pid)]
-        workers = [w for w in workers if w.get("rss_mb", 0) > 100]  # the model's processes
+        workers, exited = [], []
+        for pid in sorted(set(at_ready) | set(workers_of(server.pid))):
+            memory = memory_of(pid)
+            if memory is None:
+                exited.append({"pid": pid, "log": log_lines_of(log, pid)})
+            elif memory.get("rss_mb", 0) > 100:  # the model's processes
+                workers.append({"pid": pid, **memory})
     finally:
         server.terminate()
         server.wait(timeout=60)
+    for worker in exited:
+        print(f"worker {worker['pid']} exited: {worker['log']}", file=sys.stderr)
     ms = [s * 1000 for s in seconds]
     return {
         "start_s": round(start_s, 2),
@@ -330,6 +355,7 @@ def serve(index: Path, questions: list[str], requests: int) -> dict[str, Any]:
         "http_p50_ms": round(percentile(ms, 50), 1),
         "http_p95_ms": round(percentile(ms, 95), 1),
         "workers": workers,
+        "workers_exited": exited,
     }
 
 
@@ -356,7 +382,13 @@ def dense_leg(service: QAService) -> DenseRetriever:
     return dense
 
 
-def in_process(index: Path, shared: Path, questions: list[str], rounds: int) -> dict[str, Any]:
+def in_process(
+    index: Path,
+    shared: Path,
+    questions: list[str],
+    rounds: int,
+    pairs: list[tuple[int, int]] | None = None,
+) -> dict[str, Any]:
     settings = Settings.from_env(index_dir=index, query_cache=0)
     began = time.perf_counter()
     service = QAService(settings)
@@ -408,6 +440,11 @@ def in_process(index: Path, shared: Path, questions: list[str], rounds: int) -> 
     same = sum(a == e for a, e in zip(approximate_results, exact_results, strict=True))
     real = {row[0] for row in IndexReader(shared).db.execute("SELECT id FROM passages")}
     real_hits = sum(1 for result in exact_results for pid in result if pid in real)
+    swept = (
+        sweep(service, exact_service, questions, vectors, pairs, settings.candidate_depth)
+        if pairs
+        else None
+    )
     return {
         "passages": loaded.reader.passage_count,
         "approximate": dense.approximate is not None,
@@ -424,7 +461,60 @@ def in_process(index: Path, shared: Path, questions: list[str], rounds: int) -> 
         "dense_top10_identical": f"{same_top10}/{len(vectors)}",
         "hybrid_top5_same_as_exact": f"{same}/{len(questions)}",
         "exact_top5_real_passages": f"{real_hits}/{5 * len(questions)}",
+        "sweep": swept,
     }
+
+
+def sweep(
+    service: QAService,
+    exact_service: QAService,
+    questions: list[str],
+    vectors: list[np.ndarray],
+    pairs: list[tuple[int, int]],
+    depth: int,
+) -> list[dict[str, Any]]:
+    """For each (efSearch, candidates): the dense leg's time and how often its top
+    ``depth`` (what the fusion reads: its min-max normalisation takes the last score
+    too) is the exact leg's, and the hybrid's top 5 against the exact service's with
+    the hybrid's time (the question's encoding included)."""
+    dense, exact = dense_leg(service), dense_leg(exact_service)
+    exact_depth = [exact.search_vector(v, depth) for v in vectors]
+    exact_top5 = [[hit.passage.id for hit in exact_service.search(q, 5)] for q in questions]
+    rows = []
+    for breadth, candidates in pairs:
+        dense.approximate_breadth, dense.approximate_candidates = breadth, candidates
+        dense_ms, hybrid_ms, same_depth, same_rows = [], [], 0, 0
+        with realtime():
+            for vector, truth in zip(vectors, exact_depth, strict=True):
+                began = time.perf_counter()
+                got = dense.search_vector(vector, depth)
+                dense_ms.append((time.perf_counter() - began) * 1000)
+                same_depth += [r for r, _ in got] == [r for r, _ in truth]
+                same_rows += {r for r, _ in got} == {r for r, _ in truth}
+            results = []
+            for question in questions:
+                began = time.perf_counter()
+                results.append([hit.passage.id for hit in service.search(question, 5)])
+                hybrid_ms.append((time.perf_counter() - began) * 1000)
+        same = sum(a == e for a, e in zip(results, exact_top5, strict=True))
+        row = {
+            "ef_search": breadth,
+            "candidates": candidates,
+            "dense_p50_ms": round(percentile(dense_ms, 50), 2),
+            "dense_p95_ms": round(percentile(dense_ms, 95), 2),
+            f"dense_top{depth}_same_order": f"{same_depth}/{len(vectors)}",
+            f"dense_top{depth}_same_rows": f"{same_rows}/{len(vectors)}",
+            "hybrid_p50_ms": round(percentile(hybrid_ms, 50), 1),
+            "hybrid_p95_ms": round(percentile(hybrid_ms, 95), 1),
+            "hybrid_top5_same_as_exact": f"{same}/{len(questions)}",
+            # Which questions (by their line in the file) differ.
+            "differing": [
+                i for i, (a, e) in enumerate(zip(results, exact_top5, strict=True)) if a != e
+            ],
+        }
+        print(json.dumps(row, ensure_ascii=False), file=sys.stderr, flush=True)
+        rows.append(row)
+    return rows
 
 
 def incremental(target: Path, index: Path) -> dict[str, Any]:
@@ -611,6 +701,15 @@ def main() -> None:
         "--build-queries", action="store_true", help="with --measure-build: search each"
     )
     parser.add_argument("--build-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--sweep",
+        default="",
+        help="efSearch:candidates pairs to measure as well, e.g. 128:200,256:400",
+    )
+    parser.add_argument("--no-serve", action="store_true", help="skip the server's part")
+    parser.add_argument(
+        "--start-only", action="store_true", help="only the service's start and memory"
+    )
     args = parser.parse_args()
     if args.build_child is not None:
         build_child(args)
@@ -639,9 +738,20 @@ def main() -> None:
         "build": build,
         "disk_mb": disk_usage(index.resolve()),
     }
-    result.update(in_process(index, args.shared, questions, args.rounds))
+    if args.start_only:
+        served = serve(index, questions, args.http_requests, target / "serve.log")
+        print(json.dumps({**result, **served}, ensure_ascii=False))
+        return
+    pairs = [
+        (int(ef), int(candidates))
+        for ef, candidates in (pair.split(":") for pair in args.sweep.split(",") if pair)
+    ]
+    result.update(in_process(index, args.shared, questions, args.rounds, pairs))
     print(json.dumps(result), file=sys.stderr, flush=True)  # so far, should a later step fail
-    served = serve(index, questions, args.http_requests)
+    if args.no_serve:
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    served = serve(index, questions, args.http_requests, target / "serve.log")
     result.update(served)
     print(json.dumps(served), file=sys.stderr, flush=True)
     result["rss_mb"] = max((w["rss_mb"] for w in served["workers"]), default=None)

@@ -162,6 +162,7 @@ class SentenceTransformerEmbedder:
         self._compiled_tried = False
         self._build_started = False
         self._build: subprocess.Popen[bytes] | None = None
+        self._location: str = model
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SentenceTransformerEmbedder:
@@ -193,6 +194,8 @@ class SentenceTransformerEmbedder:
         hf_logging.set_verbosity_error()
 
         location = resolve_model(self.name)
+        #: Where the model was loaded from (a directory, or a name the library resolves).
+        self._location = location
         logger.info(
             "loading embedding model %s from %s (%s, %s)",
             self.name,
@@ -307,9 +310,12 @@ class SentenceTransformerEmbedder:
     @cached_property
     def compiled_package(self) -> Path:
         """Where this model's compiled question graph is kept (whether or not built)."""
-        from .compiled_query import package_key, package_path
+        from .compiled_query import cached_package_key, package_path
 
-        return package_path(package_key(self.model[0].auto_model, self.precision))
+        transformer = self.model[0].auto_model
+        location = Path(self._location)
+        directory = location if location.is_dir() else None
+        return package_path(cached_package_key(transformer, self.precision, directory))
 
     @property
     def compiled_graph_loaded(self) -> bool:

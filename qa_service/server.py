@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
@@ -77,6 +78,33 @@ class JSONErrorProtocol(ASGIProtocol):
         self._safe_write(body)
 
 
+#: How often a booting worker tells the master it is alive (gunicorn's ``timeout`` is 30 s).
+BOOT_HEARTBEAT_SECONDS = 1.0
+
+
+def with_heartbeat(work: Callable[[], Any], beat: Callable[[], None], interval: float) -> Any:
+    """Run ``work`` on a thread and call ``beat`` every ``interval`` seconds until it is
+    done; its result, or its exception raised here."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as exc:  # raised again on the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="qa-boot", daemon=True)
+    thread.start()
+    while True:
+        thread.join(interval)
+        if not thread.is_alive():
+            break
+        beat()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("result")
+
+
 class QAWorker(gasgi.ASGIWorker):
     """gunicorn's asyncio worker, answering its own errors in JSON."""
 
@@ -85,6 +113,12 @@ class QAWorker(gasgi.ASGIWorker):
         # no setting for another; this process runs only this worker.
         gasgi.ASGIProtocol = JSONErrorProtocol
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        # gunicorn's master kills a worker that has not reported within ``timeout`` (30 s),
+        # booting or not: a worker loading a large index (or loading beside another on a
+        # busy machine) reports while it loads, so it is not killed and started again.
+        with_heartbeat(super().load_wsgi, self.notify, BOOT_HEARTBEAT_SECONDS)
 
 
 class WSGIBridge:
@@ -241,9 +275,9 @@ class GunicornServer(BaseApplication):
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
-        # Runs in each worker (no preload): every worker opens the index itself; the
-        # FAISS vectors are memory-mapped, so the pages are shared by the OS.
-        from .errors import IndexUnavailable
+        # Runs in each worker (no app preload): every worker opens the index itself; the
+        # index's files are memory-mapped, so the pages are shared by the OS. The
+        # libraries were imported by the master (preload_libraries) before the fork.
         from .web import create_app
 
         if self.settings.worker_torch_threads:
@@ -254,16 +288,43 @@ class GunicornServer(BaseApplication):
             torch.set_num_threads(self.settings.worker_torch_threads)
 
         app = create_app(self.settings)
-        service = app.extensions["qa"]
-        try:
-            service.load()
-        except IndexUnavailable as exc:
-            # A worker that boots while the published index is unusable serves 503s and
-            # keeps looking for a usable one; failing to boot would make gunicorn's
-            # master stop, taking the healthy workers with it.
-            logger.error("no usable index yet, answering 503 until one is published: %s", exc)
-        service.warm_up()
+        # The index and the model, side by side; the worker takes connections (and so
+        # answers /api/ready) only once both are loaded.
+        app.extensions["qa"].start()
         return WSGIBridge(app, threads=self.threads, max_body=self.settings.max_request_bytes)
+
+
+#: What every worker imports, imported once by the master before it forks the workers
+#: (their pages then shared): PyTorch, sentence-transformers and the service's modules
+#: took 4.9 of a worker's 10.6 s start at 100,000 passages (BENCHMARKS.md). Only imports:
+#: no model, index, thread pool or connection is made in the master.
+PRELOADED_MODULES = (
+    "numpy",
+    "faiss",
+    "bm25s",
+    "torch",
+    "transformers",
+    "sentence_transformers",
+    "qa_service.web",
+    "qa_service.service",
+    "qa_service.compiled_query",
+)
+
+
+def preload_libraries(modules: Iterable[str] = PRELOADED_MODULES) -> list[str]:
+    """Import ``modules`` (those that import here: a missing optional one is skipped);
+    the names imported."""
+    import importlib
+
+    done = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            logger.warning("not preloaded: %s (%s)", name, exc)
+            continue
+        done.append(name)
+    return done
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
@@ -286,4 +347,5 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, threads: in
         # Which forwarded headers to believe is the app's decision (QA_PROXIES).
         "forwarded_allow_ips": "",
     }
+    preload_libraries()
     GunicornServer(settings, options, threads).run()

@@ -4,6 +4,7 @@ index, runs the query pipeline (:mod:`qa_service.query`) and looks things up. No
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 
@@ -15,6 +16,7 @@ from . import models as m
 from .config import Settings
 from .conversation import Context, ConversationStore
 from .embedding import Embedder, QueryVectors, make_embedder
+from .errors import IndexUnavailable
 from .hints import Hints
 from .loading import Builds, open_index
 from .query import answer, pipeline
@@ -69,6 +71,33 @@ class QAService:
     def warm_up(self) -> None:
         """Load the model now rather than on the first question."""
         self.embedder.encode_query("uppvärmning")
+
+    def start(self) -> None:
+        """Open the published index and load the model side by side (a server worker's
+        start), returning when both are done: a question can then be fully answered.
+
+        An unusable index is logged, not raised: the worker answers 503 with the reason
+        and keeps looking for a usable build (failing to boot would make gunicorn's master
+        stop, taking the healthy workers with it). A model that cannot load raises.
+        """
+        failed: list[BaseException] = []
+
+        def load_index() -> None:
+            try:
+                self.load()
+            except IndexUnavailable as exc:
+                logger.error("no usable index yet, answering 503 until one is published: %s", exc)
+            except BaseException as exc:  # raised again below, after the model's thread
+                failed.append(exc)
+
+        opening = threading.Thread(target=load_index, name="qa-open-index")
+        opening.start()
+        try:
+            self.warm_up()
+        finally:
+            opening.join()
+        if failed:
+            raise failed[0]
 
     # -- questions -------------------------------------------------------------------
     def _run(

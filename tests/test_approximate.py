@@ -163,3 +163,40 @@ def test_builds_below_the_size_are_searched_exactly(
     expected = exact_service.loaded.retrievers.dense.search(question, 5)
     assert [row for row, _ in got] == [row for row, _ in expected]
     assert [score for _, score in got] == pytest.approx([score for _, score in expected])
+
+
+def _mapped_file(address: int) -> str | None:
+    """The file whose mapping holds ``address`` in this process (None: anonymous memory)."""
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        start, end = (int(part, 16) for part in fields[0].split("-"))
+        if start <= address < end:
+            return fields[5].strip() if len(fields) == 6 else None
+    return None
+
+
+def _codes_address(index: faiss.Index) -> int:
+    codes = faiss.downcast_index(index).codes
+    return int(faiss.rev_swig_ptr(codes.data(), codes.size()).ctypes.data)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/self/maps")
+def test_an_opened_build_maps_its_vectors_from_the_files(tmp_path: Path) -> None:
+    """The flat vectors and the approximate index's codes are the files' pages, not a
+    copy: opening costs nothing per passage and the workers share them."""
+    corpus = write_small_corpus(tmp_path / "corpus")
+    settings = Settings(
+        index_dir=tmp_path / "indexes" / "small",
+        conversations_db=tmp_path / "conversations.sqlite3",
+        approximate_min_passages=1,
+        approximate_index="HNSW8,SQ8",
+    )
+    run_ingest([corpus], settings, embedder=FakeEmbedder(), progress=False)  # type: ignore[arg-type]
+    reader = IndexReader(settings.index_dir)
+    flat = _mapped_file(_codes_address(reader.vectors))
+    assert flat == str(reader.build_path / "vectors.faiss")
+    graph = faiss.downcast_index(reader.approximate)
+    assert _mapped_file(_codes_address(graph.storage)) == str(reader.build_path / APPROXIMATE)
+    # What the retriever scores from is that mapping too.
+    dense = DenseRetriever(reader.vectors, FakeEmbedder().encode_query)
+    assert _mapped_file(int(dense._passages.ctypes.data)) == flat

@@ -99,7 +99,7 @@ def test_a_damaged_package_is_removed_and_the_traced_graph_answers(
     monkeypatch.setenv("QA_MODEL_CACHE", str(tmp_path))
     embedder = SentenceTransformerEmbedder(BUNDLED_MODEL, query_graph="auto")
     package = embedder.compiled_package
-    package.parent.mkdir(parents=True)
+    package.parent.mkdir(parents=True, exist_ok=True)  # the key cache may be there
     package.write_bytes(built.compiled_package.read_bytes()[:4096])
     vector = embedder.encode_query(QUESTIONS[0])
     assert embedder.query_encoder.endswith("questions traced)")
@@ -118,7 +118,7 @@ def test_a_failed_build_is_not_tried_again_by_auto(
     )
     embedder = SentenceTransformerEmbedder(BUNDLED_MODEL, query_graph="auto")
     failed = embedder.compiled_package.with_suffix(".failed")
-    failed.parent.mkdir(parents=True)
+    failed.parent.mkdir(parents=True, exist_ok=True)  # the key cache may be there
     failed.write_text("CalledProcessError: no C++ compiler\n", encoding="utf-8")
     embedder.encode_query(QUESTIONS[0])
     assert started == []
@@ -141,3 +141,38 @@ def test_the_package_key_follows_weights_precision_and_cpu(
     monkeypatch.setattr(compiled_query, "cpu_signature", lambda: "another cpu")
     assert package_key(layer, "bfloat16") != changed
     assert cpu_signature()  # this machine's flags are read
+
+
+def test_the_package_key_is_remembered_while_the_model_files_are_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    layer = torch.nn.Linear(4, 4)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    weights = model_dir / "model.safetensors"
+    weights.write_bytes(b"weights")
+    computed: list[str] = []
+    real = compiled_query.package_key
+
+    def counting(transformer: object, precision: str) -> str:
+        computed.append(precision)
+        return real(transformer, precision)
+
+    monkeypatch.setattr(compiled_query, "package_key", counting)
+    cache = tmp_path / "cache"
+    key = compiled_query.cached_package_key(layer, "bfloat16", model_dir, cache)
+    assert key == real(layer, "bfloat16") and computed == ["bfloat16"]
+    # Another process (a second worker, the next start): read, not computed.
+    assert compiled_query.cached_package_key(layer, "bfloat16", model_dir, cache) == key
+    assert computed == ["bfloat16"]
+    # Another precision, or a changed file: computed again.
+    compiled_query.cached_package_key(layer, "float32", model_dir, cache)
+    assert computed == ["bfloat16", "float32"]
+    weights.write_bytes(b"other weights")
+    compiled_query.cached_package_key(layer, "bfloat16", model_dir, cache)
+    assert computed == ["bfloat16", "float32", "bfloat16"]
+    # No directory (a hub name): always computed.
+    compiled_query.cached_package_key(layer, "bfloat16", None, cache)
+    assert len(computed) == 4
