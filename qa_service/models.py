@@ -275,3 +275,8 @@ class SearchRequest(BaseModel):
     q: str = Field(max_length=MAX_QUESTION_CHARS, pattern=QUESTION_PATTERN)
     top_k: int | None = Field(None, ge=1, le=MAX_TOP_K)
     filters: Filters | None = None
+
+    def as_ask(self) -> AskRequest:
+        """The query as a question on its own (hybrid, no conversation), its values as
+        checked."""
+        return AskRequest.model_construct(question=self.q, top_k=self.top_k, filters=self.filters)
