@@ -36,7 +36,7 @@ def run(index: Path, sets: list[Path], variants: list[str], out: Path | None) ->
     for questions in sets:
         items = load_questions(questions)
         for variant in variants:
-            glossary._pattern = nothing if variant == "none" else pattern  # type: ignore[assignment]
+            glossary._pattern = nothing if variant == "none" else pattern
             weight = 0.0 if variant == "weight0" else base.glossary_weight
             service = QAService(
                 dataclasses.replace(base, glossary_weight=weight), embedder=embedder
@@ -49,7 +49,7 @@ def run(index: Path, sets: list[Path], variants: list[str], out: Path | None) ->
                 out.mkdir(parents=True, exist_ok=True)
                 target = out / f"{questions.stem}.{variant}.json"
                 target.write_text(json.dumps(report, ensure_ascii=False, indent=1))
-    glossary._pattern = pattern  # type: ignore[assignment]
+    glossary._pattern = pattern
 
 
 def main() -> None:

@@ -75,7 +75,7 @@ def main() -> None:
     service.warm_up()
     questions = load_questions(args.questions)
     quality = {
-        mode: evaluate(service, questions, mode=mode, k=5)["summary"]  # type: ignore[arg-type]
+        mode: evaluate(service, questions, mode=mode, k=5)["summary"]
         for mode in ("dense", "lexical", "hybrid")
     }
     texts = [q.question for q in questions]

@@ -28,7 +28,8 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,13 @@ import numpy as np
 from question_sets import SETS, by_kind, quotes
 from tqdm import tqdm
 
+from qa_service import validation
 from qa_service.config import Settings
+from qa_service.embedding import Embedder
 from qa_service.evaluate import evaluate as run_questions
 from qa_service.evaluate import load_questions
 from qa_service.extractive import SENTENCE_SPLITTER, sentences
+from qa_service.query.analysis import Mode
 from qa_service.query.sentences import SentenceVectors, sentence_similarities
 from qa_service.service import QAService
 from qa_service.store import (
@@ -83,30 +87,50 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+@dataclass
+class Embedded:
+    """What :class:`LazySentenceVectors` knows so far: each asked-about passage row's
+    sentences, each sentence's vector, and how many were embedded here in how long."""
+
+    rows: dict[int, list[str]] = field(default_factory=dict)
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    count: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class LazySentenceVectors(SentenceVectors):
     """Sentence vectors embedded on first use, as the ingest embeds them."""
 
-    def __init__(self, service: QAService, reader: IndexReader, cache: Path | None) -> None:
-        super().__init__(np.zeros((0, 0)), np.zeros(1, np.int64), service.query_vectors)
-        object.__setattr__(self, "_service", service)
-        object.__setattr__(self, "_reader", reader)
-        object.__setattr__(self, "_cache", cache)
-        known: dict[str, np.ndarray] = {}
+    embedder: Embedder
+    reader: IndexReader
+    cache: Path | None
+    known: Embedded = field(default_factory=Embedded)
+
+    @classmethod
+    def of(cls, service: QAService, reader: IndexReader, cache: Path | None) -> LazySentenceVectors:
+        """Over ``reader``'s passages, with the sentences ``cache`` holds already."""
+        known = Embedded()
         if cache is not None and cache.exists():
             stored = np.load(cache, allow_pickle=False)
-            known = dict(zip(stored["texts"].tolist(), stored["vectors"], strict=True))
-        object.__setattr__(self, "_known", known)
-        object.__setattr__(self, "_rows", {})
-        object.__setattr__(self, "embedded", 0)
-        object.__setattr__(self, "embed_seconds", 0.0)
+            known.vectors.update(zip(stored["texts"].tolist(), stored["vectors"], strict=True))
+        empty, offsets = np.zeros((0, 0)), np.zeros(1, np.int64)
+        return cls(empty, offsets, service.query_vectors, service.embedder, reader, cache, known)
+
+    @property
+    def embedded(self) -> int:
+        return self.known.count
+
+    @property
+    def embed_seconds(self) -> float:
+        return self.known.seconds
 
     def ensure(self, rows: Sequence[int], progress: bool = False) -> None:
-        rows_map: dict[int, list[str]] = self._rows  # type: ignore[attr-defined]
-        known: dict[str, np.ndarray] = self._known  # type: ignore[attr-defined]
+        rows_map, known = self.known.rows, self.known.vectors
         missing = [r for r in dict.fromkeys(rows) if r not in rows_map]
         if not missing:
             return
-        found = self._reader.passages_by_rows(missing)  # type: ignore[attr-defined]
+        found = self.reader.passages_by_rows(missing)
         for row in missing:
             rows_map[row] = [s.text for s in sentences(found[row].text)]
         texts = sorted(
@@ -116,32 +140,25 @@ class LazySentenceVectors(SentenceVectors):
         if not texts:
             return
         started = time.perf_counter()
-        embedder = self._service.embedder  # type: ignore[attr-defined]
         step = 2048
         for start in tqdm(range(0, len(texts), step), disable=not progress, desc="sentences"):
             part = texts[start : start + step]
-            vectors = embedder.encode_passages(part, batch_size=32)
+            vectors = self.embedder.encode_passages(part, batch_size=32)
             for text, vector in zip(part, vectors, strict=True):
                 known[text] = np.asarray(vector, dtype=np.float16)
-        object.__setattr__(self, "embedded", self.embedded + len(texts))  # type: ignore[has-type]
-        object.__setattr__(
-            self,
-            "embed_seconds",
-            self.embed_seconds + time.perf_counter() - started,  # type: ignore[has-type]
-        )
+        self.known.count += len(texts)
+        self.known.seconds += time.perf_counter() - started
 
     def save(self) -> None:
-        cache: Path | None = self._cache  # type: ignore[attr-defined]
-        known: dict[str, np.ndarray] = self._known  # type: ignore[attr-defined]
-        if cache is None or not known:
+        known = self.known.vectors
+        if self.cache is None or not known:
             return
         texts = list(known)
-        np.savez(cache, texts=np.asarray(texts), vectors=np.stack([known[t] for t in texts]))
+        np.savez(self.cache, texts=np.asarray(texts), vectors=np.stack([known[t] for t in texts]))
 
     def similarities(self, query: str, rows: Sequence[int]) -> list[np.ndarray]:
         self.ensure(list(rows))
-        rows_map: dict[int, list[str]] = self._rows  # type: ignore[attr-defined]
-        known: dict[str, np.ndarray] = self._known  # type: ignore[attr-defined]
+        rows_map, known = self.known.rows, self.known.vectors
         dimension = next(iter(known.values())).shape[0] if known else 1
         parts = [
             np.stack([known[t] for t in rows_map[r]])
@@ -156,15 +173,18 @@ class LazySentenceVectors(SentenceVectors):
         return sentence_similarities(vector, vectors, offsets, list(range(len(rows))))
 
 
+@dataclass(frozen=True)
 class Recorder(SentenceVectors):
     """Records the rows asked about and answers as a build without sentences would."""
 
-    def __init__(self, encode: Any) -> None:
-        super().__init__(np.zeros((0, 0)), np.zeros(1, np.int64), encode)
-        object.__setattr__(self, "rows", [])
+    rows: list[int] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, encode: Callable[[str], np.ndarray]) -> Recorder:
+        return cls(np.zeros((0, 0)), np.zeros(1, np.int64), encode)
 
     def similarities(self, query: str, rows: Sequence[int]) -> list[np.ndarray]:
-        self.rows.extend(rows)  # type: ignore[attr-defined]
+        self.rows.extend(rows)
         return [np.zeros(0, np.float32) for _ in rows]
 
 
@@ -173,7 +193,7 @@ def write_build(lazy: LazySentenceVectors, reader: IndexReader, out: Path) -> Pa
     far: a passage whose sentences are not all embedded gets none (for serving over HTTP
     the questions whose candidates were embedded; the manifest says how many passages have
     them)."""
-    known: dict[str, np.ndarray] = lazy._known  # type: ignore[attr-defined]
+    known = lazy.known.vectors
     build = builds_dir(out) / reader.build_path.name
     if build.exists():
         shutil.rmtree(build)
@@ -217,7 +237,7 @@ def run_set(
     service: QAService,
     base: Settings,
     questions: list[Any],
-    modes: Sequence[str],
+    modes: Sequence[Mode],
     variants: Sequence[tuple[str, dict[str, Any]]],
     unanswerable: bool = False,
 ) -> dict[str, Any]:
@@ -288,13 +308,13 @@ def main() -> None:
     variants = VARIANTS
     if args.variants:
         variants = [VARIANTS[int(i)] for i in args.variants.split(",")]
-    modes = args.modes.split(",")
+    modes = [validation.mode(mode) for mode in args.modes.split(",")]
     chosen = {name: SETS[name] for name in args.sets.split(",") if name}
     lazy: LazySentenceVectors | None = None
     if stored is None:
         # First the rows the stages ask about with every variant's depth, embedded in one
         # sorted run (as the ingest's batches), then the variants.
-        recorder = Recorder(service.query_vectors)
+        recorder = Recorder.of(service.query_vectors)
         use_sentences(service, recorder)
         deepest = max(v.get(R, 0) for _, v in variants)
         dense_deepest = max(v.get(D, 0) for _, v in variants)
@@ -312,12 +332,12 @@ def main() -> None:
             quotes(service, questions)
         unanswerable_answered(service)
         service.settings = base
-        lazy = LazySentenceVectors(service, reader, args.cache)
-        lazy.ensure(recorder.rows, progress=True)  # type: ignore[attr-defined]
+        lazy = LazySentenceVectors.of(service, reader, args.cache)
+        lazy.ensure(recorder.rows, progress=True)
         lazy.save()
         logger.warning(
             "%d rows asked about; %d sentences embedded in %.0f s",
-            len(set(recorder.rows)),  # type: ignore[attr-defined]
+            len(set(recorder.rows)),
             lazy.embedded,
             lazy.embed_seconds,
         )

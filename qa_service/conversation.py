@@ -18,6 +18,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import Settings
 from .errors import NotFound, QAError
 from .lexical import STOPWORDS
 from .models import AskResponse
@@ -154,6 +155,11 @@ class ConversationStore:
     A conversation untouched for ``max_age_days`` is deleted with its turns (questions
     people asked are kept no longer than needed); ``None`` keeps them.
     """
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConversationStore:
+        """The store the settings name (``conversation_days`` 0: kept for good)."""
+        return cls(settings.conversations_db, max_age_days=settings.conversation_days or None)
 
     def __init__(self, path: Path, max_age_days: float | None = None) -> None:
         self.path = path
@@ -309,6 +315,11 @@ class ConversationStore:
         if not self.exists(conversation_id):
             raise NotFound(f"no conversation with id {conversation_id!r}")
         return self.turns(conversation_id)
+
+    def contexts(self, conversation_id: str) -> list[Context]:
+        """What a question asked in a conversation that must exist may lean on: its
+        turns' contexts, in order."""
+        return [turn.context for turn in self.history(conversation_id)]
 
     def shown(self, conversation_id: str) -> ShownConversation:
         """The conversation as ``GET /api/conversations/<id>`` shows it."""

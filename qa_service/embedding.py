@@ -444,18 +444,25 @@ class SentenceTransformerEmbedder:
         return None if traced is None else lambda ids: traced(ids)
 
     def encode_query(self, text: str) -> np.ndarray:
+        # Choosing the graph and running it is one turn of the lock: the graph chosen is
+        # the one that runs, and the tokenizer, too, serves one question at a time.
         with self._query_lock:
             graph = self._question_graph()
-        if graph is None:
-            with self._precision():
-                vector = self.model.encode(
-                    [text],
-                    prompt=self.query_prompt or None,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                )
-            return np.asarray(vector, dtype=np.float32)[0]
+            if graph is not None:
+                return self._through_graph(graph, text)
+        with self._precision():
+            vector = self.model.encode(
+                [text],
+                prompt=self.query_prompt or None,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vector, dtype=np.float32)[0]
+
+    def _through_graph(self, graph: Callable[[Any], Any], text: str) -> np.ndarray:
+        """A question's vector from ``graph`` and the model's later modules (under the
+        query lock)."""
         import torch
 
         features = self.tokenizer(
@@ -464,7 +471,7 @@ class SentenceTransformerEmbedder:
             truncation=True,
             max_length=int(self.model.max_seq_length),
         )
-        with self._query_lock, torch.no_grad(), self._precision():
+        with torch.no_grad(), self._precision():
             output = graph(features["input_ids"])
             if isinstance(output, dict):
                 hidden = output["last_hidden_state"]

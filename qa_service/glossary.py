@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from functools import cache
 
 from .domain import kinds, parties
@@ -305,6 +306,13 @@ def _pattern() -> re.Pattern[str]:
 def swedish_terms(text: str) -> list[str]:
     """The Swedish terms of the glossary phrases in an English text, in order, each once."""
     return list(dict.fromkeys(GLOSSARY[match] for match in _pattern().findall(text.lower())))
+
+
+def with_swedish_terms(text: str, terms: Sequence[str] | None = None) -> str:
+    """What BM25 is given for an English text: the text followed by the glossary's Swedish
+    terms of it (``terms`` when they are already known: :func:`swedish_terms` of ``text``).
+    Whether a text is English is for the caller to decide (``language.is_english``)."""
+    return " ".join([text, *(swedish_terms(text) if terms is None else terms)])
 
 
 def english_only_terms(text: str) -> list[str]:

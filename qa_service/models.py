@@ -246,13 +246,13 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    doctype: str | None = Field(None, max_length=300, description="e.g. Interpellation")
-    rm: str | None = Field(None, pattern="^$|^[0-9]{4}/[0-9]{2}$")
-    date_from: str | None = Field(None, pattern="^$|" + DATE_PATTERN)
-    date_to: str | None = Field(None, pattern="^$|" + DATE_PATTERN)
-    party: str | None = Field(None, max_length=300)
-    person: str | None = Field(None, max_length=300)
-    source_prefix: str | None = Field(None, max_length=300)
+    doctype: str | None = Field(default=None, max_length=300, description="e.g. Interpellation")
+    rm: str | None = Field(default=None, pattern="^$|^[0-9]{4}/[0-9]{2}$")
+    date_from: str | None = Field(default=None, pattern="^$|" + DATE_PATTERN)
+    date_to: str | None = Field(default=None, pattern="^$|" + DATE_PATTERN)
+    party: str | None = Field(default=None, max_length=300)
+    person: str | None = Field(default=None, max_length=300)
+    source_prefix: str | None = Field(default=None, max_length=300)
 
 
 class AskRequest(BaseModel):
@@ -261,10 +261,10 @@ class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(max_length=MAX_QUESTION_CHARS, pattern=QUESTION_PATTERN)
-    top_k: int | None = Field(None, ge=1, le=MAX_TOP_K)
+    top_k: int | None = Field(default=None, ge=1, le=MAX_TOP_K)
     filters: Filters | None = None
     mode: Mode = "hybrid"
-    conversation_id: str | None = Field(None, max_length=64)
+    conversation_id: str | None = Field(default=None, max_length=64)
 
 
 class SearchRequest(BaseModel):
@@ -273,5 +273,10 @@ class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     q: str = Field(max_length=MAX_QUESTION_CHARS, pattern=QUESTION_PATTERN)
-    top_k: int | None = Field(None, ge=1, le=MAX_TOP_K)
+    top_k: int | None = Field(default=None, ge=1, le=MAX_TOP_K)
     filters: Filters | None = None
+
+    def as_ask(self) -> AskRequest:
+        """The query as a question on its own (hybrid, no conversation), its values as
+        checked."""
+        return AskRequest.model_construct(question=self.q, top_k=self.top_k, filters=self.filters)

@@ -14,7 +14,7 @@ import faiss
 import numpy as np
 
 from .approximate import allowed_selector, search_parameters
-from .glossary import swedish_terms
+from .glossary import with_swedish_terms
 from .language import is_english
 from .lexical import LexicalIndex
 from .store import RowGroups
@@ -342,9 +342,7 @@ class DenseRetriever(QuestionSearch):
 
 def glossary_query(query: str) -> str:
     """An English question with the glossary's Swedish terms added (others unchanged)."""
-    if is_english(query):
-        return " ".join([query, *swedish_terms(query)])
-    return query
+    return with_swedish_terms(query) if is_english(query) else query
 
 
 class LexicalRetriever:

@@ -19,10 +19,9 @@ from .embedding import Embedder, QueryVectors, make_embedder
 from .errors import IndexUnavailable
 from .hints import Hints
 from .loading import Builds, open_index
-from .query import answer, pipeline
-from .query.analysis import Mode, QueryAnalysis
-from .query.citation import cite
-from .query.pipeline import QueryIndex
+from .query import answer
+from .query.analysis import Mode
+from .query.pipeline import Pipeline, QueryIndex
 from .schema import Hit
 
 logger = logging.getLogger(__name__)
@@ -100,26 +99,10 @@ class QAService:
             raise failed[0]
 
     # -- questions -------------------------------------------------------------------
-    def _run(
-        self, request: m.AskRequest, history: Sequence[Context] = ()
-    ) -> tuple[QueryIndex, QueryAnalysis, list[Hit]]:
-        index, s, mode = self.loaded, self.settings, request.mode
-        analysis = pipeline.analyse_question(
-            index, request.question, history=history, mode=mode, settings=s
-        )
-        k, filters = request.top_k or s.default_top_k, validation.filters(request.filters)
-        with self.query_vectors.one_request():  # each text of a request is encoded once
-            return (
-                index,
-                analysis,
-                pipeline.search(index, analysis, k, filters=filters, mode=mode, settings=s),
-            )
-
-    def _checked(
-        self, question: str, top_k: int | None, filters: Mapping[str, str] | None, mode: Mode
-    ) -> m.AskRequest:
-        given = {"question": question, "top_k": top_k, "filters": filters, "mode": mode}
-        return validation.ask_request(given, self.settings)
+    @property
+    def stages(self) -> Pipeline:
+        """The query stages with the settings as they are now."""
+        return Pipeline(self.settings, self.query_vectors, self.embedder.encode_passages)
 
     def converse(
         self,
@@ -131,7 +114,8 @@ class QAService:
         mode: Mode = "hybrid",
     ) -> tuple[str, list[Hit]]:
         """Search for a question asked after ``history``: (standalone query, hits)."""
-        _, analysis, hits = self._run(self._checked(question, top_k, filters, mode), history)
+        request = validation.asked(question, top_k, filters, mode, self.settings)
+        analysis, hits = self.stages.run(self.loaded, request, history)
         return analysis.standalone, hits
 
     def search(
@@ -158,39 +142,26 @@ class QAService:
         ``top_k``, ``filters`` and ``mode``, checked here); with ``remember``, stored as a
         turn of its conversation (a new one when none)."""
         if isinstance(request, str):
-            request = self._checked(request, top_k, filters, mode)
-        cid = request.conversation_id
-        turns = self.conversations.history(cid) if cid is not None else []
-        history = [t.context for t in turns]
-        with self.query_vectors.one_request():
-            index, analysis, hits = self._run(request, history)
-            encode, query = self.embedder.encode_passages, analysis.standalone
-            similarity = pipeline.sentence_similarity(self.query_vectors, encode, query)
-            result = pipeline.respond(
-                index, analysis, hits, settings=self.settings, similarity=similarity
-            )
+            request = validation.asked(request, top_k, filters, mode, self.settings)
+        cid = request.conversation_id  # without one, no conversation store is opened
+        history = self.conversations.contexts(cid) if cid is not None else []
+        result = self.stages.ask(self.loaded, request, history)
         if remember:
-            self.conversations.record(cid, analysis.question.text, result)
+            self.conversations.record(cid, result.question, result)
         return result
 
     def lookup(self, request: m.SearchRequest) -> m.SearchResponse:
         """Passages for another system: like :meth:`ask` but touching no conversation."""
-        asked = m.AskRequest.model_construct(
-            question=request.q, top_k=request.top_k, filters=request.filters
-        )
-        index, _, hits = self._run(asked)
-        return m.SearchResponse(
-            query=request.q, index=index.reader.build_path.name, passages=cite(hits)
-        )
+        return self.stages.lookup(self.loaded, request)
 
     # The stages as the service's tests reach them.
     def _continues(self, question: str, focus: Sequence[str]) -> bool:
-        return pipeline.continues(self.loaded, question, focus, self.settings)
+        return self.stages.continues(self.loaded, question, focus)
 
     def _hinted_mask(
         self, index: QueryIndex, hints: Hints, allowed: np.ndarray | None
     ) -> np.ndarray | None:
-        return pipeline.hinted_mask(index, hints, allowed, self.settings)
+        return self.stages.hinted_mask(index, hints, allowed)
 
     def closeness(self, query: str, hits: Sequence[Hit]) -> float:
         """How similar the most similar listed passage is to the question (-1: none)."""
@@ -199,8 +170,7 @@ class QAService:
     # -- conversations and lookups ---------------------------------------------------
     @cached_property
     def conversations(self) -> ConversationStore:
-        days = self.settings.conversation_days
-        return ConversationStore(self.settings.conversations_db, max_age_days=days or None)
+        return ConversationStore.from_settings(self.settings)
 
     def conversation(self, conversation_id: str) -> m.Conversation:
         return self.conversations.shown(conversation_id)

@@ -125,6 +125,19 @@ def ask_request(
     )
 
 
+def asked(
+    question: str,
+    top_k: int | None,
+    filters: Mapping[str, str] | None,
+    mode: str,
+    settings: Settings,
+) -> AskRequest:
+    """A question and its values given as arguments (not JSON) as a checked request, with
+    the checks and messages of :func:`ask_request`."""
+    given = {"question": question, "top_k": top_k, "filters": filters, "mode": mode}
+    return ask_request(given, settings)
+
+
 def search_request(args: Mapping[str, str], settings: Settings) -> SearchRequest:
     """``GET /api/search``'s query parameters as a checked request."""
     unknown = set(args) - SEARCH_PARAMS

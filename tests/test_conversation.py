@@ -114,6 +114,30 @@ def test_conversation_days_setting() -> None:
         Settings.from_env({"QA_CONVERSATION_DAYS": "-1"})
 
 
+def test_the_store_the_settings_name(tmp_path: Path) -> None:
+    from qa_service.config import Settings
+
+    settings = Settings(conversations_db=tmp_path / "c.sqlite3", conversation_days=7.0)
+    store = ConversationStore.from_settings(settings)
+    assert (store.path, store.max_age_days) == (tmp_path / "c.sqlite3", 7.0)
+    kept = Settings(conversations_db=tmp_path / "k.sqlite3", conversation_days=0.0)
+    assert ConversationStore.from_settings(kept).max_age_days is None
+
+
+def test_the_contexts_of_a_conversation_are_its_turns_in_order(tmp_path: Path) -> None:
+    from qa_service.conversation import Context
+    from qa_service.errors import NotFound
+
+    store = ConversationStore(tmp_path / "c.sqlite3")
+    cid = store.create()
+    assert store.contexts(cid) == []
+    store.append(cid, Turn("Fråga ett?", "Fråga ett?", _answer("a"), 1.0))
+    store.append(cid, Turn("Och två?", "Och två? ett", _answer("b"), 2.0))
+    assert store.contexts(cid) == [Context("Fråga ett?"), Context("Och två? ett")]
+    with pytest.raises(NotFound):
+        store.contexts("0" * 32)
+
+
 def test_parallel_appends_number_each_turn_once(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

@@ -5,12 +5,12 @@ import pytest
 
 from qa_service.config import Settings
 from qa_service.domain import parties
-from qa_service.glossary import GLOSSARY, POLICY_TERMS, swedish_terms
+from qa_service.glossary import GLOSSARY, POLICY_TERMS, swedish_terms, with_swedish_terms
 from qa_service.lexical import tokenize
 from qa_service.query.analysis import QueryText
 from qa_service.query.candidates import Retrievers, search_text
 from qa_service.query.fusion import FusionWeights, fuse
-from qa_service.retrieval import LexicalRetriever
+from qa_service.retrieval import LexicalRetriever, glossary_query
 from tests.conftest import SHARED, needs_shared
 
 
@@ -162,3 +162,24 @@ def test_the_lexical_leg_adds_the_swedish_terms_to_an_english_question(
     index = FakeIndex()
     LexicalRetriever(index).search(question, 5)  # type: ignore[arg-type]
     assert index.queries == [searched]
+
+
+def test_with_swedish_terms_adds_the_terms_found_or_given() -> None:
+    question = "Who gets the benefit cap and the wage subsidy?"
+    assert with_swedish_terms(question) == f"{question} bidragstak lönebidrag"
+    assert with_swedish_terms(question, ("lönebidrag",)) == f"{question} lönebidrag"
+    assert with_swedish_terms("What is it?") == "What is it?"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Who gets the benefit cap?",
+        "What does the Public Employment Service say about new start jobs?",
+        "What is it?",
+        "Vem får bidragstak?",
+        "Public Employment Service budget 2024",
+    ],
+)
+def test_the_query_stages_and_the_lexical_retriever_give_bm25_the_same_text(text: str) -> None:
+    assert QueryText.read(text).lexical == glossary_query(text)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..conversation import Context, is_follow_up, standalone_query
-from ..glossary import swedish_terms
+from ..glossary import swedish_terms, with_swedish_terms
 from ..hints import Hints, read_hints
 from ..language import glossary_share, is_english
 
@@ -40,7 +40,7 @@ class QueryText:
     @property
     def lexical(self) -> str:
         """What BM25 is given: the text, and an English one's Swedish terms."""
-        return " ".join([self.text, *self.glossary]) if self.english else self.text
+        return with_swedish_terms(self.text, self.glossary) if self.english else self.text
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import validation
 from ..config import Settings
 from ..conversation import Context
+from ..embedding import QueryVectors
 from ..filters import Filters, allowed_rows
 from ..hints import DocumentFacts, HintIndex, Hints
-from ..models import AskResponse
+from ..models import AskRequest, AskResponse, SearchRequest, SearchResponse
 from ..schema import Hit
 from ..store import IndexReader
 from .analysis import Mode, QueryAnalysis, QueryText, analyse
@@ -147,15 +149,57 @@ def respond(
     )
 
 
-def continues(index: QueryIndex, question: str, focus: Sequence[str], settings: Settings) -> bool:
-    """Whether ``focus`` answers a question with no pronoun nearly as well as the corpus."""
-    test = continuity(index.retrievers, index.reader, settings.continuity_ratio)
-    return test(QueryText.read(question), focus)
+@dataclass(frozen=True)
+class Pipeline:
+    """The stages for one request over a build, with what they need besides the build: the
+    settings, the question vectors (each text of a request is encoded once) and the
+    encoder of passages (the answer's sentences are compared with the question by it)."""
 
+    settings: Settings
+    vectors: QueryVectors
+    encode_passages: Callable[..., np.ndarray]
 
-def hinted_mask(
-    index: QueryIndex, hints: Hints, allowed: np.ndarray | None, settings: Settings
-) -> np.ndarray | None:
-    """The rows of the documents that meet every hint (None: no such ranking)."""
-    documents = hinted_documents(hints, index.hint_index, settings.hint_ranking_weight)
-    return document_mask(index.reader, documents, allowed) if documents else None
+    def run(
+        self, index: QueryIndex, request: AskRequest, history: Sequence[Context] = ()
+    ) -> tuple[QueryAnalysis, list[Hit]]:
+        """Stages 1-4 for a checked request: its analysis and its best passages."""
+        settings, mode = self.settings, request.mode
+        analysis = analyse_question(
+            index, request.question, history=history, mode=mode, settings=settings
+        )
+        k, filters = request.top_k or settings.default_top_k, validation.filters(request.filters)
+        with self.vectors.one_request():
+            return analysis, search(
+                index, analysis, k, filters=filters, mode=mode, settings=settings
+            )
+
+    def ask(
+        self, index: QueryIndex, request: AskRequest, history: Sequence[Context] = ()
+    ) -> AskResponse:
+        """Stages 1-6 for a checked request: the answer with its cited passages (not yet
+        a turn of any conversation)."""
+        with self.vectors.one_request():
+            analysis, hits = self.run(index, request, history)
+            query = analysis.standalone
+            similarity = sentence_similarity(self.vectors, self.encode_passages, query)
+            return respond(index, analysis, hits, settings=self.settings, similarity=similarity)
+
+    def lookup(self, index: QueryIndex, request: SearchRequest) -> SearchResponse:
+        """Stages 1-4 and 6 for a checked search: the cited passages, with the build's name."""
+        _, hits = self.run(index, request.as_ask())
+        build = index.reader.build_path.name
+        return SearchResponse(query=request.q, index=build, passages=cite(hits))
+
+    def continues(self, index: QueryIndex, question: str, focus: Sequence[str]) -> bool:
+        """Whether ``focus`` answers a question with no pronoun nearly as well as the
+        corpus."""
+        test = continuity(index.retrievers, index.reader, self.settings.continuity_ratio)
+        return test(QueryText.read(question), focus)
+
+    def hinted_mask(
+        self, index: QueryIndex, hints: Hints, allowed: np.ndarray | None
+    ) -> np.ndarray | None:
+        """The rows of the documents that meet every hint (None: no such ranking)."""
+        weight = self.settings.hint_ranking_weight
+        documents = hinted_documents(hints, index.hint_index, weight)
+        return document_mask(index.reader, documents, allowed) if documents else None
