@@ -48,6 +48,10 @@ class DenseLeg(Protocol):
 
     def similarities(self, query: str, rows: Sequence[int]) -> np.ndarray: ...
 
+    def search_vector(
+        self, vector: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+    ) -> Ranking: ...
+
 
 class LexicalLeg(Protocol):
     def search_text(self, text: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking: ...
