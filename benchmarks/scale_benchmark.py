@@ -382,6 +382,34 @@ def dense_leg(service: QAService) -> DenseRetriever:
     return dense
 
 
+def question_vectors(service: QAService, questions: list[str]) -> list[np.ndarray]:
+    return [np.asarray(service.embedder.encode_query(q), dtype=np.float32) for q in questions]
+
+
+def timed_searches(
+    service: QAService,
+    dense: Any,
+    questions: list[str],
+    vectors: list[np.ndarray],
+    rounds: int = 1,
+) -> tuple[list[float], list[float]]:
+    """Milliseconds of the dense leg (from the questions' ``vectors``) and of the hybrid
+    search, each question ``rounds`` times."""
+    depth = service.settings.candidate_depth
+    dense_ms, hybrid_ms = [], []
+    for _ in range(rounds):
+        for vector in vectors:
+            began = time.perf_counter()
+            dense.search_vector(vector, depth)
+            dense_ms.append((time.perf_counter() - began) * 1000)
+        for question in questions:
+            service.query_vectors.clear()
+            began = time.perf_counter()
+            service.search(question, 5)
+            hybrid_ms.append((time.perf_counter() - began) * 1000)
+    return dense_ms, hybrid_ms
+
+
 def in_process(
     index: Path,
     shared: Path,
@@ -396,21 +424,9 @@ def in_process(
     service.warm_up()
     load_s = time.perf_counter() - began
     loaded, dense = service.loaded, dense_leg(service)
-    dense_ms, hybrid_ms = [], []
     with realtime() as fifo:
-        vectors = [
-            np.asarray(service.embedder.encode_query(q), dtype=np.float32) for q in questions
-        ]
-        for _ in range(rounds):
-            for vector in vectors:
-                began = time.perf_counter()
-                dense.search_vector(vector, settings.candidate_depth)
-                dense_ms.append((time.perf_counter() - began) * 1000)
-            for question in questions:
-                service.query_vectors.clear()
-                began = time.perf_counter()
-                service.search(question, 5)
-                hybrid_ms.append((time.perf_counter() - began) * 1000)
+        vectors = question_vectors(service, questions)
+        dense_ms, hybrid_ms = timed_searches(service, dense, questions, vectors, rounds)
     # Recall@10 of the dense leg against exact search over every passage.
     recalls, same_top10 = [], 0
     for vector in vectors:
@@ -598,20 +614,9 @@ def query_times(
     service.load()
     service.warm_up()
     dense = service.loaded.retrievers.dense
-    dense_ms, hybrid_ms = [], []
     with realtime():
-        vectors = [
-            np.asarray(service.embedder.encode_query(q), dtype=np.float32) for q in questions
-        ]
-        for vector in vectors:
-            began = time.perf_counter()
-            dense.search_vector(vector, settings.candidate_depth)
-            dense_ms.append((time.perf_counter() - began) * 1000)
-        for question in questions:
-            service.query_vectors.clear()
-            began = time.perf_counter()
-            service.search(question, 5)
-            hybrid_ms.append((time.perf_counter() - began) * 1000)
+        vectors = question_vectors(service, questions)
+        dense_ms, hybrid_ms = timed_searches(service, dense, questions, vectors)
     top5 = [[hit.passage.id for hit in service.search(q, 5)] for q in questions]
     figures = {
         "segments": len(service.loaded.reader.segments),

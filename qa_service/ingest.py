@@ -745,11 +745,7 @@ def run_ingest(
                 writer.manifest["sources"].pop(source, None)
                 writer.manifest["skipped"][source] = reason
             documents = len(kept) + stream.fresh_documents - len(unwritten)
-            writer.manifest["documents"] = documents
-            embedded_anything = stream.embedded_anything or report.sentences_embedded
-            report.encoder = engine.encoder if embedded_anything else ""
-            writer.publish(stream.dimension or engine.dimension)
-            checkpoints.clear()
+            _publish_build(writer, stream, engine, report, checkpoints, documents)
         except BaseException:
             writer.abort()
             raise
@@ -877,11 +873,7 @@ def _first_build(
             else None
         )
         documents = stream.fresh_documents - len(unwritten)
-        writer.manifest["documents"] = documents
-        embedded_anything = stream.embedded_anything or report.sentences_embedded
-        report.encoder = engine.encoder if embedded_anything else ""
-        writer.publish(stream.dimension or engine.dimension)
-        checkpoints.clear()
+        _publish_build(writer, stream, engine, report, checkpoints, documents)
     except BaseException:
         writer.abort()
         raise
@@ -890,6 +882,22 @@ def _first_build(
     report.passages = stream.passages
     report.files_indexed = documents
     report.segments = writer.segments_written
+
+
+def _publish_build(
+    writer: IndexWriter,
+    stream: _BuildStream,
+    engine: IngestEngine,
+    report: IngestReport,
+    checkpoints: _IndexCheckpoints,
+    documents: int,
+) -> None:
+    """Record the build's documents and encoder, publish it and drop its checkpoints."""
+    writer.manifest["documents"] = documents
+    embedded_anything = stream.embedded_anything or report.sentences_embedded
+    report.encoder = engine.encoder if embedded_anything else ""
+    writer.publish(stream.dimension or engine.dimension)
+    checkpoints.clear()
 
 
 def _save_lexical(texts: Sequence[str], path: Path) -> None:
