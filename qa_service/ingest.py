@@ -17,7 +17,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from stat import S_ISREG
@@ -711,10 +711,6 @@ def run_ingest(
         )
         checkpoints = _IndexCheckpoints(index_path, {**wanted, "encoder": engine.encoder})
         try:
-            # The previous build's vectors by row, read from its mapped files.
-            old_vectors: VectorSource = (
-                previous.vectors_of if previous is not None else _matrix_rows(None)
-            )
             by_source = {r.source: r for r in records if r.source not in staying}
             items: list[_Item] = [
                 _Item(doc, [p for _, p in rows], [row for row, _ in rows]) for doc, rows in reused
@@ -736,9 +732,7 @@ def run_ingest(
                 progress=progress,
                 previous=previous,
                 known_rows=known_rows,
-                old_vectors=old_vectors,
                 old_doc_vectors=old_doc_vectors,
-                dimension=int(previous.manifest["dimension"]) if previous is not None else None,
             )
             unwritten = stream.write_all(in_order(), by_source)
             for source, reason in unwritten.items():
@@ -770,17 +764,6 @@ def run_ingest(
 
 
 #: Stored vectors by row (a previous build's).
-VectorSource = Callable[[Sequence[int]], np.ndarray]
-
-
-def _matrix_rows(matrix: np.ndarray | None) -> VectorSource:
-    def rows(wanted: Sequence[int]) -> np.ndarray:
-        assert matrix is not None
-        return matrix[list(wanted)]
-
-    return rows
-
-
 @dataclass
 class _Reading:
     """How far the reading of a build's files is: bytes of the files read so far (of
@@ -847,11 +830,6 @@ def _first_build(
             checkpoints,
             report,
             progress=progress,
-            previous=None,
-            known_rows={},
-            old_vectors=_matrix_rows(None),
-            old_doc_vectors={},
-            dimension=None,
         )
         unwritten = stream.write_all(items(), pending)
         writer.manifest["sources"] = {
@@ -929,11 +907,9 @@ class _BuildStream:
         report: IngestReport,
         *,
         progress: bool,
-        previous: IndexReader | None,
-        known_rows: dict[str, int],
-        old_vectors: VectorSource,
-        old_doc_vectors: dict[str, np.ndarray],
-        dimension: int | None,
+        previous: IndexReader | None = None,
+        known_rows: dict[str, int] | None = None,
+        old_doc_vectors: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.writer = writer
         self.engine = engine
@@ -943,11 +919,11 @@ class _BuildStream:
         self.progress = progress
         self.previous = previous
         #: Fresh passages' texts the previous build holds already, and their rows there.
-        self.known_rows = known_rows
-        self.old_vectors = old_vectors
-        self.old_doc_vectors = old_doc_vectors
+        self.known_rows = known_rows or {}
+        #: Kept documents' vectors, by document id (else the embedded contexts' own).
+        self.old_doc_vectors = old_doc_vectors or {}
         #: The vectors' dimension (the embedded ones' once there are any).
-        self.dimension = dimension
+        self.dimension = int(previous.manifest["dimension"]) if previous is not None else None
         self.passages = 0
         self.fresh_documents = 0
         self.embedded_anything = False
@@ -1019,7 +995,10 @@ class _BuildStream:
             new_vectors[to_embed] = passages_done.vectors
         known = [i for i, text in enumerate(texts) if text in self.known_rows]
         if known:
-            new_vectors[known] = self.old_vectors([self.known_rows[texts[i]] for i in known])
+            assert self.previous is not None  # known rows are the previous build's
+            new_vectors[known] = self.previous.vectors_of(
+                [self.known_rows[texts[i]] for i in known]
+            )
         doc_vectors = {doc.id: contexts_done.vectors[i] for i, doc in enumerate(contexts)}
         sentence_vectors = None
         if self.writer.sentences:
@@ -1050,7 +1029,8 @@ class _BuildStream:
         for item in chunk:
             doc = item.document
             if item.rows is not None:
-                vectors = self.old_vectors(item.rows)
+                assert self.previous is not None  # reused rows are the previous build's
+                vectors = self.previous.vectors_of(item.rows)
             else:
                 vectors = new_vectors[offset : offset + len(item.passages)]
                 offset += len(item.passages)
@@ -1161,7 +1141,6 @@ def _merge_locked(index_path: Path, settings: Settings) -> tuple[int, int]:
             expected_passages=sum(len(item.passages) for item in items),
         )
         try:
-            dimension = int(previous.manifest["dimension"])
             stream = _BuildStream(
                 writer,
                 None,
@@ -1170,14 +1149,11 @@ def _merge_locked(index_path: Path, settings: Settings) -> tuple[int, int]:
                 IngestReport(index=str(index_path)),
                 progress=False,
                 previous=previous,
-                known_rows={},
-                old_vectors=previous.vectors_of,
                 old_doc_vectors=doc_vectors,
-                dimension=dimension,
             )
             writer.manifest["documents"] = len(items)
             stream.write_all(items, records)
-            writer.publish(dimension)
+            writer.publish(int(previous.manifest["dimension"]))
         except BaseException:
             writer.abort()
             raise
