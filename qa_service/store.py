@@ -533,7 +533,7 @@ class IndexWriter:
             self._db.commit()
             self._db.close()
             self.db = None
-            _fsync_file(self.segment_path / DATABASE)
+            _fsync(self.segment_path / DATABASE)
         index = self._index if self._index is not None else faiss.IndexFlatIP(dimension)
         self._index = None
         if index.d != dimension:
@@ -566,7 +566,7 @@ class IndexWriter:
             del hashes, offsets, documents
             if self.sentences:
                 self._write_sentences(dimension)
-            _fsync_dir(self.segment_path)
+            _fsync(self.segment_path)
         first = not self._written and self.base is None
         name = "base" if first else self.segment_path.name
         entry: dict[str, Any] = {
@@ -611,7 +611,7 @@ class IndexWriter:
             passages=self._offset,
         )
         _write_json_atomically(self.build_path / MANIFEST, self.manifest)
-        _fsync_dir(self.build_path)
+        _fsync(self.build_path)
 
     def _link_base(self) -> list[dict[str, Any]]:
         """Hard-link the base build's segments into this build, with the deletions of
@@ -644,7 +644,7 @@ class IndexWriter:
                     **({"built": True} if segment.built else {}),
                 }
             )
-        _fsync_dir(self.build_path / DELETIONS)
+        _fsync(self.build_path / DELETIONS)
         return entries
 
     def _write_sentences(self, dimension: int) -> None:
@@ -722,15 +722,8 @@ def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """Flush a file's contents, or a directory's entries, to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -759,7 +752,7 @@ def _swap_symlink(link: Path, target: Path) -> None:
                 moved.rename(link)
         raise
     try:
-        _fsync_dir(link.parent)
+        _fsync(link.parent)
     except OSError as exc:  # the link is replaced already: the build is published
         logger.warning("could not sync %s: %s", link.parent, exc)
 

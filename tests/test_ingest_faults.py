@@ -502,15 +502,15 @@ def test_a_published_build_survives_a_failing_cleanup(tmp_path: Path, monkeypatc
     def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    real_fsync_dir = store._fsync_dir
+    real_fsync = store._fsync
 
     def failing_after_the_swap(path: Path) -> None:
         if path == settings.index_dir.parent:
             failing()
-        real_fsync_dir(path)
+        real_fsync(path)
 
     monkeypatch.setattr(store, "prune_builds", failing)
-    monkeypatch.setattr(store, "_fsync_dir", failing_after_the_swap)
+    monkeypatch.setattr(store, "_fsync", failing_after_the_swap)
     report = ingest([corpus], settings)
     assert report.published and report.files_indexed == 1
     monkeypatch.undo()
