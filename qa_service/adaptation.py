@@ -500,12 +500,18 @@ def run_adaptation(
         show_progress_bar=options.progress,
         write_csv=False,
     )
-    before: dict[str, float] = {}
-    if evaluation:
+
+    def evaluated(stage: str) -> dict[str, float]:
+        """The evaluator's figures on the model as it is now (none without evaluation)."""
+        if not evaluation:
+            return {}
         tick = time.perf_counter()
-        before = _evaluate(evaluator, model)
-        seconds["eval_before"] = time.perf_counter() - tick
-        log(f"held-out before: {headline(before)}")
+        figures = _evaluate(evaluator, model)
+        seconds[f"eval_{stage}"] = time.perf_counter() - tick
+        log(f"held-out {stage}: {headline(figures)}")
+        return figures
+
+    before = evaluated("before")
 
     dataset = Dataset.from_dict(
         {"query": [p.query for p in train], "passage": [p.passage for p in train]}
@@ -566,12 +572,7 @@ def run_adaptation(
             f"(loss {losses[0] if losses else float('nan'):.4f} → "
             f"{result.training_loss:.4f} mean)"
         )
-        after: dict[str, float] = {}
-        if evaluation:
-            tick = time.perf_counter()
-            after = _evaluate(evaluator, model)
-            seconds["eval_after"] = time.perf_counter() - tick
-            log(f"held-out after:  {headline(after)}")
+        after = evaluated("after")
         # The service's passages are cut to the model's window: keep the base's.
         model.max_seq_length = window
         target = work / "model"
