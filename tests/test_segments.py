@@ -62,6 +62,55 @@ def segment_files(build: Path) -> list[Path]:
     return files + sorted((build / LEXICAL).iterdir())
 
 
+def child_env(tmp_path: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of an ingest child (tests/ingest_child.py) with ``env`` on top."""
+    mark = tmp_path / "stopped"
+    return {**os.environ, "PYTHONPATH": str(ROOT), "QA_TEST_MARK": str(mark), **(env or {})}
+
+
+def child_args(corpus: Path, index: Path) -> list[str]:
+    args = ["ingest", str(corpus), "--index", str(index), "--json"]
+    return [sys.executable, "-m", "tests.ingest_child", *args]
+
+
+def kill_ingest_at(
+    pause: str, corpus: Path, index: Path, tmp_path: Path, env: dict[str, str] | None = None
+) -> int | None:
+    """Run ``qa ingest`` in a child that stops at ``pause``, kill it there with SIGKILL
+    and return its exit code."""
+    mark = tmp_path / "stopped"
+    environment = {**child_env(tmp_path, env), "QA_TEST_PAUSE_AT": pause}
+    job = subprocess.Popen(
+        child_args(corpus, index),
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not mark.exists() and job.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert mark.exists(), job.communicate(timeout=5)[1].decode()[-2000:]
+    finally:
+        job.kill()
+        job.communicate(timeout=30)
+    return job.returncode
+
+
+def ingest_in_child(
+    corpus: Path, index: Path, tmp_path: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``qa ingest`` to its end in a child, as :func:`kill_ingest_at` started it."""
+    return subprocess.run(
+        child_args(corpus, index),
+        cwd=ROOT,
+        env=child_env(tmp_path, env),
+        capture_output=True,
+        timeout=120,
+    )
+
+
 def test_a_changed_file_is_published_as_a_segment_beside_hard_linked_ones(
     tmp_path: Path,
 ) -> None:
@@ -282,42 +331,12 @@ def test_sigkill_while_linking_leaves_the_previous_build(tmp_path: Path) -> None
     ingest(corpus, settings)
     before = settings.index_dir.resolve()
     (corpus / "ny.md").write_text(f"# Nytt\n\n{PRESS_ADDED}\n", encoding="utf-8")
-    mark = tmp_path / "stopped"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "QA_TEST_MARK": str(mark),
-        "QA_TEST_PAUSE_AT": "link",
-    }
-    args = ["ingest", str(corpus), "--index", str(settings.index_dir), "--json"]
-    job = subprocess.Popen(
-        [sys.executable, "-m", "tests.ingest_child", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not mark.exists() and job.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert mark.exists(), job.communicate(timeout=5)[1].decode()[-2000:]
-    finally:
-        job.kill()
-        job.communicate(timeout=30)
-    assert job.returncode == -signal.SIGKILL
+    assert kill_ingest_at("link", corpus, settings.index_dir, tmp_path) == -signal.SIGKILL
     assert settings.index_dir.resolve() == before
     half = [p for p in builds_dir(settings.index_dir).iterdir() if p.is_dir() and p != before]
     assert half and not any((p / "manifest.json").exists() for p in half)
     IndexReader(settings.index_dir).close()  # the previous build reads as it did
-    env.pop("QA_TEST_PAUSE_AT")
-    rerun = subprocess.run(
-        [sys.executable, "-m", "tests.ingest_child", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        timeout=120,
-    )
+    rerun = ingest_in_child(corpus, settings.index_dir, tmp_path)
     assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]
     report = json.loads(rerun.stdout)
     assert report["published"] and report["segments"] == 2
@@ -542,44 +561,14 @@ def test_sigkill_after_a_segment_of_a_build_resumes_from_the_checkpoints(
 ) -> None:
     corpus = write_build_corpus(tmp_path / "corpus")
     settings = segment_settings(tmp_path)
-    mark = tmp_path / "stopped"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "QA_TEST_MARK": str(mark),
-        "QA_TEST_PAUSE_AT": "segment",
-        "QA_BUILD_SEGMENT_PASSAGES": "8",
-        "QA_CHECKPOINT_PASSAGES": "4",
-    }
-    args = ["ingest", str(corpus), "--index", str(settings.index_dir), "--json"]
-    job = subprocess.Popen(
-        [sys.executable, "-m", "tests.ingest_child", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not mark.exists() and job.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert mark.exists(), job.communicate(timeout=5)[1].decode()[-2000:]
-    finally:
-        job.kill()
-        job.communicate(timeout=30)
-    assert job.returncode == -signal.SIGKILL
+    extra = {"QA_BUILD_SEGMENT_PASSAGES": "8", "QA_CHECKPOINT_PASSAGES": "4"}
+    returncode = kill_ingest_at("segment", corpus, settings.index_dir, tmp_path, extra)
+    assert returncode == -signal.SIGKILL
     # Nothing published; the first segment was written out in the half build.
     assert not settings.index_dir.exists()
     (half,) = [p for p in builds_dir(settings.index_dir).iterdir() if p.is_dir()]
     assert (half / "vectors.faiss").exists() and not (half / "manifest.json").exists()
-    env.pop("QA_TEST_PAUSE_AT")
-    rerun = subprocess.run(
-        [sys.executable, "-m", "tests.ingest_child", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        timeout=120,
-    )
+    rerun = ingest_in_child(corpus, settings.index_dir, tmp_path, extra)
     assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]
     report = json.loads(rerun.stdout)
     assert report["published"] and report["segments"] >= 3 and not half.exists()
