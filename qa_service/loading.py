@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 from .config import Settings
@@ -34,6 +35,12 @@ from .store import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: A published build that failed to open is tried again after this long.
+RETRY_FAILED_SECONDS = 60.0
+#: FAISS's OpenMP threads compete with the encoder's for the cores: the dense leg took 28 ms
+#: with 2 threads and 14.5 ms with one (p50, 2 cores, BENCHMARKS.md).
+FAISS_QUERY_THREADS = 1
 
 
 def lexical_leg(settings: Settings, reader: IndexReader, lexical: LexicalIndex) -> LexicalRetriever:
@@ -114,6 +121,7 @@ def open_index(
     settings: Settings, embedder: Embedder, query_vector: Callable[[str], np.ndarray]
 ) -> QueryIndex:
     """Open the published build (raises :class:`IndexUnavailable` when unusable)."""
+    faiss.omp_set_num_threads(FAISS_QUERY_THREADS)
     try:
         reader = IndexReader(settings.index_dir)
         if check_compatible(reader.manifest, model=settings.model, dimension=None):
@@ -195,7 +203,9 @@ class Builds:
         """Passages in the loaded build, or None before the first load."""
         return self.current.reader.passage_count if self.current else None
 
-    def maybe_reload(self, check_seconds: float, retry_seconds: float) -> bool:
+    def maybe_reload(
+        self, check_seconds: float, retry_seconds: float = RETRY_FAILED_SECONDS
+    ) -> bool:
         """Switch to a newly published build, checking at most every ``check_seconds``."""
         now = time.monotonic()
         if now - self._checked_at < check_seconds and self.current is not None:
@@ -225,3 +235,33 @@ class Builds:
             self._failed = None
             self.current = fresh  # requests holding the old build keep it until they finish
         return True
+
+
+def start_side_by_side(load: Callable[[], None], warm_up: Callable[[], None]) -> None:
+    """A server worker's start: ``load`` the published index on a thread while
+    ``warm_up`` loads the model (and answers a first question), returning when both are
+    done, so that a question can then be answered in full.
+
+    An unusable index is logged, not raised: the worker answers 503 with the reason and
+    keeps looking for a usable build (failing to boot would make gunicorn's master stop,
+    taking the healthy workers with it). A model that cannot load raises, and so does
+    any other failure of ``load`` (after the model's part has finished).
+    """
+    failed: list[BaseException] = []
+
+    def load_index() -> None:
+        try:
+            load()
+        except IndexUnavailable as exc:
+            logger.error("no usable index yet, answering 503 until one is published: %s", exc)
+        except BaseException as exc:  # raised again below, after the model's part
+            failed.append(exc)
+
+    opening = threading.Thread(target=load_index, name="qa-open-index")
+    opening.start()
+    try:
+        warm_up()
+    finally:
+        opening.join()
+    if failed:
+        raise failed[0]

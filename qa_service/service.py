@@ -4,21 +4,15 @@ index, runs the query pipeline (:mod:`qa_service.query`) and looks things up. No
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-
-import faiss
-import numpy as np
 
 from . import health, lookups, validation
 from . import models as m
 from .config import Settings
 from .conversation import Context, ConversationStore
 from .embedding import Embedder, QueryVectors, make_embedder
-from .errors import IndexUnavailable
-from .hints import Hints
-from .loading import Builds, open_index
+from .loading import Builds, open_index, start_side_by_side
 from .query import answer
 from .query.analysis import Mode
 from .query.pipeline import Pipeline, QueryIndex
@@ -27,11 +21,6 @@ from .schema import Hit
 logger = logging.getLogger(__name__)
 
 RELOAD_CHECK_SECONDS = 2.0
-#: A published build that failed to open is tried again after this long.
-RETRY_FAILED_SECONDS = 60.0
-#: FAISS's OpenMP threads compete with the encoder's for the cores: the dense leg took 28 ms
-#: with 2 threads and 14.5 ms with one (p50, 2 cores, BENCHMARKS.md).
-FAISS_QUERY_THREADS = 1
 
 
 class QAService:
@@ -43,7 +32,6 @@ class QAService:
         self.query_vectors = QueryVectors(self.embedder.encode_query, settings.query_cache)
         opened = lambda: open_index(self.settings, self.embedder, self.query_vectors)  # noqa: E731
         self.builds = Builds(opened, lambda: self.settings.index_dir.resolve())
-        faiss.omp_set_num_threads(FAISS_QUERY_THREADS)
 
     def load(self) -> None:
         """Open the published index (raises :class:`IndexUnavailable` when unusable)."""
@@ -51,7 +39,7 @@ class QAService:
 
     def maybe_reload(self) -> bool:
         """Switch to a newly published build, if any; cheap enough to call per request."""
-        return self.builds.maybe_reload(RELOAD_CHECK_SECONDS, RETRY_FAILED_SECONDS)
+        return self.builds.maybe_reload(RELOAD_CHECK_SECONDS)
 
     @property
     def loaded(self) -> QueryIndex:
@@ -67,36 +55,15 @@ class QAService:
         """Names the loaded build; changes whenever a new index is published."""
         return self.loaded.reader.build_path.name
 
+    def start(self) -> None:
+        """A worker's start: the index opened while the model loads and answers a first
+        question (:func:`loading.start_side_by_side`: an unusable index is logged, a model
+        that cannot load raises)."""
+        start_side_by_side(self.load, self.warm_up)
+
     def warm_up(self) -> None:
         """Load the model now rather than on the first question."""
         self.embedder.encode_query("uppvärmning")
-
-    def start(self) -> None:
-        """Open the published index and load the model side by side (a server worker's
-        start), returning when both are done: a question can then be fully answered.
-
-        An unusable index is logged, not raised: the worker answers 503 with the reason
-        and keeps looking for a usable build (failing to boot would make gunicorn's master
-        stop, taking the healthy workers with it). A model that cannot load raises.
-        """
-        failed: list[BaseException] = []
-
-        def load_index() -> None:
-            try:
-                self.load()
-            except IndexUnavailable as exc:
-                logger.error("no usable index yet, answering 503 until one is published: %s", exc)
-            except BaseException as exc:  # raised again below, after the model's thread
-                failed.append(exc)
-
-        opening = threading.Thread(target=load_index, name="qa-open-index")
-        opening.start()
-        try:
-            self.warm_up()
-        finally:
-            opening.join()
-        if failed:
-            raise failed[0]
 
     # -- questions -------------------------------------------------------------------
     @property
@@ -153,15 +120,6 @@ class QAService:
     def lookup(self, request: m.SearchRequest) -> m.SearchResponse:
         """Passages for another system: like :meth:`ask` but touching no conversation."""
         return self.stages.lookup(self.loaded, request)
-
-    # The stages as the service's tests reach them.
-    def _continues(self, question: str, focus: Sequence[str]) -> bool:
-        return self.stages.continues(self.loaded, question, focus)
-
-    def _hinted_mask(
-        self, index: QueryIndex, hints: Hints, allowed: np.ndarray | None
-    ) -> np.ndarray | None:
-        return self.stages.hinted_mask(index, hints, allowed)
 
     def closeness(self, query: str, hits: Sequence[Hit]) -> float:
         """How similar the most similar listed passage is to the question (-1: none)."""

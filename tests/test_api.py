@@ -223,8 +223,12 @@ def test_question_without_pronoun_continues_when_the_cited_documents_answer_it(
         d.id for d in service.loaded.reader.documents() if d.source.startswith("ipq/")
     )
     # "Platserna" points back to the yrkesvux interpellation: its document answers best.
-    assert service._continues("Räcker platserna i Malmö och Göteborg?", [interpellation])
-    assert not service._continues("Hur mycket förstärks jobbskatteavdraget?", [interpellation])
+    assert service.stages.continues(
+        service.loaded, "Räcker platserna i Malmö och Göteborg?", [interpellation]
+    )
+    assert not service.stages.continues(
+        service.loaded, "Hur mycket förstärks jobbskatteavdraget?", [interpellation]
+    )
     history = [Context("Vad vill Anna Andersson med yrkesvux?", (interpellation,))]
     _, hits = service.converse("Räcker platserna i Malmö och Göteborg?", history=history)
     assert hits[0].document.id == interpellation
@@ -356,10 +360,10 @@ def test_the_documents_meeting_a_questions_hints_get_their_own_ranking(service) 
     loaded = service.loaded
     interpellation = next(d.id for d in loaded.reader.documents() if d.source.startswith("ipq/"))
     hints = read_hints("Vad säger interpellationen om yrkesvux?", loaded.hint_index.people)
-    mask = service._hinted_mask(loaded, hints, None)
+    mask = service.stages.hinted_mask(loaded, hints, None)
     assert mask is not None
     assert mask.nonzero()[0].tolist() == loaded.reader.rows_of_documents([interpellation]).tolist()
-    assert service._hinted_mask(loaded, read_hints("Vad är yrkesvux?"), None) is None
+    assert service.stages.hinted_mask(loaded, read_hints("Vad är yrkesvux?"), None) is None
     hits = service.search("Vad säger interpellationen om yrkesvux?", 3)
     assert hits[0].document.id == interpellation
 
