@@ -398,15 +398,16 @@ def build_model_dir(target: Path, weights: Path | None = None) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(content, indent=2))
         (work / "2_Normalize").mkdir(exist_ok=True)
+        payload = _payload(work)
         record = {
             "model": MODEL_NAME,
             "build_format": BUILD_FORMAT,
             "source": WEIGHTS_FILE,
             "source_sha256": file_sha256(weights),
-            "files": {name: file_sha256(work / name) for name in _payload(work)},
+            "files": {name: file_sha256(work / name) for name in payload},
         }
         (work / CHECKSUMS).write_text(json.dumps(record, indent=2, sort_keys=True))
-        _remember_verified(work, _payload(work))  # a rename keeps the stats
+        _remember_verified(work, payload)  # a rename keeps the stats
         # mkdtemp and safetensors make owner-only files; the model is for every user.
         for path in [work, *work.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
