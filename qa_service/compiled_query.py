@@ -11,10 +11,12 @@ PyTorch version and CPU, and the package is kept in the model cache
 (``$QA_MODEL_CACHE/compiled/``), written atomically and keyed by a digest of all of these,
 so a package is never run on weights or a CPU it was not built for.
 
-The word-embedding table (250,000 rows for a multilingual model) stays outside the package:
-the encoder looks up a question's rows in the model it already holds and the package takes
-their vectors. That keeps the package at the size of the transformer layers (46 MB for
-multilingual-e5-small, not 430) and the table in memory once.
+The package runs from a question's word vectors to its sentence vector: the transformer
+and the model's own modules after it (pooling, normalisation). The word-embedding table
+(250,000 rows for a multilingual model) stays outside: that keeps the package at the size
+of the transformer layers (46 MB for multilingual-e5-small, not 430). Whoever holds the
+model looks a question's rows up in it; a worker that need not load the model reads them
+from the model's own weights file (:mod:`qa_service.question_encoder`).
 
 Nothing here is required: when there is no compiler, ``torch.export`` cannot capture a
 model, or a package fails to load, the caller keeps the traced graph and says so.
@@ -31,7 +33,7 @@ import platform
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +41,9 @@ from .bundled_model import default_cache_dir
 
 logger = logging.getLogger(__name__)
 
-#: Bumped when what a package holds or how it is called changes.
-PACKAGE_FORMAT = 1
+#: Bumped when what a package holds or how it is called changes (2: the sentence vector
+#: out, pooling and normalisation inside).
+PACKAGE_FORMAT = 2
 #: The longest input a package accepts (the model's window is at most this).
 MAX_TOKENS = 512
 
@@ -86,21 +89,14 @@ def package_key(transformer: Any, precision: str) -> str:
     return digest.hexdigest()
 
 
-def cached_package_key(
-    transformer: Any, precision: str, model_dir: Path | None, cache: Path | None = None
-) -> str:
-    """:func:`package_key`, remembered for a model directory as its files are now.
+def key_record(model_dir: Path, precision: str, cache: Path | None = None) -> Path:
+    """Where what is known of ``model_dir``'s files as they are now is kept: the package
+    key and how its questions are encoded without the library (:func:`cached_package_key`).
 
-    Computing the key reads every weight (0.56 s for multilingual-e5-small, in each worker
-    at every start). The weights as held are a function of the directory's files, the
-    precision, PyTorch's and this package's versions (the conversion is this package's
-    code), so the key is kept under a digest of those, of the files' names, sizes and
-    modification times, and of the CPU's flags: a changed, rebuilt or replaced model
-    file gets a new digest and its key computed again. A model named otherwise than by a
-    directory (a hub name) has its key computed each time.
+    Named by a digest of the directory's files (names, sizes, modification times), the
+    precision, PyTorch's and this package's versions and the CPU's flags, all read without
+    loading the model: a changed, rebuilt or replaced model file names another record.
     """
-    if model_dir is None or not model_dir.is_dir():
-        return package_key(transformer, precision)
     import torch
 
     from . import __version__
@@ -115,27 +111,57 @@ def cached_package_key(
         "qa_service": __version__,
         "torch": torch.__version__,
         "precision": precision,
-        "module": type(transformer).__qualname__,
         "cpu": cpu_signature(),
         "directory": str(model_dir.resolve()),
         "files": files,
     }
     digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
-    record = (cache or default_cache_dir()) / "compiled" / "keys" / f"{digest[:32]}.key"
+    return (cache or default_cache_dir()) / "compiled" / "keys" / f"{digest[:32]}.json"
+
+
+def read_record(record: Path) -> dict[str, Any]:
+    """A key record's content (empty when absent or unreadable); its key checked."""
     try:
-        key = record.read_text(encoding="ascii").strip()
-        if len(key) == 64 and all(c in "0123456789abcdef" for c in key):
-            return key
-    except (OSError, UnicodeDecodeError):
-        pass
-    key = package_key(transformer, precision)
+        content = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    key = content.get("key") if isinstance(content, dict) else None
+    if not isinstance(key, str) or len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+        return {}
+    return content
+
+
+def write_record(record: Path, content: dict[str, Any]) -> None:
+    """Write a key record atomically; a read-only cache is logged (computed again next
+    time)."""
     try:
         record.parent.mkdir(parents=True, exist_ok=True)
         tmp = record.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(key + "\n", encoding="ascii")
+        tmp.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, record)
-    except OSError as exc:  # a read-only cache: computed again next time
+    except OSError as exc:
         logger.info("the package key is not kept (%s)", exc)
+
+
+def cached_package_key(
+    transformer: Any, precision: str, model_dir: Path | None, cache: Path | None = None
+) -> str:
+    """:func:`package_key`, remembered for a model directory as its files are now.
+
+    Computing the key reads every weight (0.56 s for multilingual-e5-small, in each worker
+    at every start). The weights as held are a function of the directory's files, the
+    precision, PyTorch's and this package's versions (the conversion is this package's
+    code), so the key is kept in the directory's :func:`key_record`. A model named
+    otherwise than by a directory (a hub name) has its key computed each time.
+    """
+    if model_dir is None or not model_dir.is_dir():
+        return package_key(transformer, precision)
+    record = key_record(model_dir, precision, cache)
+    known = read_record(record)
+    if known:
+        return str(known["key"])
+    key = package_key(transformer, precision)
+    write_record(record, {"key": key})
     return key
 
 
@@ -143,14 +169,20 @@ def package_path(key: str, cache: Path | None = None) -> Path:
     return (cache or default_cache_dir()) / "compiled" / f"question-encoder-{key[:24]}.pt2"
 
 
-def from_word_vectors(transformer: Any, precision: str) -> Any:
-    """The transformer from the word vectors on, as the module that is compiled."""
+def from_word_vectors(
+    transformer: Any, after: Sequence[Any], precision: str, *, normalise: bool
+) -> Any:
+    """The module that is compiled: a question's word vectors (one question, unpadded) in,
+    its sentence vector out, through ``transformer`` and the sentence-transformers modules
+    ``after`` it (each called with the library's features, as the library calls them),
+    normalised at the end when none of them does it."""
     import torch
 
     class FromWordVectors(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.transformer = transformer
+            self.after = torch.nn.ModuleList(after)
 
         def forward(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
             autocast = (
@@ -159,20 +191,37 @@ def from_word_vectors(transformer: Any, precision: str) -> Any:
                 else contextlib.nullcontext()
             )
             with autocast:
-                output = self.transformer(inputs_embeds=inputs_embeds)
-            return output.last_hidden_state.float()
+                hidden = self.transformer(inputs_embeds=inputs_embeds).last_hidden_state
+                # One question is never padded: every word piece is attended to.
+                mask = torch.ones(hidden.shape[:2], dtype=torch.int64)
+                features = {"token_embeddings": hidden.float(), "attention_mask": mask}
+                for module in self.after:
+                    features = module(features)
+            vector = features["sentence_embedding"].float()
+            if normalise:
+                vector = torch.nn.functional.normalize(vector, dim=-1)
+            return vector
 
     return FromWordVectors().eval()
 
 
-def build_package(transformer: Any, precision: str, target: Path, sample_ids: Any) -> Path:
-    """Export and compile ``transformer`` into ``target`` (written atomically)."""
+def build_package(
+    transformer: Any,
+    after: Sequence[Any],
+    precision: str,
+    target: Path,
+    sample_ids: Any,
+    *,
+    normalise: bool,
+) -> Path:
+    """Export and compile ``transformer`` and the modules ``after`` it into ``target``
+    (written atomically)."""
     import torch
     import torch._inductor
     import torch._inductor.config as inductor_config
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    module = from_word_vectors(transformer, precision)
+    module = from_word_vectors(transformer, after, precision, normalise=normalise)
     words = transformer.get_input_embeddings()
     length = torch.export.Dim("tokens", min=2, max=MAX_TOKENS)
     # Freezing folds the weights into the graph as constants, so the matrix products can
@@ -198,7 +247,7 @@ def build_package(transformer: Any, precision: str, target: Path, sample_ids: An
 
 
 def load_package(path: Path) -> Runner:
-    """The compiled transformer in ``path``: word vectors in, last hidden state out."""
+    """The compiled question encoder in ``path``: word vectors in, sentence vector out."""
     import torch._inductor
     import torch._inductor.config
 

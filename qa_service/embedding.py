@@ -163,6 +163,9 @@ class SentenceTransformerEmbedder:
         self._build_started = False
         self._build: subprocess.Popen[bytes] | None = None
         self._location: str = model
+        # Questions through the package alone, without the library (question_encoder).
+        self._packaged: Callable[[str], np.ndarray] | None = None
+        self._packaged_tried = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SentenceTransformerEmbedder:
@@ -290,7 +293,7 @@ class SentenceTransformerEmbedder:
 
     @property
     def query_encoder(self) -> str:
-        if self._compiled is not None:
+        if self._compiled is not None or self._packaged is not None:
             graph = "compiled"
         elif self._graph_setting != "eager" and self._traced_graph is not None:
             graph = "traced"
@@ -319,7 +322,7 @@ class SentenceTransformerEmbedder:
 
     @property
     def compiled_graph_loaded(self) -> bool:
-        return self._compiled is not None
+        return self._compiled is not None or self._packaged is not None
 
     def wait_for_compiled_graph(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a background build; whether it is in use."""
@@ -330,7 +333,7 @@ class SentenceTransformerEmbedder:
             except subprocess.TimeoutExpired:
                 return False
         with self._query_lock:
-            return self._compiled_graph() is not None
+            return self._packaged is not None or self._compiled_graph() is not None
 
     def compile_query_graph(self, *, wait: bool = True) -> Path | None:
         """Build the compiled question graph into the model cache, unless it is there.
@@ -357,13 +360,70 @@ class SentenceTransformerEmbedder:
             sample = self.tokenizer([self.query_prompt + "uppvärmning"], return_tensors="pt")
             logger.info("compiling the question encoder into %s (once)", target)
             try:
-                build_package(self.model[0].auto_model, self.precision, target, sample["input_ids"])
+                build_package(
+                    self.model[0].auto_model,
+                    self._after_transformer,
+                    self.precision,
+                    target,
+                    sample["input_ids"],
+                    normalise=not self._normalises,
+                )
             except Exception as exc:  # no compiler, a model export cannot capture, …
                 logger.warning("the question encoder cannot be compiled here: %s", exc)
                 failed.write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
                 return None
             failed.unlink(missing_ok=True)
+        self._describe_questions()
         return target
+
+    def _describe_questions(self) -> None:
+        """Describe, for the next process, how this model's questions are encoded with
+        its package alone (:func:`question_encoder.remember`); never fails a question."""
+        location = Path(self._location)
+        if not location.is_dir():
+            return
+        from .question_encoder import remember
+
+        try:
+            remember(self.model, location, self.precision)
+        except Exception as exc:  # a model whose files are not as described: the library
+            logger.warning("questions of %s need the library next time: %s", location, exc)
+
+    def _packaged_location(self) -> Any:
+        """Where this model's package and its description are (``None``: not both there,
+        or not asked for)."""
+        if self._graph_setting not in ("auto", "compiled") or self.device != "cpu":
+            return None
+        location = Path(resolve_model(self.name))
+        if not location.is_dir():
+            return None
+        from .question_encoder import locate
+
+        return locate(location, self.precision)
+
+    def questions_need_library(self) -> bool:
+        """Whether questions will need sentence-transformers (no model is loaded to tell)."""
+        return self._graph_setting == "eager" or self._packaged_location() is None
+
+    def _packaged_questions(self) -> Callable[[str], np.ndarray] | None:
+        """The package's questions without the library, if this model's directory has
+        been described (tried once; the library's path otherwise)."""
+        if self._packaged_tried:
+            return self._packaged
+        self._packaged_tried = True
+        found = self._packaged_location()
+        if found is None:
+            return None
+        from .question_encoder import PackagedQuestions
+
+        try:
+            self._packaged = PackagedQuestions(found, prompt=self._query_prompt or None)
+        except Exception as exc:  # a damaged package or file: the library's path decides
+            logger.warning("questions of %s go through the library: %s", found.model_dir, exc)
+            return None
+        self._location = str(found.model_dir)
+        logger.info("questions are encoded by the compiled graph %s alone", found.package.name)
+        return self._packaged
 
     def _compiled_graph(self) -> Any:
         """The loaded compiled graph, loading or starting to build it when it is time."""
@@ -399,6 +459,7 @@ class SentenceTransformerEmbedder:
             target.unlink(missing_ok=True)
             return None
         logger.info("questions are encoded by the compiled graph %s", target.name)
+        self._describe_questions()
         return self._compiled
 
     @cached_property
@@ -432,24 +493,28 @@ class SentenceTransformerEmbedder:
             logger.warning("questions are encoded without a traced graph: %s", exc)
             return None
 
-    def _question_graph(self) -> Callable[[Any], Any] | None:
-        """What runs a question's word pieces through the transformer (None: the library)."""
+    def _question_graph(self) -> tuple[Callable[[Any], Any], bool] | None:
+        """What runs a question's word pieces (None: the library), and whether it gives
+        the sentence vector (the compiled package) or the transformer's output (traced)."""
         if self._graph_setting == "eager":
             return None
         compiled = self._compiled_graph()
         if compiled is not None:
             words = self.model[0].auto_model.get_input_embeddings()
-            return lambda ids: compiled(words(ids))
+            return (lambda ids: compiled(words(ids))), True
         traced = self._traced_graph
-        return None if traced is None else lambda ids: traced(ids)
+        return None if traced is None else ((lambda ids: traced(ids)), False)
 
     def encode_query(self, text: str) -> np.ndarray:
         # Choosing the graph and running it is one turn of the lock: the graph chosen is
         # the one that runs, and the tokenizer, too, serves one question at a time.
         with self._query_lock:
-            graph = self._question_graph()
-            if graph is not None:
-                return self._through_graph(graph, text)
+            packaged = self._packaged_questions()
+            if packaged is not None:
+                return packaged(text)
+            chosen = self._question_graph()
+            if chosen is not None:
+                return self._through_graph(*chosen, text)
         with self._precision():
             vector = self.model.encode(
                 [text],
@@ -460,9 +525,9 @@ class SentenceTransformerEmbedder:
             )
         return np.asarray(vector, dtype=np.float32)[0]
 
-    def _through_graph(self, graph: Callable[[Any], Any], text: str) -> np.ndarray:
-        """A question's vector from ``graph`` and the model's later modules (under the
-        query lock)."""
+    def _through_graph(self, graph: Callable[[Any], Any], pooled: bool, text: str) -> np.ndarray:
+        """A question's vector from ``graph`` and, unless it is ``pooled``, the model's
+        later modules (under the query lock)."""
         import torch
 
         features = self.tokenizer(
@@ -473,6 +538,8 @@ class SentenceTransformerEmbedder:
         )
         with torch.no_grad(), self._precision():
             output = graph(features["input_ids"])
+            if pooled:
+                return np.asarray(output[0].float().numpy(), dtype=np.float32)
             if isinstance(output, dict):
                 hidden = output["last_hidden_state"]
             elif isinstance(output, (list, tuple)):

@@ -303,12 +303,27 @@ PRELOADED_MODULES = (
     "faiss",
     "bm25s",
     "torch",
-    "transformers",
-    "sentence_transformers",
+    "tokenizers",
     "qa_service.web",
     "qa_service.service",
     "qa_service.compiled_query",
 )
+#: What a worker imports besides when its questions need the library: when the model's
+#: compiled package and its description are there (question_encoder), they do not, and
+#: importing them would be 4-8 s of the master's start for nothing.
+LIBRARY_MODULES = ("transformers", "sentence_transformers")
+
+
+def modules_to_preload(settings: Settings) -> tuple[str, ...]:
+    """What the master imports for its workers, as the settings' model needs."""
+    from .embedding import ModelError, SentenceTransformerEmbedder
+
+    try:
+        needs_library = SentenceTransformerEmbedder.from_settings(settings).questions_need_library()
+    except (ModelError, OSError) as exc:  # the workers say it, each in its log
+        logger.warning("cannot tell whether questions need the library: %s", exc)
+        needs_library = True
+    return PRELOADED_MODULES + (LIBRARY_MODULES if needs_library else ())
 
 
 def preload_libraries(modules: Iterable[str] = PRELOADED_MODULES) -> list[str]:
@@ -347,5 +362,5 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, threads: in
         # Which forwarded headers to believe is the app's decision (QA_PROXIES).
         "forwarded_allow_ips": "",
     }
-    preload_libraries()
+    preload_libraries(modules_to_preload(settings))
     GunicornServer(settings, options, threads).run()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,9 +14,17 @@ import numpy as np
 import pytest
 
 from qa_service import compiled_query
-from qa_service.compiled_query import cpu_signature, package_key
+from qa_service.compiled_query import (
+    cpu_signature,
+    key_record,
+    package_key,
+    package_path,
+    read_record,
+    write_record,
+)
 from qa_service.config import BUNDLED_MODEL
-from qa_service.embedding import SentenceTransformerEmbedder
+from qa_service.embedding import SentenceTransformerEmbedder, resolve_model
+from qa_service.question_encoder import PackagedQuestions, locate
 
 pytestmark = [
     pytest.mark.model,
@@ -198,5 +210,70 @@ def test_loading_a_package_runs_no_instruction_set_probe(
     ids = built.tokenizer(["query: " + QUESTIONS[0]], return_tensors="pt")["input_ids"]
     words = built.model[0].auto_model.get_input_embeddings()
     with torch.no_grad():
-        hidden = runner(words(ids))
-    assert tuple(hidden.shape[:2]) == tuple(ids.shape)
+        vector = runner(words(ids))
+    assert tuple(vector.shape) == (1, built.dimension)  # the sentence vector, pooled
+
+
+def _model_dir() -> Path:
+    return Path(resolve_model(BUNDLED_MODEL))
+
+
+def test_a_described_model_encodes_questions_without_the_library(
+    built: SentenceTransformerEmbedder, cache: Path
+) -> None:
+    # A worker's start: a process of its own, in which nothing has imported the library.
+    script = (
+        "import json, sys\n"
+        "from qa_service.embedding import SentenceTransformerEmbedder\n"
+        f"embedder = SentenceTransformerEmbedder({BUNDLED_MODEL!r}, query_graph='auto')\n"
+        "needs = embedder.questions_need_library()\n"
+        f"vector = embedder.encode_query({QUESTIONS[0]!r})\n"
+        "print(json.dumps({'needs': needs, 'encoder': embedder.query_encoder,\n"
+        "    'library': sorted({'transformers', 'sentence_transformers'} & set(sys.modules)),\n"
+        "    'vector': vector.tolist()}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "QA_MODEL_CACHE": str(cache)},
+    )
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["needs"] is False
+    assert seen["library"] == []
+    assert seen["encoder"].endswith("questions compiled)")
+    assert float(np.asarray(seen["vector"]) @ built.encode_query(QUESTIONS[0])) >= 0.99999
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_the_package_alone_gives_the_librarys_vectors(
+    built: SentenceTransformerEmbedder, cache: Path, question: str
+) -> None:
+    found = locate(_model_dir(), built.precision, cache)
+    assert found is not None and found.package == built.compiled_package
+    alone = PackagedQuestions(found)
+    assert alone.prompt == built.query_prompt
+    eager = SentenceTransformerEmbedder(BUNDLED_MODEL, query_graph="eager")
+    vector = alone(question)
+    assert vector.shape == (built.dimension,)
+    assert float(vector @ built.encode_query(question)) >= 0.99999
+    assert float(vector @ eager.encode_query(question)) >= 0.9999
+
+
+def test_a_damaged_described_package_leaves_the_library_to_answer(
+    built: SentenceTransformerEmbedder, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model_dir = _model_dir()
+    record = read_record(key_record(model_dir, built.precision, cache))
+    assert record["questions"]
+    write_record(key_record(model_dir, built.precision, tmp_path), record)
+    package = package_path(record["key"], tmp_path)
+    package.write_bytes(built.compiled_package.read_bytes()[:4096])
+    monkeypatch.setenv("QA_MODEL_CACHE", str(tmp_path))
+    embedder = SentenceTransformerEmbedder(BUNDLED_MODEL, query_graph="auto")
+    assert not embedder.questions_need_library()  # as far as the files tell
+    vector = embedder.encode_query(QUESTIONS[0])
+    assert embedder.query_encoder.endswith("questions traced)")
+    assert not package.exists()  # built again by the next process that needs it
+    assert float(vector @ built.encode_query(QUESTIONS[0])) >= 0.9999

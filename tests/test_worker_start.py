@@ -10,10 +10,15 @@ import numpy as np
 import pytest
 
 from qa_service.config import Settings
-from qa_service.embedding import ModelError
+from qa_service.embedding import ModelError, SentenceTransformerEmbedder
 from qa_service.errors import IndexUnavailable
 from qa_service.ingest import run_ingest
-from qa_service.server import preload_libraries, with_heartbeat
+from qa_service.server import (
+    PRELOADED_MODULES,
+    modules_to_preload,
+    preload_libraries,
+    with_heartbeat,
+)
 from qa_service.service import QAService
 from tests.conftest import write_small_corpus
 from tests.fake_embedder import FakeEmbedder
@@ -47,6 +52,25 @@ def test_heartbeat_raises_the_work_s_error_on_the_caller_s_thread() -> None:
 
 def test_preload_imports_what_it_can_and_skips_a_missing_module() -> None:
     assert preload_libraries(["json", "no_such_module_of_qa_service"]) == ["json"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "library"),
+    [(True, True), (False, False), (ModelError("no such model"), True)],
+)
+def test_the_master_imports_the_library_only_when_questions_need_it(
+    monkeypatch: pytest.MonkeyPatch, answer: bool | Exception, library: bool
+) -> None:
+    def needs(self: SentenceTransformerEmbedder) -> bool:
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(SentenceTransformerEmbedder, "questions_need_library", needs)
+    modules = modules_to_preload(Settings())
+    assert set(PRELOADED_MODULES) <= set(modules)
+    assert ("sentence_transformers" in modules) is library
+    assert ("transformers" in modules) is library
 
 
 class WaitingEmbedder(FakeEmbedder):
