@@ -95,11 +95,26 @@ class QuestionSearch:
         raise NotImplementedError
 
     def search_vector(
-        self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self,
+        vector: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        *,
+        also: np.ndarray | None = None,
     ) -> Ranking:
         raise NotImplementedError
 
-    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
+    def search(
+        self,
+        query: str,
+        k: int,
+        *,
+        allowed: np.ndarray | None = None,
+        also: Sequence[int] = (),
+    ) -> Ranking:
+        """The top ``k`` passages for ``query``; ``also``: rows that an approximate search
+        scores with its own candidates (the hybrid's lexical finds), so that each of them
+        that belongs to the exact top k is in it (an exact search needs none)."""
         if self.size == 0 or k < 1:
             return []
         vector = np.asarray(self.encode_query(query), dtype=np.float32).reshape(-1)
@@ -108,7 +123,8 @@ class QuestionSearch:
             first = self.search_vector(vector, self.feedback, allowed)
             rows = np.asarray([row for row, _ in first], dtype=np.int64)
             vector = rocchio(vector, self._vectors(rows), self.feedback_weight)
-        return self.search_vector(vector, k, allowed)
+        extra = np.asarray(also, dtype=np.int64) if len(also) else None
+        return self.search_vector(vector, k, allowed, also=extra)
 
     def feedback_search(
         self,
@@ -225,7 +241,12 @@ class DenseRetriever(QuestionSearch):
         return self._passages[rows]
 
     def search_vector(
-        self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self,
+        vector: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        *,
+        also: np.ndarray | None = None,
     ) -> Ranking:
         """The top ``k`` for a question vector (see :meth:`search`)."""
         if self.index.ntotal == 0 or k < 1:
@@ -245,7 +266,7 @@ class DenseRetriever(QuestionSearch):
                 selector, _bits = allowed_selector(allowed)  # read by the search below
                 params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         if self.approximate is not None:
-            return self._search_approximate(vector, k, allowed)
+            return self._search_approximate(vector, k, allowed, also)
         if self._documents is None:
             scores, ids = self.index.search(vector.reshape(1, -1), k, params=params)
             return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
@@ -273,14 +294,20 @@ class DenseRetriever(QuestionSearch):
         return _best(rows, self._exact(vector, rows, self._document_scores(vector)), k)
 
     def _search_approximate(
-        self, vector: np.ndarray, k: int, allowed: np.ndarray | None
+        self,
+        vector: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None,
+        also: np.ndarray | None = None,
     ) -> Ranking:
         """The top k from the approximate index's candidates, scored again exactly.
 
         The allowed rows are selected inside the approximate search (before it cuts its
-        candidates). With document vectors, the documents that could still lift a passage
-        outside the candidates into the top k (its ``q·p`` at most the lowest candidate's,
-        as in the exact search) have all their passages scored too.
+        candidates). The allowed rows of ``also`` are candidates too: a passage the
+        approximate search missed then takes the place the exact search gives it. With
+        document vectors, the documents that could still lift a passage outside the
+        candidates into the top k (its ``q·p`` at most the lowest candidate's, as in the
+        exact search) have all their passages scored too.
         """
         assert self.approximate is not None
         selector, bits = (None, None) if allowed is None else allowed_selector(allowed)
@@ -296,6 +323,11 @@ class DenseRetriever(QuestionSearch):
         _, ids = self.approximate.search(vector.reshape(1, -1), wanted, params=params)
         del bits  # read by the search only
         rows = ids[0][ids[0] >= 0]
+        if also is not None and len(also):
+            named = also[(also >= 0) & (also < len(self._passages))]
+            if allowed is not None:
+                named = named[np.asarray(allowed, dtype=bool)[named]]
+            rows = np.concatenate([rows, np.setdiff1d(named, rows)])
         document_scores = self._document_scores(vector)
         scores = self._exact(vector, rows, document_scores)
         if document_scores is not None and len(rows) >= k:
@@ -445,9 +477,15 @@ class SegmentedDenseRetriever(QuestionSearch):
         return _dot(self._vectors(np.asarray(rows, dtype=np.int64)), vector)
 
     def search_vector(
-        self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self,
+        vector: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        *,
+        also: np.ndarray | None = None,
     ) -> Ranking:
-        """The top ``k`` for a question vector over every segment."""
+        """The top ``k`` for a question vector over every segment (``also``: rows of the
+        build, each given to its segment's search)."""
         if self.size == 0 or k < 1:
             return []
         found: Ranking = []
@@ -460,7 +498,12 @@ class SegmentedDenseRetriever(QuestionSearch):
                 local = ~deleted if local is None else local & ~deleted
             if local is not None and not local.any():
                 continue
-            found += [(row + offset, s) for row, s in part.search_vector(vector, k, local)]
+            mine = None
+            if also is not None:
+                mine = also[(also >= offset) & (also < offset + size)] - offset
+            found += [
+                (row + offset, s) for row, s in part.search_vector(vector, k, local, also=mine)
+            ]
         if not found:
             return []
         rows = np.asarray([row for row, _ in found], dtype=np.int64)

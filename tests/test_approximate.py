@@ -13,7 +13,7 @@ import pytest
 from qa_service.approximate import ApproximateSettings, build_approximate
 from qa_service.config import Settings
 from qa_service.ingest import run_ingest
-from qa_service.retrieval import DenseRetriever
+from qa_service.retrieval import DenseRetriever, SegmentedDenseRetriever
 from qa_service.service import QAService
 from qa_service.store import APPROXIMATE, IndexReader
 
@@ -200,3 +200,44 @@ def test_an_opened_build_maps_its_vectors_from_the_files(tmp_path: Path) -> None
     # What the retriever scores from is that mapping too.
     dense = DenseRetriever(reader.vectors, FakeEmbedder().encode_query)
     assert _mapped_file(int(dense._passages.ctypes.data)) == flat
+
+
+def test_rows_named_by_the_caller_take_their_exact_place() -> None:
+    # One list probed of 32: the approximate search alone misses some of the exact top 20;
+    # the rows the hybrid's lexical leg found are scored with its candidates.
+    dense, passages, _, _, questions = _case("IVF32,Flat", candidates=20, weight=0)
+    dense.approximate_breadth = 1
+    question = questions[2]
+    truth = passages @ question
+    best = np.argsort(-truth, kind="stable")[:20]
+    alone = [row for row, _ in _ask(dense, question, 20)]
+    assert alone != best.tolist()  # the case is one the approximate search gets wrong
+    dense.current["q"] = question  # type: ignore[attr-defined]
+    named = [*best.tolist(), -1, len(passages)]  # rows outside the build are ignored
+    got = dense.search("q", 20, also=named)
+    assert [row for row, _ in got] == best.tolist()
+    assert [score for _, score in got] == pytest.approx(truth[best].tolist(), abs=1e-5)
+    # A filter holds for the named rows too.
+    allowed = np.ones(len(passages), dtype=bool)
+    allowed[best[:5]] = False
+    filtered = [row for row, _ in dense.search("q", 20, allowed=allowed, also=named)]
+    assert not set(filtered) & set(best[:5].tolist())
+    assert set(best[5:].tolist()) <= set(filtered)
+
+
+def test_a_segmented_build_gives_each_segment_its_named_rows() -> None:
+    first, passages_a, _, _, questions = _case("IVF32,Flat", candidates=20, weight=0)
+    second, passages_b, _, _, _ = _case("IVF32,Flat", candidates=20, weight=0, seed=1)
+    first.approximate_breadth = second.approximate_breadth = 1
+    deleted = np.zeros(len(passages_b), dtype=bool)
+    deleted[0] = True  # a deleted row stays out even when named
+    build = SegmentedDenseRetriever(
+        [(0, first, None), (len(passages_a), second, deleted)], lambda _: questions[4]
+    )
+    truth = np.concatenate([passages_a, passages_b]) @ questions[4]
+    truth[len(passages_a)] = -np.inf
+    best = np.argsort(-truth, kind="stable")[:20]
+    named = np.asarray([*best.tolist(), len(passages_a)], dtype=np.int64)
+    assert [row for row, _ in build.search_vector(questions[4], 20)] != best.tolist()
+    got = build.search_vector(questions[4], 20, also=named)
+    assert [row for row, _ in got] == best.tolist()

@@ -107,7 +107,9 @@ class _Dense:
     def __init__(self, ranking: list[tuple[int, float]]) -> None:
         self.ranking = ranking
 
-    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> list:
+    def search(
+        self, query: str, k: int, *, allowed: np.ndarray | None = None, also: object = ()
+    ) -> list:
         return self.ranking[:k]
 
 

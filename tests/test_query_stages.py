@@ -127,7 +127,9 @@ class Recording:
         self.asked.append((text, allowed is not None))
         return [(self.first_row + len(self.asked), 1.0)]
 
-    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> list:
+    def search(
+        self, query: str, k: int, *, allowed: np.ndarray | None = None, also: object = ()
+    ) -> list:
         return self._answer(query, allowed)
 
     def search_text(self, text: str, k: int, *, allowed: np.ndarray | None = None) -> list:

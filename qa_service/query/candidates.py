@@ -33,7 +33,14 @@ logger = logging.getLogger(__name__)
 
 
 class DenseLeg(Protocol):
-    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking: ...
+    def search(
+        self,
+        query: str,
+        k: int,
+        *,
+        allowed: np.ndarray | None = None,
+        also: Sequence[int] = (),
+    ) -> Ranking: ...
 
     def feedback_search(
         self,
@@ -49,7 +56,12 @@ class DenseLeg(Protocol):
     def similarities(self, query: str, rows: Sequence[int]) -> np.ndarray: ...
 
     def search_vector(
-        self, vector: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+        self,
+        vector: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        *,
+        also: np.ndarray | None = None,
     ) -> Ranking: ...
 
 
@@ -103,7 +115,11 @@ def search_text(
             name, weight, retrievers.bm25.search_text(text.lexical, depth, allowed=allowed)
         )
     legs_depth = max(depth, settings.candidate_depth)
-    dense = retrievers.dense.search(text.text, legs_depth, allowed=allowed)
+    lexical = retrievers.lexical.search_text(text.lexical, legs_depth, allowed=allowed)
+    # An approximate dense leg scores BM25's finds as well: each one that belongs to the
+    # exact dense top is in it, so the fusion sees what it sees over an exact search.
+    found = [row for row, _ in lexical]
+    dense = retrievers.dense.search(text.text, legs_depth, allowed=allowed, also=found)
     if retrievers.sentences is not None and settings.sentence_dense_passages > 0:
         # The dense leg's first passages re-ordered by their best sentence, then fused.
         dense = retrievers.sentences.rescore(
@@ -114,7 +130,6 @@ def search_text(
             method=settings.sentence_rescoring_method,
             rrf_k=weights.rrf_k,
         )
-    lexical = retrievers.lexical.search_text(text.lexical, legs_depth, allowed=allowed)
     lexical_weight = weights.lexical
     if weights.coverage_passages > 0:
         # BM25 counts as much as its best first passage holds of the question's words.
