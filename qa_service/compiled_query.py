@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .bundled_model import default_cache_dir
+from .bundled_model import VERIFIED, default_cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +61,13 @@ def cpu_signature() -> str:
     return f"{platform.machine()} {platform.processor()}"
 
 
-def package_key(transformer: Any, precision: str) -> str:
+def package_key(transformer: Any, precision: str, after: Sequence[Any] = ()) -> str:
     """A digest of everything a compiled package depends on.
 
     The transformer's weights (as they are held, after the precision's conversion), its
-    configuration, the precision, PyTorch's version, this CPU's flags and the format.
+    configuration, the modules compiled after it (pooling, normalisation, …: each one's
+    type, configuration and weights), the precision, the versions of PyTorch and of the
+    library whose modules are compiled, this CPU's flags and the format.
     """
     import torch
 
@@ -74,42 +76,74 @@ def package_key(transformer: Any, precision: str) -> str:
     header = {
         "format": PACKAGE_FORMAT,
         "torch": torch.__version__,
+        "libraries": library_versions(),
         "precision": precision,
         "module": type(transformer).__qualname__,
         "config": config.to_json_string() if config is not None else "",
+        "after": [[type(module).__qualname__, _module_config(module)] for module in after],
         "cpu": cpu_signature(),
     }
-    digest.update(json.dumps(header, sort_keys=True).encode())
-    for name, tensor in transformer.state_dict().items():
-        digest.update(name.encode())
-        digest.update(str(tensor.dtype).encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        data = tensor.detach().contiguous().cpu().reshape(-1)
-        digest.update(data.view(torch.uint8).numpy().tobytes())
+    digest.update(json.dumps(header, sort_keys=True, default=str).encode())
+    for module in (transformer, *after):
+        for name, tensor in module.state_dict().items():
+            digest.update(name.encode())
+            digest.update(str(tensor.dtype).encode())
+            digest.update(str(tuple(tensor.shape)).encode())
+            data = tensor.detach().contiguous().cpu().reshape(-1)
+            digest.update(data.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def _module_config(module: Any) -> Any:
+    """A sentence-transformers module's configuration (its pooling mode, …), if it has one."""
+    getter = getattr(module, "get_config_dict", None)
+    return getter() if callable(getter) else None
+
+
+#: The libraries whose code a package or a question path holds or was checked against.
+LIBRARIES = ("transformers", "sentence-transformers", "tokenizers")
+
+
+def library_versions() -> dict[str, str]:
+    """The installed versions of :data:`LIBRARIES` (read without importing them)."""
+    from importlib import metadata
+
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = ""
+    return versions
 
 
 def key_record(model_dir: Path, precision: str, cache: Path | None = None) -> Path:
     """Where what is known of ``model_dir``'s files as they are now is kept: the package
     key and how its questions are encoded without the library (:func:`cached_package_key`).
 
-    Named by a digest of the directory's files (names, sizes, modification times), the
-    precision, PyTorch's and this package's versions and the CPU's flags, all read without
-    loading the model: a changed, rebuilt or replaced model file names another record.
+    Named by a digest of the directory's files (names, sizes, modification times and
+    inodes; not the bundled model's own records, nor hidden files), the precision, the
+    versions of PyTorch, of this package and of the model's libraries, and the CPU's
+    flags, all read without loading the model: a file changed, rebuilt or replaced as
+    files are (a new file, or a new modification time) names another record.
     """
     import torch
 
     from . import __version__
 
     files = sorted(
-        (str(path.relative_to(model_dir)), stat.st_size, stat.st_mtime_ns)
+        (str(path.relative_to(model_dir)), stat.st_size, stat.st_mtime_ns, stat.st_ino)
         for path in model_dir.rglob("*")
-        if path.is_file() and (stat := path.stat())
+        if not path.name.startswith(".")
+        and path.name != VERIFIED  # the bundled model's record of its own check
+        and path.is_file()
+        and (stat := path.stat())
     )
     state = {
         "format": PACKAGE_FORMAT,
         "qa_service": __version__,
         "torch": torch.__version__,
+        "libraries": library_versions(),
         "precision": precision,
         "cpu": cpu_signature(),
         "directory": str(model_dir.resolve()),
@@ -132,19 +166,28 @@ def read_record(record: Path) -> dict[str, Any]:
 
 
 def write_record(record: Path, content: dict[str, Any]) -> None:
-    """Write a key record atomically; a read-only cache is logged (computed again next
-    time)."""
+    """Add ``content`` to a key record, atomically; what another process wrote meanwhile
+    under another name is kept (a key written late does not drop a description). A
+    read-only cache is logged (computed again next time)."""
     try:
         record.parent.mkdir(parents=True, exist_ok=True)
+        known = read_record(record)
+        if known.get("key", content.get("key")) != content.get("key"):
+            known = {}  # another key: the record is this one's alone
+        merged = {**known, **content}
         tmp = record.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, record)
     except OSError as exc:
         logger.info("the package key is not kept (%s)", exc)
 
 
 def cached_package_key(
-    transformer: Any, precision: str, model_dir: Path | None, cache: Path | None = None
+    transformer: Any,
+    precision: str,
+    model_dir: Path | None,
+    cache: Path | None = None,
+    after: Sequence[Any] = (),
 ) -> str:
     """:func:`package_key`, remembered for a model directory as its files are now.
 
@@ -155,12 +198,12 @@ def cached_package_key(
     otherwise than by a directory (a hub name) has its key computed each time.
     """
     if model_dir is None or not model_dir.is_dir():
-        return package_key(transformer, precision)
+        return package_key(transformer, precision, after)
     record = key_record(model_dir, precision, cache)
     known = read_record(record)
     if known:
         return str(known["key"])
-    key = package_key(transformer, precision)
+    key = package_key(transformer, precision, after)
     write_record(record, {"key": key})
     return key
 

@@ -111,6 +111,17 @@ def choose_device(setting: str) -> str:
     return setting
 
 
+def device_without_cuda(setting: str) -> str | None:
+    """The device ``setting`` names, when that is known without asking CUDA (which in a
+    process that forks afterwards, gunicorn's master, would poison the children's CUDA):
+    ``cpu``, or ``auto`` with a PyTorch built without CUDA. ``None``: only asking tells."""
+    import torch
+
+    if setting == "cpu" or (setting == "auto" and torch.version.cuda is None):
+        return "cpu"
+    return None
+
+
 def cpu_has_bfloat16() -> bool:
     """Whether this CPU multiplies bfloat16 in hardware (else it is slower than float32)."""
     import torch
@@ -318,7 +329,10 @@ class SentenceTransformerEmbedder:
         transformer = self.model[0].auto_model
         location = Path(self._location)
         directory = location if location.is_dir() else None
-        return package_path(cached_package_key(transformer, self.precision, directory))
+        key = cached_package_key(
+            transformer, self.precision, directory, after=self._after_transformer
+        )
+        return package_path(key)
 
     @property
     def compiled_graph_loaded(self) -> bool:
@@ -389,21 +403,27 @@ class SentenceTransformerEmbedder:
         except Exception as exc:  # a model whose files are not as described: the library
             logger.warning("questions of %s need the library next time: %s", location, exc)
 
-    def _packaged_location(self) -> Any:
+    def _packaged_location(self, device: str | None = None) -> Any:
         """Where this model's package and its description are (``None``: not both there,
-        or not asked for)."""
-        if self._graph_setting not in ("auto", "compiled") or self.device != "cpu":
-            return None
-        location = Path(resolve_model(self.name))
-        if not location.is_dir():
+        not asked for, or not readable: the library's path then)."""
+        if self._graph_setting not in ("auto", "compiled") or (device or self.device) != "cpu":
             return None
         from .question_encoder import locate
 
-        return locate(location, self.precision)
+        try:
+            location = Path(resolve_model(self.name))
+            if not location.is_dir():
+                return None
+            return locate(location, choose_precision("cpu", self._precision_setting))
+        except (ModelError, OSError) as exc:
+            logger.warning("questions of %s go through the library: %s", self.name, exc)
+            return None
 
     def questions_need_library(self) -> bool:
-        """Whether questions will need sentence-transformers (no model is loaded to tell)."""
-        return self._graph_setting == "eager" or self._packaged_location() is None
+        """Whether questions will need sentence-transformers. Neither the model is loaded
+        nor CUDA asked to tell (the master asks before it forks its workers)."""
+        device = device_without_cuda(self._device_setting)
+        return device is None or self._packaged_location(device) is None
 
     def _packaged_questions(self) -> Callable[[str], np.ndarray] | None:
         """The package's questions without the library, if this model's directory has
@@ -511,7 +531,11 @@ class SentenceTransformerEmbedder:
         with self._query_lock:
             packaged = self._packaged_questions()
             if packaged is not None:
-                return packaged(text)
+                try:
+                    return packaged(text)
+                except Exception as exc:  # never a failed question: the library's path
+                    logger.warning("questions go through the library from now on: %s", exc)
+                    self._packaged = None
             chosen = self._question_graph()
             if chosen is not None:
                 return self._through_graph(*chosen, text)

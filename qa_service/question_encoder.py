@@ -112,10 +112,24 @@ def _transformer_dir(model_dir: Path) -> Path:
         raise QuestionPathError(f"{model_dir} names no first module: {exc}") from exc
 
 
-def _word_table(directory: Path, weight: Any) -> dict[str, str]:
-    """The safetensors file of ``directory`` and the tensor in it equal to ``weight``."""
+#: Rows of the word table compared at a time (a copy of the whole table would be 384 MB
+#: for a multilingual model).
+_ROWS_AT_A_TIME = 8192
+
+
+def _equal(mapped: np.ndarray, stored: str, weight: Any) -> bool:
+    """Whether the mapped table read as the model reads it is ``weight``, row by row."""
     import torch
 
+    for start in range(0, len(mapped), _ROWS_AT_A_TIME):
+        rows = as_torch(mapped[start : start + _ROWS_AT_A_TIME], stored, weight.dtype)
+        if not torch.equal(rows, weight[start : start + _ROWS_AT_A_TIME]):
+            return False
+    return True
+
+
+def _word_table(directory: Path, weight: Any) -> dict[str, str]:
+    """The safetensors file of ``directory`` and the tensor in it equal to ``weight``."""
     shape = list(weight.shape)
     for path in sorted(directory.glob("*.safetensors")):
         _, header = safetensors_header(path)
@@ -124,8 +138,7 @@ def _word_table(directory: Path, weight: Any) -> dict[str, str]:
                 continue
             if info.get("dtype") not in _DTYPES:
                 continue
-            table = as_torch(mapped_tensor(path, name), info["dtype"], weight.dtype)
-            if torch.equal(table, weight):
+            if _equal(mapped_tensor(path, name), info["dtype"], weight):
                 return {"file": path.name, "tensor": name, "stored": info["dtype"]}
     raise QuestionPathError(f"no safetensors file of {directory} holds the word vectors")
 
@@ -140,8 +153,7 @@ def describe(model: Any, model_dir: Path) -> dict[str, Any]:
     window = int(model.max_seq_length)
     prompt = str((getattr(model, "prompts", None) or {}).get("query", ""))
     own = load_tokenizer(tokenizer_file, window)
-    for text in TOKENIZER_SAMPLES:
-        text = prompt + text
+    for text in [start + sample for start in {"", prompt} for sample in TOKENIZER_SAMPLES]:
         library = model.tokenizer([text], truncation=True, max_length=window)["input_ids"][0]
         if own.encode(text).ids != list(library):
             raise QuestionPathError(f"{tokenizer_file} does not give the library's word pieces")
@@ -222,10 +234,19 @@ class PackagedQuestions:
             self._tokenizer = load_tokenizer(located.model_dir / found["tokenizer"], self.window)
             self._table = mapped_tensor(located.model_dir / words["file"], words["tensor"])
             self._stored = str(words["stored"])
-            self._dtype = getattr(torch, str(found["dtype"]))
+            self._dtype = getattr(torch, str(found["dtype"]), None)
+            if not isinstance(self._dtype, torch.dtype):
+                raise ValueError(f"no such type {found['dtype']!r}")
         except (KeyError, TypeError, ValueError, OSError, AttributeError) as exc:
             raise QuestionPathError(f"{located.model_dir}: {exc}") from exc
         self._runner = load_package(located.package)
+        # A package or table that loads but does not give a unit vector is refused now,
+        # not on every question.
+        vector = self("uppvärmning")
+        if vector.ndim != 1 or not np.all(np.isfinite(vector)):
+            raise QuestionPathError(f"{located.package} gives no vector")
+        if abs(float(np.linalg.norm(vector)) - 1.0) > 1e-3:
+            raise QuestionPathError(f"{located.package} gives vectors that are not unit")
 
     def __call__(self, text: str) -> np.ndarray:
         import torch

@@ -114,7 +114,8 @@ class QuestionSearch:
     ) -> Ranking:
         """The top ``k`` passages for ``query``; ``also``: rows that an approximate search
         scores with its own candidates (the hybrid's lexical finds), so that each of them
-        that belongs to the exact top k is in it (an exact search needs none)."""
+        that belongs to the exact top k is in the result (an exact search has them
+        already)."""
         if self.size == 0 or k < 1:
             return []
         vector = np.asarray(self.encode_query(query), dtype=np.float32).reshape(-1)
@@ -303,8 +304,9 @@ class DenseRetriever(QuestionSearch):
         """The top k from the approximate index's candidates, scored again exactly.
 
         The allowed rows are selected inside the approximate search (before it cuts its
-        candidates). The allowed rows of ``also`` are candidates too: a passage the
-        approximate search missed then takes the place the exact search gives it. With
+        candidates). The allowed rows of ``also`` are scored as candidates too: each of
+        them that belongs to the exact top k is in the top k returned, however the
+        approximate search ranked it (rows neither proposes may still be missing). With
         document vectors, the documents that could still lift a passage outside the
         candidates into the top k (its ``q·p`` at most the lowest candidate's, as in the
         exact search) have all their passages scored too.
@@ -323,6 +325,7 @@ class DenseRetriever(QuestionSearch):
         _, ids = self.approximate.search(vector.reshape(1, -1), wanted, params=params)
         del bits  # read by the search only
         rows = ids[0][ids[0] >= 0]
+        proposed = len(rows)
         if also is not None and len(also):
             named = also[(also >= 0) & (also < len(self._passages))]
             if allowed is not None:
@@ -330,8 +333,11 @@ class DenseRetriever(QuestionSearch):
             rows = np.concatenate([rows, np.setdiff1d(named, rows)])
         document_scores = self._document_scores(vector)
         scores = self._exact(vector, rows, document_scores)
-        if document_scores is not None and len(rows) >= k:
-            theta = float(np.min(scores - document_scores[self._owner[rows]]))
+        if document_scores is not None and proposed >= k:
+            # The bound is the approximate index's: a named row far from the question
+            # must not open every document.
+            own = scores[:proposed] - document_scores[self._owner[rows[:proposed]]]
+            theta = float(np.min(own))
             kth = np.partition(scores, len(scores) - k)[len(scores) - k]
             open_documents = np.flatnonzero(theta + document_scores >= kth)
             if len(open_documents):

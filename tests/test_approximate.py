@@ -241,3 +241,29 @@ def test_a_segmented_build_gives_each_segment_its_named_rows() -> None:
     assert [row for row, _ in build.search_vector(questions[4], 20)] != best.tolist()
     got = build.search_vector(questions[4], 20, also=named)
     assert [row for row, _ in got] == best.tolist()
+
+
+def test_named_rows_far_from_the_question_leave_the_document_bound_as_it_was() -> None:
+    # With the document term, the documents whose passages are all scored are those that
+    # could lift a passage with q·p up to the approximate candidates' lowest; a named row
+    # far from the question must not lower that bound (nor close those documents).
+    dense, passages, documents, owner, questions = _case("HNSW16,Flat", weight=1.0, candidates=10)
+    scored: set[int] = set()
+    exact = dense._exact
+
+    def recording(vector: np.ndarray, rows: np.ndarray, document_scores: object) -> np.ndarray:
+        scored.update(rows.tolist())
+        return exact(vector, rows, document_scores)  # type: ignore[arg-type]
+
+    dense._exact = recording  # type: ignore[method-assign]
+    for question in questions[:5]:
+        truth = passages @ question + 1.0 * (documents @ question)[owner]
+        far = np.argsort(truth)[:20]  # the least similar passages, with their documents
+        scored.clear()
+        _ask(dense, question, 10)
+        alone = set(scored)
+        assert len(alone) > 10 + len(far)  # some documents were opened
+        scored.clear()
+        dense.current["q"] = question  # type: ignore[attr-defined]
+        dense.search("q", 10, also=far.tolist())
+        assert scored == alone | set(far.tolist())

@@ -93,16 +93,47 @@ def test_compiled_vectors_are_the_traced_graphs(
 
 
 def test_a_second_process_loads_the_package_without_building(
-    built: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+    built: SentenceTransformerEmbedder,
+    cache: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def no_build(*args: object, **kwargs: object) -> None:
         raise AssertionError("the package is there: nothing is built")
 
+    # A cache whose package no process has described yet: the library's path loads it
+    # and describes the directory for the next process.
+    model_dir = _model_dir()
+    record = read_record(key_record(model_dir, built.precision, cache))
+    write_record(key_record(model_dir, built.precision, tmp_path), {"key": record["key"]})
+    shutil.copy(built.compiled_package, package_path(record["key"], tmp_path))
+    monkeypatch.setenv("QA_MODEL_CACHE", str(tmp_path))
     monkeypatch.setattr(compiled_query, "build_package", no_build)
     monkeypatch.setattr(compiled_query, "start_background_build", no_build)
     again = SentenceTransformerEmbedder(BUNDLED_MODEL, query_graph="compiled")
-    again.encode_query(QUESTIONS[0])
+    assert again.questions_need_library()
+    vector = again.encode_query(QUESTIONS[0])
     assert again.query_encoder.endswith("questions compiled)")
+    assert float(vector @ built.encode_query(QUESTIONS[0])) >= 0.99999
+    described = read_record(key_record(model_dir, built.precision, tmp_path))
+    assert described["questions"] == record["questions"]
+    assert not SentenceTransformerEmbedder(BUNDLED_MODEL).questions_need_library()
+
+
+def test_a_question_the_package_alone_cannot_encode_goes_through_the_library(
+    built: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embedder = SentenceTransformerEmbedder(BUNDLED_MODEL, query_graph="auto")
+    embedder.encode_query(QUESTIONS[1])
+    assert "model" not in embedder.__dict__  # the library's model is not loaded
+
+    def broken(self: PackagedQuestions, text: str) -> None:
+        raise RuntimeError("the mapped table is gone")
+
+    monkeypatch.setattr(PackagedQuestions, "__call__", broken)
+    vector = embedder.encode_query(QUESTIONS[0])
+    assert float(vector @ built.encode_query(QUESTIONS[0])) >= 0.99999
+    assert "model" in embedder.__dict__  # the library answered
 
 
 def test_a_damaged_package_is_removed_and_the_traced_graph_answers(
@@ -168,7 +199,7 @@ def test_the_package_key_is_remembered_while_the_model_files_are_unchanged(
     computed: list[str] = []
     real = compiled_query.package_key
 
-    def counting(transformer: object, precision: str) -> str:
+    def counting(transformer: object, precision: str, after: object = ()) -> str:
         computed.append(precision)
         return real(transformer, precision)
 

@@ -87,7 +87,7 @@ class Recording:
         self.queries: list[str] = []
 
     def search(
-        self, query: str, k: int, *, allowed: np.ndarray | None = None
+        self, query: str, k: int, *, allowed: np.ndarray | None = None, also: object = ()
     ) -> list[tuple[int, float]]:
         self.queries.append(query)
         return [(self.first_row + len(self.queries), 1.0)]
@@ -143,7 +143,7 @@ class FakeIndex:
         self.queries: list[str] = []
 
     def search(
-        self, query: str, k: int, *, allowed: np.ndarray | None = None
+        self, query: str, k: int, *, allowed: np.ndarray | None = None, also: object = ()
     ) -> list[tuple[int, float]]:
         self.queries.append(query)
         return []

@@ -10,10 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from qa_service.compiled_query import key_record, package_path, write_record
+from qa_service.bundled_model import VERIFIED
+from qa_service.compiled_query import (
+    key_record,
+    package_key,
+    package_path,
+    read_record,
+    write_record,
+)
 from qa_service.config import BUNDLED_MODEL
-from qa_service.embedding import SentenceTransformerEmbedder, resolve_model
+from qa_service.embedding import (
+    SentenceTransformerEmbedder,
+    device_without_cuda,
+    resolve_model,
+)
 from qa_service.question_encoder import (
+    Located,
+    PackagedQuestions,
     QuestionPathError,
     as_torch,
     describe,
@@ -130,3 +143,88 @@ def test_the_description_is_checked_against_the_model(
     (copy / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
     with pytest.raises(QuestionPathError, match="word pieces"):
         describe(minilm.model, copy)
+    # A record whose type names no torch type is refused before anything is loaded.
+    damaged = Located(model_dir, model_dir / "no-package.pt2", {**found, "dtype": "nn"})
+    with pytest.raises(QuestionPathError, match="no such type"):
+        PackagedQuestions(damaged)
+
+
+def test_a_record_keeps_what_another_process_wrote_under_the_same_key(tmp_path: Path) -> None:
+    record = tmp_path / "keys" / "record.json"
+    write_record(record, {"key": "ab" * 32, "questions": DESCRIPTION})
+    write_record(record, {"key": "ab" * 32})  # a key computed late by another worker
+    assert read_record(record) == {"key": "ab" * 32, "questions": DESCRIPTION}
+    write_record(record, {"key": "cd" * 32})  # another key: nothing of the old one stays
+    assert read_record(record) == {"key": "cd" * 32}
+    record.write_text('{"key": "not a digest"}', encoding="utf-8")
+    assert read_record(record) == {}
+
+
+def test_the_record_follows_the_model_files_not_the_bundled_models_own_check(
+    tmp_path: Path,
+) -> None:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    weights = model_dir / "model.safetensors"
+    weights.write_bytes(b"weights")
+    first = key_record(model_dir, "bfloat16", tmp_path)
+    (model_dir / VERIFIED).write_text("{}", encoding="utf-8")
+    (model_dir / f".{VERIFIED}.1234").write_text("{", encoding="utf-8")  # being written
+    assert key_record(model_dir, "bfloat16", tmp_path) == first
+    # The same bytes and modification time in a new file (cp -p, rsync -t): another record.
+    copy = tmp_path / "copy"
+    shutil.copy2(weights, copy)
+    copy.replace(weights)
+    assert key_record(model_dir, "bfloat16", tmp_path) != first
+
+
+def test_the_package_key_follows_the_modules_after_the_transformer() -> None:
+    import torch
+
+    class Pooling(torch.nn.Module):
+        def __init__(self, mode: str) -> None:
+            super().__init__()
+            self.mode = mode
+
+        def get_config_dict(self) -> dict[str, str]:
+            return {"pooling_mode": self.mode}
+
+    layer = torch.nn.Linear(4, 4)
+    dense = torch.nn.Linear(4, 2)
+    alone = package_key(layer, "bfloat16")
+    mean = package_key(layer, "bfloat16", [Pooling("mean")])
+    assert len({alone, mean, package_key(layer, "bfloat16", [Pooling("cls")])}) == 3
+    assert package_key(layer, "bfloat16", [Pooling("mean")]) == mean
+    with_dense = package_key(layer, "bfloat16", [Pooling("mean"), dense])
+    with torch.no_grad():
+        dense.weight[0, 0] += 1e-3
+    assert package_key(layer, "bfloat16", [Pooling("mean"), dense]) != with_dense
+
+
+@pytest.mark.parametrize(
+    ("setting", "cuda_build", "device"),
+    [
+        ("cpu", None, "cpu"),
+        ("cpu", "12.4", "cpu"),
+        ("auto", None, "cpu"),
+        ("auto", "12.4", None),  # only asking CUDA tells
+        ("cuda", None, None),
+        ("cuda:1", "12.4", None),
+    ],
+)
+def test_the_device_is_told_without_asking_cuda(
+    monkeypatch: pytest.MonkeyPatch, setting: str, cuda_build: str | None, device: str | None
+) -> None:
+    import torch
+
+    def asked() -> bool:
+        raise AssertionError("CUDA was asked")
+
+    monkeypatch.setattr(torch.version, "cuda", cuda_build)
+    monkeypatch.setattr(torch.cuda, "is_available", asked)
+    assert device_without_cuda(setting) == device
+    embedder = SentenceTransformerEmbedder(BUNDLED_MODEL, device=setting)
+    if device is None:
+        assert embedder.questions_need_library()
+    else:
+        embedder.questions_need_library()  # whatever the cache holds, CUDA is not asked

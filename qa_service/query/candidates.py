@@ -116,8 +116,9 @@ def search_text(
         )
     legs_depth = max(depth, settings.candidate_depth)
     lexical = retrievers.lexical.search_text(text.lexical, legs_depth, allowed=allowed)
-    # An approximate dense leg scores BM25's finds as well: each one that belongs to the
-    # exact dense top is in it, so the fusion sees what it sees over an exact search.
+    # An approximate dense leg scores BM25's finds as well: each of them that belongs to
+    # the exact dense top is in the dense ranking (passages neither leg found may still
+    # be missing from it).
     found = [row for row, _ in lexical]
     dense = retrievers.dense.search(text.text, legs_depth, allowed=allowed, also=found)
     if retrievers.sentences is not None and settings.sentence_dense_passages > 0:
