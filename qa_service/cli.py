@@ -394,11 +394,11 @@ def ask(
 @click.option("--dev", is_flag=True, help="Flask's development server with the reloader.")
 def serve(index: Path | None, host: str, port: int, workers: int, threads: int, dev: bool) -> None:
     """Serve the web chat and the JSON API (gunicorn; --dev for development)."""
-    from .service import QAService
+    from .loading import check_build
 
     settings = _settings(index)
     try:
-        QAService(settings).load()  # fail here, clearly, rather than in every worker
+        check_build(settings)  # fail here, clearly, rather than in every worker
     except QAError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"Serving {settings.index_dir} on http://{host}:{port}", err=True)

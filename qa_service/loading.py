@@ -12,7 +12,7 @@ import faiss
 import numpy as np
 
 from .config import Settings
-from .embedding import Embedder
+from .embedding import Embedder, make_embedder
 from .errors import IndexUnavailable
 from .hints import HintIndex, document_facts
 from .lexical import LexicalIndex, SegmentedLexicalIndex
@@ -118,9 +118,18 @@ def load_lexical(reader: IndexReader) -> LexicalIndex:
 
 
 def open_index(
-    settings: Settings, embedder: Embedder, query_vector: Callable[[str], np.ndarray]
+    settings: Settings,
+    embedder: Embedder,
+    query_vector: Callable[[str], np.ndarray],
+    *,
+    documents: bool = True,
 ) -> QueryIndex:
-    """Open the published build (raises :class:`IndexUnavailable` when unusable)."""
+    """Open the published build (raises :class:`IndexUnavailable` when unusable).
+
+    ``documents`` false leaves out what only answering needs, the documents' facts and
+    hints (0.8 s at a million passages): ``qa serve``'s master opens a build only to
+    refuse it before its workers start, and each worker opens it in full.
+    """
     faiss.omp_set_num_threads(FAISS_QUERY_THREADS)
     try:
         reader = IndexReader(settings.index_dir)
@@ -167,8 +176,17 @@ def open_index(
         reader.manifest.get("model"),
         "sentence vectors" if sentences is not None else "no sentence vectors",
     )
+    if not documents:
+        return QueryIndex(reader, retrievers, {}, HintIndex({}))
     facts = {doc_id: document_facts(*columns) for doc_id, *columns in reader.document_columns()}
     return QueryIndex(reader, retrievers, facts, HintIndex(facts))
+
+
+def check_build(settings: Settings) -> None:
+    """Open the published build as a worker does, but without its documents' facts, to
+    refuse an unusable one before any worker starts (raises :class:`IndexUnavailable`)."""
+    embedder = make_embedder(settings)
+    open_index(settings, embedder, embedder.encode_query, documents=False)
 
 
 class Builds:

@@ -3,6 +3,7 @@ reporting to gunicorn's master while it loads, the libraries imported before the
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from qa_service.config import Settings
 from qa_service.embedding import ModelError, SentenceTransformerEmbedder
 from qa_service.errors import IndexUnavailable
 from qa_service.ingest import run_ingest
+from qa_service.loading import check_build, open_index
 from qa_service.server import (
+    COMPILED_MODULES,
     PRELOADED_MODULES,
     modules_to_preload,
     preload_libraries,
@@ -148,3 +151,31 @@ def test_start_raises_when_the_model_cannot_load_after_the_index_thread_ends(
         service.start()
     assert service.builds.current is not None  # the index thread was waited for
     assert not [t for t in threading.enumerate() if t.name == "qa-open-index"]
+
+
+def test_the_masters_check_opens_the_build_without_its_documents(fake_index: Settings) -> None:
+    embedder = FakeEmbedder()
+    checked = open_index(fake_index, embedder, embedder.encode_query, documents=False)
+    full = open_index(fake_index, embedder, embedder.encode_query)
+    assert checked.facts == {} and full.facts
+    assert checked.reader.passage_count == full.reader.passage_count
+    check_build(fake_index)  # a usable build passes
+    with pytest.raises(IndexUnavailable):
+        check_build(dataclasses.replace(fake_index, index_dir=fake_index.index_dir / "none"))
+
+
+@pytest.mark.parametrize(
+    ("device", "graph", "compiled"),
+    [
+        ("cpu", "auto", True),
+        ("cpu", "compiled", True),
+        ("cpu", "eager", False),
+        ("cuda", "auto", False),
+    ],
+)
+def test_the_master_imports_the_compiler_only_for_compiled_questions(
+    monkeypatch: pytest.MonkeyPatch, device: str, graph: str, compiled: bool
+) -> None:
+    monkeypatch.setattr(SentenceTransformerEmbedder, "questions_need_library", lambda self: True)
+    modules = modules_to_preload(Settings(device=device, query_graph=graph))
+    assert all((name in modules) is compiled for name in COMPILED_MODULES)
