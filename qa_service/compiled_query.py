@@ -289,17 +289,56 @@ def build_package(
     return target
 
 
+#: The call spec (torch's pytree, format 1) of a package called with one tensor as its
+#: one argument and giving one tensor: ``((tensor,), {})`` in, ``tensor`` out.
+_LEAF: dict[str, Any] = {"type": None, "context": None, "children_spec": []}
+_ONE_TENSOR_IN = [
+    1,
+    {
+        "type": "builtins.tuple",
+        "context": "null",
+        "children_spec": [
+            {"type": "builtins.tuple", "context": "null", "children_spec": [_LEAF]},
+            {"type": "builtins.dict", "context": "[]", "children_spec": []},
+        ],
+    },
+]
+_ONE_TENSOR_OUT = [1, _LEAF]
+
+
 def load_package(path: Path) -> Runner:
-    """The compiled question encoder in ``path``: word vectors in, sentence vector out."""
+    """The compiled question encoder in ``path``: word vectors in, sentence vector out.
+
+    The package is opened by PyTorch's own C++ loader, which ``aoti_load_package`` wraps:
+    the wrapper's imports (``torch._inductor``, 2.1 s) and its check of the package's CPU
+    instruction set (which probes the machine's by compiling and loading a test program
+    per instruction set in child processes) made 3 s of every worker's start, against
+    0.07 s for the loader alone, with the same output (tests/test_compiled_query.py). The
+    package's key already holds this CPU's flags (:func:`cpu_signature`), so a package
+    built elsewhere is never found here. One tensor in and one out, as this module builds
+    them; a package of any other shape, or a PyTorch without that loader, goes through
+    the wrapper.
+    """
+    import torch
+
+    loader_class = getattr(getattr(torch._C, "_aoti", None), "AOTIModelPackageLoader", None)
+    if loader_class is not None:
+        loader = loader_class(str(path), "model", False, 1, -1)
+        inputs, outputs = loader.get_call_spec()
+        if json.loads(inputs) == _ONE_TENSOR_IN and json.loads(outputs) == _ONE_TENSOR_OUT:
+            return lambda vectors: loader.boxed_run([vectors])[0]
+    return _load_with_the_wrapper(path)
+
+
+def _load_with_the_wrapper(path: Path) -> Runner:
     import torch._inductor
     import torch._inductor.config
 
     # Loading compares the package's CPU instruction set with this machine's, for a
     # warning only, and finds this machine's by compiling a test program per instruction
-    # set and loading each in a child Python (13 processes, 2.5-3 s of every worker's
-    # start). The package's key already holds this CPU's flags (cpu_signature), so a
-    # package built elsewhere is never found here: the flags alone are asked (the result
-    # is the same on this machine, avx512 avx512_vnni amx_tile; load 0.88 s).
+    # set and loading each in a child Python. Told the instruction sets are usable, it
+    # skips the probes that setting governs (measured on PyTorch 2.13: 2.5-3 s -> 0.88 s;
+    # those of AVX-512's subsets still run).
     with torch._inductor.config.patch({"cpp.vec_isa_ok": True}):
         return torch._inductor.aoti_load_package(str(path))
 

@@ -312,27 +312,18 @@ PRELOADED_MODULES = (
 #: compiled package and its description are there (question_encoder), they do not, and
 #: importing them would be 4-8 s of the master's start for nothing.
 LIBRARY_MODULES = ("transformers", "sentence_transformers")
-#: What loading a compiled question package imports (2.1 s of each worker's start).
-COMPILED_MODULES = ("torch._inductor.config", "torch._inductor.package")
 
 
 def modules_to_preload(settings: Settings) -> tuple[str, ...]:
     """What the master imports for its workers, as the settings' model needs."""
-    from .embedding import ModelError, SentenceTransformerEmbedder, device_without_cuda
+    from .embedding import ModelError, SentenceTransformerEmbedder
 
     try:
         needs_library = SentenceTransformerEmbedder.from_settings(settings).questions_need_library()
     except (ModelError, OSError) as exc:  # the workers say it, each in its log
         logger.warning("cannot tell whether questions need the library: %s", exc)
         needs_library = True
-    compiled = settings.query_graph in ("auto", "compiled") and (
-        device_without_cuda(settings.device) == "cpu"
-    )
-    return (
-        PRELOADED_MODULES
-        + (LIBRARY_MODULES if needs_library else ())
-        + (COMPILED_MODULES if compiled else ())
-    )
+    return PRELOADED_MODULES + (LIBRARY_MODULES if needs_library else ())
 
 
 def preload_libraries(modules: Iterable[str] = PRELOADED_MODULES) -> list[str]:

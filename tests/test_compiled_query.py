@@ -232,17 +232,34 @@ def test_loading_a_package_runs_no_instruction_set_probe(
     cpu_vec_isa.valid_vec_isa_list.cache_clear()
     try:
         runner = compiled_query.load_package(built.compiled_package)
-        chosen = str(cpu_vec_isa.pick_vec_isa())
     finally:
         cpu_vec_isa.valid_vec_isa_list.cache_clear()  # later builds probe for themselves
     assert probes == []
     monkeypatch.undo()
-    assert chosen == str(cpu_vec_isa.pick_vec_isa())  # the flags give what probing gives
+    # The same output as PyTorch's own wrapper (kept for another PyTorch or package).
+    wrapped = compiled_query._load_with_the_wrapper(built.compiled_package)
     ids = built.tokenizer(["query: " + QUESTIONS[0]], return_tensors="pt")["input_ids"]
     words = built.model[0].auto_model.get_input_embeddings()
     with torch.no_grad():
         vector = runner(words(ids))
+        assert torch.equal(vector, wrapped(words(ids)))
     assert tuple(vector.shape) == (1, built.dimension)  # the sentence vector, pooled
+
+
+def test_a_package_loads_without_importing_the_compiler(
+    built: SentenceTransformerEmbedder, cache: Path
+) -> None:
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from qa_service.compiled_query import load_package\n"
+        f"load_package(Path({str(built.compiled_package)!r}))\n"
+        "print('torch._inductor' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "False"
 
 
 def _model_dir() -> Path:

@@ -16,7 +16,6 @@ from qa_service.errors import IndexUnavailable
 from qa_service.ingest import run_ingest
 from qa_service.loading import check_build, open_index
 from qa_service.server import (
-    COMPILED_MODULES,
     PRELOADED_MODULES,
     modules_to_preload,
     preload_libraries,
@@ -162,20 +161,3 @@ def test_the_masters_check_opens_the_build_without_its_documents(fake_index: Set
     check_build(fake_index)  # a usable build passes
     with pytest.raises(IndexUnavailable):
         check_build(dataclasses.replace(fake_index, index_dir=fake_index.index_dir / "none"))
-
-
-@pytest.mark.parametrize(
-    ("device", "graph", "compiled"),
-    [
-        ("cpu", "auto", True),
-        ("cpu", "compiled", True),
-        ("cpu", "eager", False),
-        ("cuda", "auto", False),
-    ],
-)
-def test_the_master_imports_the_compiler_only_for_compiled_questions(
-    monkeypatch: pytest.MonkeyPatch, device: str, graph: str, compiled: bool
-) -> None:
-    monkeypatch.setattr(SentenceTransformerEmbedder, "questions_need_library", lambda self: True)
-    modules = modules_to_preload(Settings(device=device, query_graph=graph))
-    assert all((name in modules) is compiled for name in COMPILED_MODULES)
