@@ -122,14 +122,21 @@ class Recording:
     def __init__(self, first_row: int) -> None:
         self.first_row = first_row
         self.asked: list[tuple[str, bool]] = []
+        self.named: list[list[int]] = []
 
     def _answer(self, text: str, allowed: np.ndarray | None) -> list[tuple[int, float]]:
         self.asked.append((text, allowed is not None))
         return [(self.first_row + len(self.asked), 1.0)]
 
     def search(
-        self, query: str, k: int, *, allowed: np.ndarray | None = None, also: object = ()
+        self,
+        query: str,
+        k: int,
+        *,
+        allowed: np.ndarray | None = None,
+        also: list[int] | tuple[int, ...] = (),
     ) -> list:
+        self.named.append(list(also))
         return self._answer(query, allowed)
 
     def search_text(self, text: str, k: int, *, allowed: np.ndarray | None = None) -> list:
@@ -160,13 +167,17 @@ FACTS = {
 }
 
 
-def _rankings(question: str, history: list[Context], weights: FusionWeights) -> NamedRanking:
-    dense, lexical, bm25 = Recording(0), Recording(100), Recording(200)
+def _rankings(
+    question: str,
+    history: list[Context],
+    weights: FusionWeights,
+    retrievers: Retrievers | None = None,
+) -> NamedRanking:
     analysis = analyse(question, history=history, continues=lambda text, focus: False)
     return candidate_rankings(
         analysis,
         mode="hybrid",
-        retrievers=Retrievers(dense, lexical, bm25),
+        retrievers=retrievers or Retrievers(Recording(0), Recording(100), Recording(200)),
         rows=FakeRows(),
         hint_index=HintIndex(FACTS),
         depth=5,
@@ -194,6 +205,14 @@ def test_candidate_rankings_are_named(
     question: str, history: list[Context], names: list[str]
 ) -> None:
     assert _rankings(question, history, FusionWeights()).names() == names
+
+
+def test_the_dense_leg_is_given_the_lexical_legs_finds() -> None:
+    # An approximate dense leg scores them with its own candidates (retrieval.py).
+    dense = Recording(0)
+    retrievers = Retrievers(dense, Recording(100), Recording(200))
+    _rankings("Vad är bidragstaket?", [], FusionWeights(), retrievers)
+    assert dense.named == [[101]]  # the one row the lexical leg found
 
 
 def test_a_follow_up_weighs_its_rankings_as_the_weights_say() -> None:
