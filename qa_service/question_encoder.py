@@ -179,22 +179,19 @@ def load_tokenizer(path: Path, window: int) -> Any:
     return tokenizer
 
 
-def remember(model: Any, model_dir: Path, precision: str, cache: Path | None = None) -> bool:
-    """Describe ``model``'s questions in its directory's key record, unless it is there
-    (the key itself was written with the package's key); whether it is described."""
+def remember(model: Any, model_dir: Path, precision: str, cache: Path | None = None) -> None:
+    """Describe ``model``'s questions in its directory's key record, unless that record
+    holds no key yet (it is written with the package's key) or a description already."""
     record = key_record(model_dir, precision, cache)
     known = read_record(record)
-    if not known:
-        return False
-    if "questions" in known:
-        return bool(known["questions"])
+    if not known or "questions" in known:
+        return
     try:
         known["questions"] = describe(model, model_dir)
     except QuestionPathError as exc:
         logger.info("questions of %s need the library: %s", model_dir, exc)
         known["questions"] = {}
     write_record(record, known)
-    return bool(known["questions"])
 
 
 @dataclass(frozen=True)
