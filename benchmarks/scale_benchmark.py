@@ -70,7 +70,7 @@ from qa_service.embedding import QueryVectors
 from qa_service.evaluate import load_questions
 from qa_service.hashing import file_sha256
 from qa_service.ingest import _lexical_text, _save_lexical
-from qa_service.retrieval import DenseRetriever, _rows_of
+from qa_service.retrieval import DenseRetriever, SegmentedDenseRetriever, _rows_of
 from qa_service.schema import Document, Passage, document_id, passage_id
 from qa_service.service import QAService
 from qa_service.store import FileRecord, IndexReader, IndexWriter
@@ -375,11 +375,23 @@ def exact_dense(reader: IndexReader, vector: np.ndarray, weight: float, k: int) 
     return [row for _, row in best[:k]]
 
 
-def dense_leg(service: QAService) -> DenseRetriever:
-    """The loaded build's dense leg (the synthetic index is one segment: one retriever)."""
+def dense_leg(service: QAService) -> DenseRetriever | SegmentedDenseRetriever:
+    """The loaded build's dense leg: one retriever, or one per segment once an incremental
+    publish has added a segment."""
     dense = service.loaded.retrievers.dense
-    assert isinstance(dense, DenseRetriever), type(dense)
+    assert isinstance(dense, DenseRetriever | SegmentedDenseRetriever), type(dense)
     return dense
+
+
+def approximate_parts(dense: DenseRetriever | SegmentedDenseRetriever) -> list[DenseRetriever]:
+    """The retrievers of the dense leg that search an approximate index (a segment's own
+    retriever is approximate when the segment alone is large enough)."""
+    parts = (
+        [part for _, part, _ in dense.parts]
+        if isinstance(dense, SegmentedDenseRetriever)
+        else [dense]
+    )
+    return [part for part in parts if part.approximate is not None]
 
 
 def question_vectors(service: QAService, questions: list[str]) -> list[np.ndarray]:
@@ -463,7 +475,7 @@ def in_process(
     )
     return {
         "passages": loaded.reader.passage_count,
-        "approximate": dense.approximate is not None,
+        "approximate": bool(approximate_parts(dense)),
         "approximate_index": loaded.reader.manifest.get("approximate"),
         "realtime_priority": fifo,
         "load_in_process_s": round(load_s, 2),
@@ -498,7 +510,8 @@ def sweep(
     exact_top5 = [[hit.passage.id for hit in exact_service.search(q, 5)] for q in questions]
     rows = []
     for breadth, candidates in pairs:
-        dense.approximate_breadth, dense.approximate_candidates = breadth, candidates
+        for part in approximate_parts(dense):
+            part.approximate_breadth, part.approximate_candidates = breadth, candidates
         dense_ms, hybrid_ms, same_depth, same_rows = [], [], 0, 0
         with realtime():
             for vector, truth in zip(vectors, exact_depth, strict=True):
