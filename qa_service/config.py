@@ -225,13 +225,21 @@ class Settings:
         "([BENCHMARKS.md](BENCHMARKS.md#a-million-passages))",
     )
     approximate_search_breadth: int = setting(
-        128,
+        2048,
         "ranking",
         "efSearch of a graph index, nprobe of an inverted-file one; a filter leaving a share "
-        "s of the passages searches 1/s as wide (at most 8 times)",
+        "s of the passages searches 1/s as wide (up to `QA_APPROXIMATE_WIDEST_BREADTH`). "
+        "Chosen so that the hybrid's results at a million passages are exact search's "
+        "([BENCHMARKS.md](BENCHMARKS.md#a-million-passages))",
+    )
+    approximate_widest_breadth: int = setting(
+        4096,
+        "ranking",
+        "the widest a filtered approximate search looks (a narrower filter's widening stops "
+        "here: wider costs more than it finds, BENCHMARKS.md)",
     )
     approximate_candidates: int = setting(
-        200,
+        3200,
         "ranking",
         "candidates the approximate index proposes; each is scored again exactly "
         "(`q·p + w·q·d`), and documents whose vector could still lift a passage above the "
@@ -599,12 +607,13 @@ class Settings:
         approximate = (
             self.approximate_min_passages,
             self.approximate_search_breadth,
+            self.approximate_widest_breadth,
             self.approximate_candidates,
         )
         if min(approximate) < 1:
             raise ConfigError(
-                "QA_APPROXIMATE_MIN_PASSAGES, QA_APPROXIMATE_SEARCH_BREADTH and "
-                "QA_APPROXIMATE_CANDIDATES must be positive"
+                "QA_APPROXIMATE_MIN_PASSAGES, QA_APPROXIMATE_SEARCH_BREADTH, "
+                "QA_APPROXIMATE_WIDEST_BREADTH and QA_APPROXIMATE_CANDIDATES must be positive"
             )
         if self.dense_direct_share < 1:
             raise ConfigError("QA_DENSE_DIRECT_SHARE must be positive")

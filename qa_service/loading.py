@@ -101,6 +101,7 @@ def _segment_retriever(
         ),
         approximate_breadth=settings.approximate_search_breadth,
         approximate_candidates=settings.approximate_candidates,
+        approximate_widest=settings.approximate_widest_breadth,
     )
 
 

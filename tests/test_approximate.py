@@ -123,6 +123,41 @@ def test_filters_are_applied_before_the_top_k(factory: str, share: float) -> Non
     assert np.mean(found) >= 0.95
 
 
+@pytest.mark.parametrize(
+    ("breadth", "widest", "share", "searched"),
+    [
+        (64, 4096, 1.0, 64),  # no filter: the breadth itself
+        (64, 4096, 0.25, 256),  # 1/s as wide
+        (64, 100, 0.25, 100),  # but no wider than the widest
+        (2048, 4096, 0.25, 4096),
+        (2048, 1024, 0.25, 2048),  # never narrower than unfiltered
+    ],
+)
+def test_a_filtered_search_looks_wider_up_to_the_widest(
+    monkeypatch: pytest.MonkeyPatch, breadth: int, widest: int, share: float, searched: int
+) -> None:
+    import qa_service.retrieval as retrieval
+
+    dense, passages, _documents, _owner, questions = _case("HNSW16,SQ8")
+    dense.approximate_breadth, dense.approximate_widest = breadth, widest
+    dense.direct_share = 8
+    seen: list[int] = []
+    real = retrieval.search_parameters
+
+    def spy(index: faiss.Index, width: int, selector: object = None) -> faiss.SearchParameters:
+        seen.append(width)
+        return real(index, width, selector)
+
+    monkeypatch.setattr(retrieval, "search_parameters", spy)
+    allowed = None
+    if share < 1:
+        allowed = np.zeros(len(passages), dtype=bool)
+        allowed[: int(share * len(passages))] = True  # over 1/8: not scored directly
+    got = _ask(dense, questions[0], 10, allowed)
+    assert len(got) == 10
+    assert seen == [searched]
+
+
 def test_a_narrow_filter_is_scored_exactly() -> None:
     dense, passages, documents, owner, questions = _case("HNSW16,SQ8")
     allowed = np.zeros(len(passages), dtype=bool)
