@@ -1,4 +1,5 @@
-"""What the benchmarks share: a free loopback port, percentiles, a `qa serve` to talk to."""
+"""What the benchmarks share: a free loopback port, percentiles, a `qa serve` to talk to,
+a child process measured on its own."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -15,6 +18,42 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """A finished child process and what it alone used."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    wall_s: float
+    cpu_s: float
+    #: The child's own peak resident memory (with the children it waited for). Not
+    #: ``getrusage(RUSAGE_CHILDREN)``, whose ``ru_maxrss`` is the largest of every child
+    #: this process has waited for so far (a server started earlier, say).
+    peak_rss_mb: float
+
+
+def run_child(command: list[str], env: dict[str, str] | None = None) -> ChildRun:
+    """Run ``command`` to its end; its output, wall and CPU seconds and peak RSS, read by
+    ``os.wait4`` from that child's own resource usage."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        began = time.perf_counter()
+        child = subprocess.Popen(command, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - began
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return ChildRun(
+            returncode=child.returncode,
+            stdout=out.read().decode("utf-8", "replace"),
+            stderr=err.read().decode("utf-8", "replace"),
+            wall_s=wall,
+            cpu_s=usage.ru_utime + usage.ru_stime,
+            peak_rss_mb=usage.ru_maxrss / 1024,
+        )
 
 
 def percentile(values: list[float], q: float) -> float:

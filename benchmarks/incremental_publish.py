@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import sqlite3
 import subprocess
@@ -32,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from common import run_child
 
 from qa_service.ingest import READER_VERSION
 
@@ -93,20 +94,14 @@ def edit_one_file(corpus: Path) -> Path:
 def publish(index: Path, corpus: Path, env: dict[str, str]) -> dict[str, Any]:
     roots = [str(r) for r in SHARED_ROOTS] + [str(corpus)]
     command = [sys.executable, "-m", "qa_service.cli", "ingest", *roots, "--index", str(index)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    began = time.perf_counter()
-    done = subprocess.run(
-        [*command, "--json"], capture_output=True, text=True, env={**os.environ, **env}
-    )
-    seconds = time.perf_counter() - began
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = run_child([*command, "--json"], env={**os.environ, **env})
     if done.returncode != 0:
         return {"error": done.stderr[-2000:]}
     report = json.loads(done.stdout)
     return {
-        "wall_s": round(seconds, 1),
-        "cpu_s": round(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, 1),
-        "peak_rss_mb": round(after.ru_maxrss / 1024, 1),
+        "wall_s": round(done.wall_s, 1),
+        "cpu_s": round(done.cpu_s, 1),
+        "peak_rss_mb": round(done.peak_rss_mb, 1),
         "published": report.get("published"),
         "segments": report.get("segments"),
         "merged": report.get("merged"),

@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import percentile, start_server
+from common import percentile, run_child, start_server
 from tqdm import tqdm
 
 from qa_service.approximate import approximate_settings
@@ -562,21 +562,15 @@ def incremental(target: Path, index: Path) -> dict[str, Any]:
         str(index),
         "--json",
     ]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    began = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - began
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = run_child(command)
     if done.returncode != 0:
         return {"incremental_publish_s": None, "error": done.stderr[-2000:]}
     report = json.loads(done.stdout) if done.stdout.strip().startswith("{") else done.stdout[-500:]
     return {
-        "incremental_publish_s": round(seconds, 1),
+        "incremental_publish_s": round(done.wall_s, 1),
         # CPU seconds: what the publish costs, whatever else the machine runs meanwhile.
-        "incremental_publish_cpu_s": round(
-            after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, 1
-        ),
-        "incremental_peak_rss_mb": round(after.ru_maxrss / 1024, 1),
+        "incremental_publish_cpu_s": round(done.cpu_s, 1),
+        "incremental_peak_rss_mb": round(done.peak_rss_mb, 1),
         "ingest_report": report,
     }
 
