@@ -595,6 +595,9 @@ class IndexWriter:
                 "construction_breadth": self.approximate.construction_breadth,
                 "seconds": round(self._approximate_seconds, 1),
             }
+        elif self.base is not None and "approximate" in self.base.manifest:
+            # The linked segments keep the approximate index they were built with.
+            self.manifest["approximate"] = self.base.manifest["approximate"]
         if self.base is not None:
             segments = self._link_base()
             segments.extend(written)

@@ -200,6 +200,34 @@ def test_builds_below_the_size_are_searched_exactly(
     assert [score for _, score in got] == pytest.approx([score for _, score in expected])
 
 
+def test_a_segment_publish_keeps_the_linked_builds_approximate_index(tmp_path: Path) -> None:
+    corpus = write_small_corpus(tmp_path / "corpus")
+    settings = Settings(
+        index_dir=tmp_path / "indexes" / "small",
+        conversations_db=tmp_path / "conversations.sqlite3",
+        approximate_min_passages=1,
+        approximate_index="HNSW8,Flat",
+        segment_merge_share=1.0,  # one edited file of a small corpus: no merge
+    )
+    embedder = FakeEmbedder()
+    run_ingest([corpus], settings, embedder=embedder, progress=False)  # type: ignore[arg-type]
+    first = IndexReader(settings.index_dir)
+    built = first.manifest["approximate"]
+    # The new segment (one edited file) is below the size; the linked one is not.
+    settings = dataclasses.replace(settings, approximate_min_passages=first.passage_count)
+    with (corpus / "press.md").open("a", encoding="utf-8") as handle:
+        handle.write("\nEtt nytt stycke om yrkesvux.\n")
+    report = run_ingest([corpus], settings, embedder=embedder, progress=False)  # type: ignore[arg-type]
+    assert report.published and report.segments == 2 and not report.merged
+    reader = IndexReader(settings.index_dir)
+    assert reader.manifest["approximate"] == built
+    service = QAService(settings, embedder=embedder)  # type: ignore[arg-type]
+    service.load()
+    dense = service.loaded.retrievers.dense
+    assert isinstance(dense, SegmentedDenseRetriever)
+    assert [part.approximate is not None for _, part, _ in dense.parts] == [True, False]
+
+
 def _mapped_file(address: int) -> str | None:
     """The file whose mapping holds ``address`` in this process (None: anonymous memory)."""
     for line in Path("/proc/self/maps").read_text().splitlines():
