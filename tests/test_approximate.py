@@ -168,14 +168,23 @@ def test_a_narrow_filter_is_scored_exactly() -> None:
     assert got == np.argsort(-truth, kind="stable")[:10].tolist()
 
 
-@pytest.mark.parametrize(("min_passages", "approximate"), [(10**6, False), (1, True)])
-def test_builds_below_the_size_are_searched_exactly(
-    tmp_path: Path, min_passages: int, approximate: bool
-) -> None:
+def _small_corpus(tmp_path: Path, **changes: object) -> tuple[Path, Settings]:
+    """The tests' small corpus and settings that index it under ``tmp_path``."""
     corpus = write_small_corpus(tmp_path / "corpus")
     settings = Settings(
         index_dir=tmp_path / "indexes" / "small",
         conversations_db=tmp_path / "conversations.sqlite3",
+        **changes,  # type: ignore[arg-type]
+    )
+    return corpus, settings
+
+
+@pytest.mark.parametrize(("min_passages", "approximate"), [(10**6, False), (1, True)])
+def test_builds_below_the_size_are_searched_exactly(
+    tmp_path: Path, min_passages: int, approximate: bool
+) -> None:
+    corpus, settings = _small_corpus(
+        tmp_path,
         approximate_min_passages=min_passages,
         approximate_index="HNSW8,Flat",
     )
@@ -201,10 +210,8 @@ def test_builds_below_the_size_are_searched_exactly(
 
 
 def test_a_segment_publish_keeps_the_linked_builds_approximate_index(tmp_path: Path) -> None:
-    corpus = write_small_corpus(tmp_path / "corpus")
-    settings = Settings(
-        index_dir=tmp_path / "indexes" / "small",
-        conversations_db=tmp_path / "conversations.sqlite3",
+    corpus, settings = _small_corpus(
+        tmp_path,
         approximate_min_passages=1,
         approximate_index="HNSW8,Flat",
         segment_merge_share=1.0,  # one edited file of a small corpus: no merge
@@ -247,10 +254,8 @@ def _codes_address(index: faiss.Index) -> int:
 def test_an_opened_build_maps_its_vectors_from_the_files(tmp_path: Path) -> None:
     """The flat vectors and the approximate index's codes are the files' pages, not a
     copy: opening costs nothing per passage and the workers share them."""
-    corpus = write_small_corpus(tmp_path / "corpus")
-    settings = Settings(
-        index_dir=tmp_path / "indexes" / "small",
-        conversations_db=tmp_path / "conversations.sqlite3",
+    corpus, settings = _small_corpus(
+        tmp_path,
         approximate_min_passages=1,
         approximate_index="HNSW8,SQ8",
     )
