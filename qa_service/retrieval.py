@@ -322,7 +322,7 @@ class DenseRetriever(QuestionSearch):
             # to 8 times, the widest filter ``direct_share`` leaves to it), so it meets as many
             # allowed passages as an unfiltered one (recall tests/test_approximate.py), but
             # no wider than ``approximate_widest``: at a million passages a filter leaving
-            # 15 % took 121 ms at 1/s × 2048, 28 ms at 4096, with the top 100 exact for 40
+            # 15 % took 116 ms at 1/s × 2048, 28 ms at 4096, with the top 100 exact for 40
             # and 36 of 40 questions (BENCHMARKS.md).
             share = max(float(np.count_nonzero(allowed)) / len(allowed), 1 / self.direct_share)
             widest = max(breadth, self.approximate_widest)
