@@ -59,20 +59,15 @@ def main() -> None:
     for share in (float(s) for s in args.shares.split(",")):
         allowed = (rng.random(int(owner.max()) + 1) < share)[owner]
         rows = np.flatnonzero(allowed)
-        truth = [[r for r, _ in part._score_rows(v, rows, depth)] for v in vectors]
-        exact_ms = []
+        allowed_share = round(float(allowed.mean()), 3)
+        truth, exact_ms = [], []
         with realtime():
             for vector in vectors:
                 began = time.perf_counter()
-                part._score_rows(vector, rows, depth)
+                truth.append([r for r, _ in part._score_rows(vector, rows, depth)])
                 exact_ms.append((time.perf_counter() - began) * 1000)
         print(
-            json.dumps(
-                {
-                    "share": round(float(allowed.mean()), 3),
-                    "exact_rows_p50_ms": percentile(exact_ms, 50),
-                }
-            ),
+            json.dumps({"share": allowed_share, "exact_rows_p50_ms": percentile(exact_ms, 50)}),
             flush=True,
         )
         for round_ in range(args.rounds):
@@ -89,7 +84,7 @@ def main() -> None:
                         recall.append(len(set(got[:10]) & set(expected[:10])) / 10)
                         same += got == expected
                 row = {
-                    "share": round(float(allowed.mean()), 3),
+                    "share": allowed_share,
                     "round": round_ + 1,
                     "variant": f"{breadth}:{candidates}:{widest}",
                     "p50_ms": round(percentile(times, 50), 1),

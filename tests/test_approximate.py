@@ -140,7 +140,6 @@ def test_a_filtered_search_looks_wider_up_to_the_widest(
 
     dense, passages, _documents, _owner, questions = _case("HNSW16,SQ8")
     dense.approximate_breadth, dense.approximate_widest = breadth, widest
-    dense.direct_share = 8
     seen: list[int] = []
     real = retrieval.search_parameters
 
