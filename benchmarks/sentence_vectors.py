@@ -1,5 +1,7 @@
-"""Sentence vectors on the three question sets: re-scoring the fused candidates by their
-best sentence and choosing the quote by sentence similarity, against today's default.
+"""Sentence vectors on the question sets: re-scoring the fused candidates by their best
+sentence, every passage ranked by its best sentence as a leg of the hybrid (with a build
+that stores them), and choosing the quote by sentence similarity, against the default
+before them.
 
 Usage: .venv/bin/python benchmarks/sentence_vectors.py --index indexes/shared
            [--cache sentences.npz] [--sets held-out,held-out 2,development] [--json]
@@ -63,7 +65,11 @@ W = "sentence_rescoring_weight"
 M = "sentence_rescoring_method"
 Q = "quote_sentence_weight"
 S = "quote_sentence_min_similarity"
+L = "sentence_leg_weight"
 UNANSWERABLE = SETS["development"].parent / "unanswerable.jsonl"
+#: Every variant starts from the settings with the sentence vectors unused (the default
+#: before the sentence leg and the similarity-chosen quote); each names what it changes.
+UNUSED: dict[str, Any] = {L: 0.0, Q: 0.0, S: 0.0}
 VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("default (sentence vectors unused)", {}),
     ("fused 40 re-scored, rrf, weight 0.25", {R: 40, W: 0.25}),
@@ -84,6 +90,15 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("quote weight 5, similarity 0.88 admits", {Q: 5.0, S: 0.88}),
     ("quote weight 5, similarity 0.90 admits", {Q: 5.0, S: 0.90}),
     ("quote weight 10, similarity 0.88 admits", {Q: 10.0, S: 0.88}),
+    ("sentence leg, weight 0.5", {L: 0.5}),
+    ("sentence leg, weight 1", {L: 1.0}),
+    ("sentence leg, weight 2", {L: 2.0}),
+    ("sentence leg instead of the dense leg", {L: 1.0, "dense_weight": 0.0}),
+    ("sentence leg 1, quote weight 10, similarity 0.88 admits", {L: 1.0, Q: 10.0, S: 0.88}),
+    (
+        "sentence leg 0.5, quote weight 10, similarity 0.88 admits (the default)",
+        {L: 0.5, Q: 10.0, S: 0.88},
+    ),
 ]
 
 
@@ -243,7 +258,7 @@ def run_set(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, changes in variants:
-        service.settings = dataclasses.replace(base, **changes)
+        service.settings = dataclasses.replace(base, **{**UNUSED, **changes})
         started = time.perf_counter()
         result: dict[str, Any] = {
             mode: by_kind(run_questions(service, questions, mode=mode, k=5), questions, 5)

@@ -109,17 +109,17 @@ class Settings:
         False,
         "ingestion",
         "store a vector for every sentence of every passage (the sentences the answer quotes "
-        "from, embedded as passages; ~10 per passage, half precision): the ranking can "
-        "re-score passages by their best sentence and the quote is chosen by similarity too "
-        "(`QA_SENTENCE_RESCORING_PASSAGES`, `QA_QUOTE_SENTENCE_WEIGHT`, all off by default; "
-        "the re-scorings were not better on both held-out sets, the quote's weight 10 with "
-        "`QA_QUOTE_SENTENCE_MIN_SIMILARITY` 0.88 was better on all three sets but answered "
-        "one more unanswerable question: BENCHMARKS.md); off by default since "
-        "it embeds the text a second time, sentence by sentence (195,000 distinct sentences "
-        "beside 29,113 passages in the shared corpus); a build without them is served as "
-        "before. For now a one-segment build's only: with them on, `qa ingest` writes every "
-        "build whole (no segment publish); a build of several segments has none, and "
-        "`qa index merge` writes none (the next `qa ingest` with them on embeds them)",
+        "from, embedded as passages; ~10 per passage, half precision): the hybrid then ranks "
+        "passages by their best sentence as a leg of its own and the quote is chosen by "
+        "similarity too (`QA_SENTENCE_LEG_WEIGHT`, `QA_QUOTE_SENTENCE_WEIGHT`, "
+        "`QA_QUOTE_SENTENCE_MIN_SIMILARITY`: with them MRR@10 rose on all four question sets "
+        "and the quotes that hold the evidence on three, BENCHMARKS.md). Off by default: it "
+        "embeds the text a second time, sentence by sentence (194,890 distinct sentences beside"
+        " 29,113 passages in the shared corpus: 947 s more on 2 cores), and a build with them "
+        "is one segment, written whole by every `qa ingest` (no segment publish; a build of "
+        "several segments has none, and `qa index merge` writes none: the next `qa ingest` with"
+        " them on embeds them). A build without them is served as before. For a corpus of one "
+        "segment (`QA_BUILD_SEGMENT_PASSAGES`) turn it on",
         shown="`false`",
     )
     checkpoint_passages: int = setting(
@@ -427,6 +427,14 @@ class Settings:
         "passages re-ordered the same way before it is fused (the weight and method below); "
         "`0`: off",
     )
+    sentence_leg_weight: float = setting(
+        0.5,
+        "ranking",
+        "with a build's sentence vectors, the hybrid gets a leg of its own that ranks every "
+        "passage by its best sentence's similarity to the question (an exact half-precision "
+        "scan of every sentence, ~9 ms for 302,041 on one core), fused at this weight (the "
+        "dense leg's is `QA_DENSE_WEIGHT`; 1 and 2 cost follow-ups, BENCHMARKS.md); `0`: off",
+    )
     sentence_rescoring_weight: float = setting(
         1.0, "ranking", "weight of the best sentence's similarity in that re-ordering"
     )
@@ -437,7 +445,7 @@ class Settings:
         "`convex` (their min-max normalised scores)",
     )
     quote_sentence_weight: float = setting(
-        0.0,
+        10.0,
         "ranking",
         "with a build's sentence vectors, every sentence of the passages the quote is taken "
         "from competes by its term score plus this weight times its stored similarity to the "
@@ -445,7 +453,7 @@ class Settings:
         "the terms (but see the next); `0`: terms alone",
     )
     quote_sentence_min_similarity: float = setting(
-        0.0,
+        0.88,
         "ranking",
         "with `QA_QUOTE_SENTENCE_WEIGHT`, a sentence at least this similar to the question "
         "(the stored sentence vector's cosine) is quoted even when it shares too few of the "
@@ -569,6 +577,7 @@ class Settings:
             self.quote_sentence_min_similarity,
             self.sentence_rescoring_passages,
             self.sentence_dense_passages,
+            self.sentence_leg_weight,
             self.sentence_rescoring_weight,
             self.quote_rank_prior,
             self.follow_up_question_weight,

@@ -17,6 +17,7 @@ from qa_service.models import AskRequest
 from qa_service.query.analysis import QueryText, analyse
 from qa_service.query.candidates import Retrievers, candidate_rankings, share_weight
 from qa_service.query.fusion import FusionWeights, NamedRanking, fuse
+from qa_service.query.sentences import SentenceVectors
 from qa_service.retrieval import rrf
 from qa_service.service import QAService
 from tests.conftest import write_small_corpus
@@ -296,6 +297,52 @@ def test_the_glossary_ranking_weighs_what_the_glossary_reads(
 
 def test_no_glossary_ranking_at_weight_zero() -> None:
     tree = _rankings("What is the benefit cap?", [], FusionWeights(glossary=0.0))
+    assert tree.names() == ["dense", "lexical"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeSentences(SentenceVectors):
+    """Sentence vectors whose search answers from its own rows, remembering its masks."""
+
+    asked: list[np.ndarray | None] = dataclasses.field(default_factory=list)
+
+    def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> list:
+        self.asked.append(allowed)
+        return [(300, 0.9), (301, 0.8)]
+
+
+def _with_sentences() -> tuple[Retrievers, FakeSentences]:
+    sentences = FakeSentences(np.zeros((0, 2)), np.zeros(1, np.int64), lambda text: np.zeros(2))
+    return Retrievers(Recording(0), Recording(100), Recording(200), sentences), sentences
+
+
+@pytest.mark.parametrize(
+    ("weight", "names"),
+    [(0.5, ["dense", "lexical", "sentences"]), (0.0, ["dense", "lexical"])],
+)
+def test_the_sentence_leg_is_searched_at_its_weight(weight: float, names: list[str]) -> None:
+    retrievers, sentences = _with_sentences()
+    tree = _rankings("Vad är bidragstaket?", [], FusionWeights(sentences=weight), retrievers)
+    assert tree.names() == names
+    (follow_up,) = tree.parts
+    (asked,) = follow_up.parts
+    assert [p.weight for p in asked.parts if p.name == "sentences"] == ([weight] if weight else [])
+    assert len(sentences.asked) == (1 if weight else 0)
+
+
+def test_a_follow_ups_focus_searches_the_sentences_within_the_documents() -> None:
+    retrievers, sentences = _with_sentences()
+    history = [Context("Hur många bor i utanförskapsområden?", ("d2",))]
+    weights = FusionWeights(sentences=1.0)
+    tree = _rankings("Och hur många av dem är barn?", history, weights, retrievers)
+    assert tree.names() == ["dense", "lexical", "sentences"] * 3
+    masks = sentences.asked
+    assert masks[:2] == [None, None]
+    assert masks[2] is not None and masks[2].nonzero()[0].tolist() == [2]
+
+
+def test_no_sentence_leg_without_sentence_vectors() -> None:
+    tree = _rankings("Vad är bidragstaket?", [], FusionWeights(sentences=1.0))
     assert tree.names() == ["dense", "lexical"]
 
 

@@ -21,7 +21,13 @@ from qa_service.extractive import (
     with_sentence_similarity,
 )
 from qa_service.ingest import run_ingest
-from qa_service.query.sentences import best_of_parts, rescore, sentence_similarities
+from qa_service.query.sentences import (
+    SentenceVectors,
+    best_of_parts,
+    best_passages,
+    rescore,
+    sentence_similarities,
+)
 from qa_service.schema import Document, DocumentMeta, Passage
 from qa_service.service import QAService
 from qa_service.store import (
@@ -235,6 +241,38 @@ def test_best_sentence_of_each_passage(rows: list[int], best: list[float | None]
     found = best_of_parts(parts)
     wanted = [float("-inf") if b is None else b for b in best]
     np.testing.assert_allclose(found, wanted, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("ids", "scores", "k", "ranking"),
+    [
+        # Sentences 0, 1 are row 0's, 2 row 2's, 3, 4 row 3's (row 1 has none).
+        ([4, 2, 0, 3], [0.9, 0.8, 0.7, 0.6], 5, [(3, 0.9), (2, 0.8), (0, 0.7)]),
+        ([4, 2, 0, 3], [0.9, 0.8, 0.7, 0.6], 2, [(3, 0.9), (2, 0.8)]),
+        ([1, 0, -1, -1], [0.5, 0.4, 0.0, 0.0], 5, [(0, 0.5)]),
+        ([-1], [0.0], 5, []),
+    ],
+)
+def test_best_passages(
+    ids: list[int], scores: list[float], k: int, ranking: list[tuple[int, float]]
+) -> None:
+    owners = np.asarray([0, 0, 2, 3, 3], dtype=np.int64)
+    found = best_passages(np.asarray(ids), np.asarray(scores, np.float32), owners, k)
+    assert [row for row, _ in found] == [row for row, _ in ranking]
+    assert [score for _, score in found] == pytest.approx([score for _, score in ranking])
+
+
+def test_every_passage_is_searched_by_its_best_sentence() -> None:
+    """The search ranks every passage of the build, by its best sentence alone."""
+    vectors = SentenceVectors(VECTORS, OFFSETS, lambda _: np.asarray([0.6, 0.8]))
+    # Row 0's best is its second sentence (0.8), row 2's its first (1.0); row 1 has none.
+    found = vectors.search("fråga", 5)
+    assert [row for row, _ in found] == [2, 0]
+    assert [score for _, score in found] == pytest.approx([1.0, 0.8], abs=1e-3)
+    only = np.asarray([True, True, False])
+    assert [row for row, _ in vectors.search("fråga", 5, allowed=only)] == [0]
+    assert [row for row, _ in vectors.search("fråga", 1)] == [2]
+    assert vectors.search("fråga", 0) == []
 
 
 RANKING = [(10, 0.9), (11, 0.8), (12, 0.7), (13, 0.6)]

@@ -1,9 +1,10 @@
 """Stage 2: the rankings the retrievers give for an analysed question, each named and
 weighted, as the tree :func:`qa_service.query.fusion.fuse` folds into one.
 
-A hybrid search of one text has up to four legs: ``dense``, ``lexical`` (BM25, with RM3
+A hybrid search of one text has up to five legs: ``dense``, ``lexical`` (BM25, with RM3
 feedback when configured), ``dense_feedback`` (the dense leg moved towards its first
-passages) and ``glossary`` (the dense leg searched with an English question's Swedish
+passages), ``sentences`` (every passage by its best sentence, with a build's sentence
+vectors) and ``glossary`` (the dense leg searched with an English question's Swedish
 terms: the multilingual model alone ranks Swedish passages poorly for an English
 question, BENCHMARKS.md; its weight follows how much of the question the glossary reads).
 A follow-up searches the ``question``, its ``standalone`` query and, within the previous
@@ -144,6 +145,11 @@ def search_text(
         NamedRanking("dense", weights.dense, dense),
         NamedRanking("lexical", lexical_weight, lexical),
     ]
+    if retrievers.sentences is not None and weights.sentences > 0:
+        # Every passage scored by its best sentence: a passage whose one sentence answers
+        # a paraphrase can rank although its vector, the mean of all its text, does not.
+        by_sentence = retrievers.sentences.search(text.text, legs_depth, allowed=allowed)
+        legs.append(NamedRanking("sentences", weights.sentences, by_sentence))
     passages, moved = settings.dense_feedback_passages, settings.dense_feedback_weight
     if weights.dense_feedback > 0 and passages > 0 and dense:
         # The feedback search is a ranking of its own; the dense leg itself is unmoved.

@@ -57,6 +57,8 @@ class FusionWeights:
     lexical: float = 1.0
     dense_feedback: float = 0.0
     glossary: float = 1.0
+    #: Every passage ranked by its best sentence (a build with sentence vectors; 0: off).
+    sentences: float = 0.0
     #: How far the glossary ranking's weight follows the share of an English question's
     #: words the glossary reads: weight × (1 − this + this × share).
     glossary_by_share: float = 1.0
@@ -84,6 +86,7 @@ class FusionWeights:
             lexical=settings.lexical_weight,
             dense_feedback=settings.dense_feedback_ranking_weight,
             glossary=settings.glossary_weight,
+            sentences=settings.sentence_leg_weight,
             glossary_by_share=settings.glossary_by_share,
             follow_up_question=settings.follow_up_question_weight,
             follow_up_standalone=settings.follow_up_standalone_weight,
