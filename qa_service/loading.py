@@ -164,6 +164,8 @@ def open_index(
         if reader.sentence_vectors is not None and reader.sentence_offsets is not None
         else None
     )
+    if sentences is not None and settings.sentence_leg_weight > 0:
+        sentences.prepare()
     retrievers = Retrievers(
         dense=dense_retriever(settings, reader, encode_query),
         lexical=lexical_leg(settings, reader, lexical),

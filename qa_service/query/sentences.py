@@ -145,6 +145,10 @@ class SentenceVectors:
         logger.info("sentence index: %d sentences", index.ntotal)
         return index
 
+    def prepare(self) -> None:
+        """Build the sentence search's index now rather than on the first question."""
+        _ = self._index, self._owners
+
     def search(self, query: str, k: int, *, allowed: np.ndarray | None = None) -> Ranking:
         """The ``k`` passages whose best sentence is most similar to ``query``, searched
         over every sentence of the build (that ``allowed``, a mask of passage rows,
