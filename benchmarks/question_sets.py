@@ -40,6 +40,7 @@ SETS = {
     "held-out": ROOT / "eval" / "heldout" / "questions.jsonl",
     "held-out 2": ROOT / "eval" / "heldout2" / "questions.jsonl",
     "held-out 3": ROOT / "eval" / "heldout3" / "questions.jsonl",
+    "held-out 4": ROOT / "eval" / "heldout4" / "questions.jsonl",
 }
 
 
@@ -91,14 +92,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--sets", default="", help="names, comma-separated (default: all)")
     args = parser.parse_args()
+    chosen = {name: SETS[name] for name in args.sets.split(",") if name} or SETS
     settings = Settings.from_env(
         index_dir=args.index, conversations_db=Path(tempfile.mkdtemp()) / "c.sqlite3"
     )
     service = QAService(settings)
     service.load()
     result: dict[str, Any] = {"index": str(args.index), "passages": service.loaded_passages}
-    for name, path in SETS.items():
+    for name, path in chosen.items():
         if not path.exists():
             continue
         questions = load_questions(path)
