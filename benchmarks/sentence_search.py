@@ -92,7 +92,7 @@ def main() -> None:
         top = np.argpartition(-scores, k - 1)[:k]
         return top[np.argsort(-scores[top])]
 
-    def searcher(index: faiss.Index, ef: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    def searcher(index: Any, ef: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
         def search(q: np.ndarray) -> np.ndarray:
             if ef is not None:
                 index.hnsw.efSearch = ef
