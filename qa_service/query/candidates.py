@@ -146,8 +146,9 @@ def search_text(
         NamedRanking("lexical", lexical_weight, lexical),
     ]
     if retrievers.sentences is not None and weights.sentences > 0:
-        # Every passage scored by its best sentence: a passage whose one sentence answers
-        # a paraphrase can rank although its vector, the mean of all its text, does not.
+        # Every passage scored by its best sentence: a passage one of whose sentences
+        # answers the question can rank although its vector, of all its text, does not
+        # (it helped English questions most, paraphrases not: BENCHMARKS.md).
         by_sentence = retrievers.sentences.search(text.text, legs_depth, allowed=allowed)
         legs.append(NamedRanking("sentences", weights.sentences, by_sentence))
     passages, moved = settings.dense_feedback_passages, settings.dense_feedback_weight
