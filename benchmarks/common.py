@@ -3,8 +3,10 @@ a child process measured on its own."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,6 +56,29 @@ def run_child(command: list[str], env: dict[str, str] | None = None) -> ChildRun
             cpu_s=usage.ru_utime + usage.ru_stime,
             peak_rss_mb=usage.ru_maxrss / 1024,
         )
+
+
+def timed_ask(url: str, question: str, *, top_k: int = 5, timeout: float = 30) -> float:
+    """Seconds one ``POST /api/ask`` of ``question`` takes, its answer read."""
+    body = json.dumps({"question": question, "top_k": top_k}).encode()
+    request = urllib.request.Request(
+        f"{url}/api/ask", data=body, headers={"Content-Type": "application/json"}
+    )
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        response.read()
+    return time.perf_counter() - started
+
+
+def latency_summary(seconds: list[float]) -> dict[str, float]:
+    """Requests, p50, p95 and mean in milliseconds of a list of seconds."""
+    ms = [s * 1000 for s in seconds]
+    return {
+        "requests": len(ms),
+        "p50_ms": round(percentile(ms, 50), 2),
+        "p95_ms": round(percentile(ms, 95), 2),
+        "mean_ms": round(statistics.fmean(ms), 2),
+    }
 
 
 def percentile(values: list[float], q: float) -> float:

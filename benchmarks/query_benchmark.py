@@ -14,13 +14,11 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from common import percentile, start_server
+from common import latency_summary, percentile, start_server, timed_ask
 
 from qa_service.config import Settings
 from qa_service.evaluate import evaluate, load_questions
@@ -30,31 +28,11 @@ from qa_service.service import QAService
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def latency_summary(seconds: list[float]) -> dict[str, float]:
-    ms = [s * 1000 for s in seconds]
-    return {
-        "requests": len(ms),
-        "p50_ms": round(percentile(ms, 50), 2),
-        "p95_ms": round(percentile(ms, 95), 2),
-        "mean_ms": round(statistics.fmean(ms), 2),
-    }
-
-
 def http_latency(index: Path, questions: list[str], rounds: int) -> dict[str, float]:
     # Every round encodes every question again, as it would a question never seen before.
     server, url = start_server(index, env={"QA_RATE_LIMIT": "", "QA_QUERY_CACHE": "0"})
     try:
-        seconds = []
-        for _ in range(rounds):
-            for question in questions:
-                body = json.dumps({"question": question, "top_k": 5}).encode()
-                request = urllib.request.Request(
-                    f"{url}/api/ask", data=body, headers={"Content-Type": "application/json"}
-                )
-                started = time.perf_counter()
-                with urllib.request.urlopen(request, timeout=30) as response:
-                    response.read()
-                seconds.append(time.perf_counter() - started)
+        seconds = [timed_ask(url, question) for _ in range(rounds) for question in questions]
         return latency_summary(seconds)
     finally:
         server.terminate()

@@ -55,13 +55,12 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import percentile, run_child, start_server
+from common import percentile, run_child, start_server, timed_ask
 from tqdm import tqdm
 
 from qa_service.approximate import approximate_settings
@@ -326,16 +325,7 @@ def serve(index: Path, questions: list[str], requests: int, log: Path) -> dict[s
         seconds = []
         with realtime():
             for i in range(requests):
-                body = json.dumps({"question": questions[i % len(questions)], "top_k": 5})
-                request = urllib.request.Request(
-                    f"{url}/api/ask",
-                    data=body.encode(),
-                    headers={"Content-Type": "application/json"},
-                )
-                began = time.perf_counter()
-                with urllib.request.urlopen(request, timeout=60) as response:
-                    response.read()
-                seconds.append(time.perf_counter() - began)
+                seconds.append(timed_ask(url, questions[i % len(questions)], timeout=60))
         workers, exited = [], []
         for pid in sorted(set(at_ready) | set(workers_of(server.pid))):
             memory = memory_of(pid)

@@ -14,12 +14,9 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import time
-import urllib.request
 from pathlib import Path
 
-from common import percentile, start_server
+from common import latency_summary, start_server, timed_ask
 
 from qa_service.evaluate import load_questions
 
@@ -29,27 +26,6 @@ OFF = {
     "QA_QUOTE_SENTENCE_WEIGHT": "0",
     "QA_QUOTE_SENTENCE_MIN_SIMILARITY": "0",
 }
-
-
-def ask(url: str, question: str) -> float:
-    body = json.dumps({"question": question, "top_k": 5}).encode()
-    request = urllib.request.Request(
-        f"{url}/api/ask", data=body, headers={"Content-Type": "application/json"}
-    )
-    started = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=30) as response:
-        response.read()
-    return time.perf_counter() - started
-
-
-def summary(seconds: list[float]) -> dict[str, float]:
-    ms = [s * 1000 for s in seconds]
-    return {
-        "requests": len(ms),
-        "p50_ms": round(percentile(ms, 50), 2),
-        "p95_ms": round(percentile(ms, 95), 2),
-        "mean_ms": round(statistics.fmean(ms), 2),
-    }
 
 
 def main() -> None:
@@ -72,7 +48,7 @@ def main() -> None:
         names = list(servers)
         for name in names:  # one question each before timing: the workers' first requests
             for _ in range(2 * args.workers):
-                ask(servers[name][1], texts[0])
+                timed_ask(servers[name][1], texts[0])
         seconds: dict[str, list[float]] = {name: [] for name in names}
         turn = 0
         for _ in range(args.rounds):
@@ -80,7 +56,7 @@ def main() -> None:
                 order = names if turn % 2 == 0 else names[::-1]
                 turn += 1
                 for name in order:
-                    seconds[name].append(ask(servers[name][1], text))
+                    seconds[name].append(timed_ask(servers[name][1], text))
     finally:
         for server, _ in servers.values():
             server.terminate()
@@ -93,7 +69,7 @@ def main() -> None:
         },
         "index": str(args.index),
         "workers per server": args.workers,
-        **{name: summary(values) for name, values in seconds.items()},
+        **{name: latency_summary(values) for name, values in seconds.items()},
     }
     first, second = (result[name]["p50_ms"] for name in names)
     result["p50 ratio (default / off)"] = round(first / second, 3)
