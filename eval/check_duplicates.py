@@ -1,18 +1,18 @@
-"""Duplicate search for eval/heldout3: for each evidence, three 7-word windows (start,
+"""Duplicate search for a held-out set: for each evidence, three 7-word windows (start,
 middle, end) are looked up with `grep -rlF` in the shared corpus and seed. Prints every
 file other than the question's `relevant` ones that holds a window; whether such a file
-states the same fact and answers the question was then judged by reading it.
+states the same fact and answers the question is then judged by reading it.
 
-    python eval/heldout3/check_duplicates.py
+    python eval/check_duplicates.py eval/heldout4
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
 CORPUS = "/work/shared/corpus"
 SEED = "/work/shared/seed"
 
@@ -20,17 +20,21 @@ SEED = "/work/shared/seed"
 def windows(evidence: str, size: int = 7) -> list[str]:
     words = evidence.split()
     middle = max(0, (len(words) - size) // 2)
-    return list(dict.fromkeys([" ".join(words[:size]), " ".join(words[middle:middle + size]),
-                               " ".join(words[-size:])]))
+    parts = [words[:size], words[middle : middle + size], words[-size:]]
+    return list(dict.fromkeys(" ".join(part) for part in parts))
 
 
 def main() -> None:
-    for line in (HERE / "questions.jsonl").read_text(encoding="utf-8").splitlines():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("set", type=Path, help="the set's directory (holds questions.jsonl)")
+    args = parser.parse_args()
+    for line in (args.set / "questions.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         hits: dict[str, int] = {}
         for window in windows(row["evidence"]):
-            out = subprocess.run(["grep", "-rlF", window, CORPUS, SEED],
-                                 capture_output=True, text=True).stdout.split()
+            out = subprocess.run(
+                ["grep", "-rlF", window, CORPUS, SEED], capture_output=True, text=True
+            ).stdout.split()
             for path in out:
                 rel = path.removeprefix(CORPUS + "/")
                 hits[rel] = hits.get(rel, 0) + 1
