@@ -73,8 +73,10 @@ SPLITTER_NAME = "langchain RecursiveCharacterTextSplitter (model tokenizer) v2"
 #: passages whose text is unchanged keep their vectors, so only new text is embedded.
 #: 4: list items keep their lines (cleaning.collapse_whitespace); 5: dokumentstatus
 #: ministers apart from authors, a written answer linked to its question; 6: regeringen.se's
-#: propositions and skrivelser (rattsliga-dokument/proposition, /skrivelse) have their kind.
-READER_VERSION = 6
+#: propositions and skrivelser (rattsliga-dokument/proposition, /skrivelse) have their kind;
+#: 7: ferenda's copies of regeringen.se's series (propositions, directives, SOU, Ds) have
+#: their kind and number from the path.
+READER_VERSION = 7
 #: A document's context text is cut here (about 100 tokens at most).
 MAX_CONTEXT_CHARS = 300
 LEXICAL_MANIFEST = {

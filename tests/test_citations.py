@@ -224,6 +224,23 @@ SHARED_CITATIONS = [
         "Valmanifest (C), ”Valmanifest 2022 (C)”, 2022.",
     ),
     ("airiksdagen/data/corpus/tidoavtalet-2022.pdf", "Överenskommelse, ”Tidöavtalet”, 2022."),
+    # ferenda's copies of regeringen.se's series: kind and number from the path.
+    (
+        "ferenda/test/files/repo/propregeringen/downloaded/1998-99/130/index.html",
+        "Proposition 1998/99:130, ”Ny bokföringslag m.m.”.",
+    ),
+    (
+        "ferenda/test/files/repo/dirregeringen/downloaded/2014/158/index.html",
+        "Dir. 2014:158, ”Tilläggsdirektiv till Utredningen om en översyn av fondregelverket”.",
+    ),
+    (
+        "ferenda/test/files/repo/souregeringen/downloaded/2013/75/index.html",
+        "SOU 2013:75, ”Organisering av framtidens e-förvaltning”.",
+    ),
+    (
+        "ferenda/test/files/repo/dsregeringen/downloaded/2016/46/index.html",
+        "Ds 2016:46, ”En ny organisation för etikprövning av forskning”.",
+    ),
 ]
 
 

@@ -120,6 +120,22 @@ def test_comment_header_reads_date_and_dok_id() -> None:
         ("budgetmotion-v-202425.txt", "Motion", "V", "2024/25", None),
         ("g0vse/data/pressmeddelanden/2025/10/x.md", "Pressmeddelande", None, None, None),
         ("något/annat.txt", None, None, None, None),
+        (
+            "repo/propregeringen/downloaded/1998-99/130/index.html",
+            "Proposition",
+            None,
+            "1998/99",
+            None,
+        ),
+        (
+            "repo/propregeringen/downloaded/1999-2000/17/x.pdf",
+            "Proposition",
+            None,
+            "1999/2000",
+            None,
+        ),
+        ("repo/souregeringen/downloaded/2013/75/index.html", "SOU", None, None, None),
+        ("repo/afs/downloaded/konsolidering-afs-2011/19/index.pdf", None, None, None, None),
     ],
 )
 def test_meta_from_filename(
@@ -129,6 +145,25 @@ def test_meta_from_filename(
     assert meta.doctype == doctype
     assert (meta.authors[0].party if meta.authors else None) == party
     assert (meta.rm, meta.date) == (rm, date)
+
+
+@pytest.mark.parametrize(
+    ("source", "beteckning"),
+    [
+        ("ferenda/test/files/repo/propregeringen/downloaded/1998-99/130/index.html", "130"),
+        (
+            "repo/dirregeringen/downloaded/2016/15/dir.-201615-dataskyddsforordningen.pdf",
+            "Dir. 2016:15",
+        ),
+        ("repo/souregeringen/downloaded/2013/75/index.html", "SOU 2013:75"),
+        ("repo/dsregeringen/downloaded/2016/46/index.html", "Ds 2016:46"),
+        # Not the series' layout: no number.
+        ("repo/propregeringen/index.html", None),
+        ("repo/dirregeringen/downloaded/2016/index.html", None),
+    ],
+)
+def test_ferenda_series_number_from_the_path(source: str, beteckning: str | None) -> None:
+    assert meta_from_filename(source).beteckning == beteckning
 
 
 def test_manifest_record_of_an_interpellation() -> None:

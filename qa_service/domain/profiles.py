@@ -2,10 +2,12 @@
 functions, so the readers and the ingest stay general.
 
 A profile may say how the source names its files (a file-name rule gives a kind, a party
-and a date), which folders of its paths are kinds of document, which suffix its page
-titles carry, and what a kind of its documents says only in its text (regeringen.se's
-press releases name their minister only where they quote them). :func:`meta_from_path`,
-:func:`clean_title` and :func:`complete_from_text` apply every profile.
+and a date), where its paths hold a kind and a number (ferenda's
+``propregeringen/downloaded/1998-99/130/``), which folders of its paths are kinds of
+document, which suffix its page titles carry, and what a kind of its documents says only
+in its text (regeringen.se's press releases name their minister only where they quote
+them). :func:`meta_from_path`, :func:`clean_title` and :func:`complete_from_text` apply
+every profile.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from ..schema import DocumentMeta, Person
-from . import regeringen_kinds
+from . import kind_named, regeringen_kinds
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +35,23 @@ class FileNameRule:
 
 
 @dataclass(frozen=True)
+class PathNumber:
+    """Where a source's paths hold a document's number: ``pattern`` (searched in the
+    path) gives ``number`` and either ``rm`` (a riksmöte as ``1998-99`` or ``1999-2000``)
+    or ``year``. A number within a riksmöte is its beteckning ("Proposition 1998/99:130");
+    a number within a year is written as the kind writes it ("Dir. 2016:15", "SOU
+    2013:75"), with the kind's abbreviation or name (``kinds.toml``)."""
+
+    pattern: re.Pattern[str]
+    kind: str
+
+
+@dataclass(frozen=True)
 class SourceProfile:
     name: str
     file_names: tuple[FileNameRule, ...] = ()
+    #: Paths that hold the document's kind and number, tried before ``folders``.
+    path_numbers: tuple[PathNumber, ...] = ()
     #: A folder of a path (anywhere above the file) -> the kind of its documents.
     folders: dict[str, str] = field(default_factory=dict)
     #: Suffixes the source puts after its page titles.
@@ -92,7 +108,26 @@ PARTY_DOCUMENTS = SourceProfile(
     ),
 )
 
-PROFILES: tuple[SourceProfile, ...] = (PARTY_DOCUMENTS, REGERINGEN)
+
+def _ferenda_series(folder: str, number_in: str, kind: str) -> PathNumber:
+    when = r"(?P<rm>\d{4}-\d{2,4})" if number_in == "rm" else r"(?P<year>\d{4})"
+    return PathNumber(re.compile(rf"(?:^|/){folder}/downloaded/{when}/(?P<number>\d+)/"), kind)
+
+
+#: ferenda's copies of regeringen.se's series (``propregeringen/downloaded/1998-99/130/``,
+#: ``dirregeringen/downloaded/2016/15/``): the pages say their kind and number only in
+#: their text ("ID-nummer: prop. 1998/99:130"), the path in its folders.
+FERENDA = SourceProfile(
+    name="ferenda (regeringen.se's series)",
+    path_numbers=(
+        _ferenda_series("propregeringen", "rm", "Proposition"),
+        _ferenda_series("dirregeringen", "year", "Kommittédirektiv"),
+        _ferenda_series("souregeringen", "year", "SOU"),
+        _ferenda_series("dsregeringen", "year", "Ds"),
+    ),
+)
+
+PROFILES: tuple[SourceProfile, ...] = (PARTY_DOCUMENTS, REGERINGEN, FERENDA)
 
 
 def meta_from_path(source: str) -> DocumentMeta:
@@ -103,12 +138,27 @@ def meta_from_path(source: str) -> DocumentMeta:
             match = rule.pattern.match(stem)
             if match:
                 return _meta_from_file_name(rule, {**match.groupdict(), "kind": rule.kind})
+    for profile in PROFILES:
+        for numbered in profile.path_numbers:
+            found = numbered.pattern.search(source)
+            if found:
+                return _meta_from_path_number(numbered.kind, found.groupdict())
     parts = PurePosixPath(source).parts
     for part in parts[:-1]:
         for profile in PROFILES:
             if part in profile.folders:
                 return DocumentMeta(doctype=profile.folders[part])
     return DocumentMeta()
+
+
+def _meta_from_path_number(kind: str, groups: dict[str, str]) -> DocumentMeta:
+    if groups.get("rm"):
+        return DocumentMeta(
+            doctype=kind, rm=groups["rm"].replace("-", "/"), beteckning=groups["number"]
+        )
+    known = kind_named(kind)
+    label = (known.abbreviation or known.name) if known is not None else kind
+    return DocumentMeta(doctype=kind, beteckning=f"{label} {groups['year']}:{groups['number']}")
 
 
 def _meta_from_file_name(rule: FileNameRule, groups: dict[str, str]) -> DocumentMeta:
