@@ -8,7 +8,8 @@ eval/heldout/questions.jsonl, written on randomly drawn documents and used to ch
 fusion; eval/heldout2/questions.jsonl, written after that choice on documents drawn
 afterwards; eval/heldout3/questions.jsonl, written after issue 13's follow-up and
 sentence-vector work on documents drawn afterwards; held-out 4 and 5, written after the
-sentence leg and after the titled vectors of ``embedded_titles.py``) and each mode (dense, lexical,
+sentence leg and after the titled vectors of ``embedded_titles.py``; held-out 6, written
+after hints stopped lifting the fused score by default) and each mode (dense, lexical,
 hybrid): hit@5, evidence@5 and MRR@10 in all and by kind. Held-out questions carry
 their kind; development questions are grouped as English (by the service's own language
 test), follow-ups and topic changes (asked inside their
@@ -43,6 +44,7 @@ SETS = {
     "held-out 3": ROOT / "eval" / "heldout3" / "questions.jsonl",
     "held-out 4": ROOT / "eval" / "heldout4" / "questions.jsonl",
     "held-out 5": ROOT / "eval" / "heldout5" / "questions.jsonl",
+    "held-out 6": ROOT / "eval" / "heldout6" / "questions.jsonl",
 }
 
 

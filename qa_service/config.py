@@ -332,12 +332,15 @@ class Settings:
         "leg; `0`: the full weight whatever the share",
     )
     hint_weight: float = setting(
-        0.5,
+        0.0,
         "ranking",
         "a hybrid result whose document is of the party, kind or year the question names "
         '("Moderaternas valmanifest", "budgetmotionen hösten 2024") or names a person of '
         '("i svaret till Serkan Köse") has its fused score multiplied by 1 + this times '
-        "the share of those hints it meets; `0` turns it off",
+        "the share of those hints it meets; `0` (the default) leaves the hints to their own "
+        "ranking (`QA_HINT_RANKING_WEIGHT`): a lift of 0.5 puts every hinted document above "
+        "every other, and a party or person a question names is often its subject, not its "
+        "source (BENCHMARKS.md)",
     )
     hint_ranking_weight: float = setting(
         1.0,

@@ -169,17 +169,19 @@ def test_named_party_and_kind_lift_their_documents(shared_service) -> None:  # t
         return [h.document.source for h in service.search(question, 10)]
 
     without = ranked(hint_weight=0.0, hint_ranking_weight=0.0)
-    lifted = ranked(hint_ranking_weight=0.0)
+    lifted = ranked(hint_weight=0.5, hint_ranking_weight=0.0)
     searched = ranked(hint_weight=0.0)
-    with_hints = [h.document.source for h in shared_service.search(question, 10)]
+    both = ranked(hint_weight=0.5)
+    default = [h.document.source for h in shared_service.search(question, 10)]
     # The Moderate motion ranks below press releases and answers on the same subject by
     # the question's words alone; naming the party and the kind puts it first, whether
-    # the hinted documents are lifted, searched on their own, or both (the default).
+    # the hinted documents are lifted, searched on their own (the default), or both.
     assert without[0] != CHOSEN[10] and CHOSEN[10] in without
     assert lifted[:2] == [CHOSEN[10], CHOSEN[10]]
     assert sorted(lifted) == sorted(without)  # re-ranked, nothing added or dropped
     assert searched[0] == CHOSEN[10]
-    assert with_hints[:2] == [CHOSEN[10], CHOSEN[10]]
+    assert both[:2] == [CHOSEN[10], CHOSEN[10]]
+    assert default == searched
 
 
 def test_an_english_question_reaches_the_swedish_answer_through_the_glossary(

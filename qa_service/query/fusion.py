@@ -73,8 +73,8 @@ class FusionWeights:
     #: The ranking within the documents that meet every hint of the question.
     hinted_documents: float = 1.0
     #: A fused score is multiplied by 1 + this times the share of the hints its document
-    #: meets (:func:`qa_service.query.reranking.lift`).
-    hint_lift: float = 0.5
+    #: meets (:func:`qa_service.query.reranking.lift_hinted`; 0: off).
+    hint_lift: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FusionWeights:
