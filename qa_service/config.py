@@ -343,12 +343,14 @@ class Settings:
         "source (BENCHMARKS.md)",
     )
     hint_ranking_weight: float = setting(
-        1.0,
+        0.5,
         "ranking",
         'the documents that meet every hint of a question ("Socialdemokraternas '
         'budgetmotion hösten 2024") are also searched on their own with BM25, a ranking '
         "fused at this RRF weight, so one the words alone rank deep still becomes a "
-        "candidate; `0` turns it off",
+        "candidate; `0` turns it off. At `1` the first of the hinted documents outscores "
+        "the whole corpus's first wherever that ranking puts it, at `0.5` if it puts it in "
+        "its first 60 (BENCHMARKS.md)",
     )
     #: Below 0: the value measured for the configured model (``answer_thresholds``).
     answer_min_terms: float = setting(

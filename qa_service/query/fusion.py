@@ -71,7 +71,7 @@ class FusionWeights:
     #: (0: not searched; the question's own words weigh 1).
     continuing_topic: float = 1.0
     #: The ranking within the documents that meet every hint of the question.
-    hinted_documents: float = 1.0
+    hinted_documents: float = 0.5
     #: A fused score is multiplied by 1 + this times the share of the hints its document
     #: meets (:func:`qa_service.query.reranking.lift_hinted`; 0: off).
     hint_lift: float = 0.0
