@@ -45,6 +45,7 @@ SETS = {
     "held-out 4": ROOT / "eval" / "heldout4" / "questions.jsonl",
     "held-out 5": ROOT / "eval" / "heldout5" / "questions.jsonl",
     "held-out 6": ROOT / "eval" / "heldout6" / "questions.jsonl",
+    "held-out 7": ROOT / "eval" / "heldout7" / "questions.jsonl",
 }
 
 
