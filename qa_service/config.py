@@ -357,7 +357,7 @@ class Settings:
         'of document ("vad vill Sverigedemokraterna …", "när Johan Pehrson besökte …"), '
         "whom a question names as often as its subject as its source: at `1` the first "
         "of their documents outscores the whole corpus's first wherever that ranking puts "
-        "it, at `0.5` if it puts it in its first 60 (BENCHMARKS.md)",
+        "it, at `0.5` if it puts it in its first 61 (BENCHMARKS.md)",
     )
     #: Below 0: the value measured for the configured model (``answer_thresholds``).
     answer_min_terms: float = setting(
