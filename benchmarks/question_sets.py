@@ -9,7 +9,8 @@ fusion; eval/heldout2/questions.jsonl, written after that choice on documents dr
 afterwards; eval/heldout3/questions.jsonl, written after issue 13's follow-up and
 sentence-vector work on documents drawn afterwards; held-out 4 and 5, written after the
 sentence leg and after the titled vectors of ``embedded_titles.py``; held-out 6, written
-after hints stopped lifting the fused score by default) and each mode (dense, lexical,
+after hints stopped lifting the fused score by default; held-out 7, after the hinted
+documents' ranking was halved) and each mode (dense, lexical,
 hybrid): hit@5, evidence@5 and MRR@10 in all and by kind. Held-out questions carry
 their kind; development questions are grouped as English (by the service's own language
 test), follow-ups and topic changes (asked inside their
@@ -45,6 +46,7 @@ SETS = {
     "held-out 4": ROOT / "eval" / "heldout4" / "questions.jsonl",
     "held-out 5": ROOT / "eval" / "heldout5" / "questions.jsonl",
     "held-out 6": ROOT / "eval" / "heldout6" / "questions.jsonl",
+    "held-out 7": ROOT / "eval" / "heldout7" / "questions.jsonl",
 }
 
 

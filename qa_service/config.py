@@ -345,10 +345,19 @@ class Settings:
     hint_ranking_weight: float = setting(
         1.0,
         "ranking",
-        'the documents that meet every hint of a question ("Socialdemokraternas '
-        'budgetmotion hösten 2024") are also searched on their own with BM25, a ranking '
-        "fused at this RRF weight, so one the words alone rank deep still becomes a "
-        "candidate; `0` turns it off",
+        "the documents that meet every hint of a question that names a kind of document "
+        '("Socialdemokraternas budgetmotion hösten 2024", "the policy statement") are also '
+        "searched on their own with BM25, a ranking fused at this RRF weight, so one the "
+        "words alone rank deep still becomes a candidate; `0` turns it off",
+    )
+    hint_ranking_without_kind_weight: float = setting(
+        0.5,
+        "ranking",
+        "the same ranking's weight when the question names parties or people but no kind "
+        'of document ("vad vill Sverigedemokraterna …", "när Johan Pehrson besökte …"), '
+        "whom a question names as often as its subject as its source: at `1` the first "
+        "of their documents outscores the whole corpus's first wherever that ranking puts "
+        "it, at `0.5` if it puts it in its first 61 (BENCHMARKS.md)",
     )
     #: Below 0: the value measured for the configured model (``answer_thresholds``).
     answer_min_terms: float = setting(
@@ -563,9 +572,15 @@ class Settings:
             raise ConfigError("RRF weights must not be negative")
         if not 0 <= self.glossary_by_share <= 1:
             raise ConfigError("QA_GLOSSARY_BY_SHARE must lie between 0 and 1")
-        if self.document_weight < 0 or self.glossary_weight < 0 or self.hint_weight < 0:
+        hint_weights = (
+            self.hint_weight,
+            self.hint_ranking_weight,
+            self.hint_ranking_without_kind_weight,
+        )
+        if self.document_weight < 0 or self.glossary_weight < 0 or min(hint_weights) < 0:
             raise ConfigError(
-                "QA_DOCUMENT_WEIGHT, QA_GLOSSARY_WEIGHT and QA_HINT_WEIGHT must not be negative"
+                "QA_DOCUMENT_WEIGHT, QA_GLOSSARY_WEIGHT and the QA_HINT_* weights must not be "
+                "negative"
             )
         feedback = (
             self.dense_feedback_passages,

@@ -80,3 +80,15 @@ def test_follow_up_and_glossary_weights_are_checked(env: dict[str, str], valid: 
     else:
         with pytest.raises(ConfigError, match=r"QA_GLOSSARY_BY_SHARE|follow-up"):
             Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    "name", ["QA_HINT_WEIGHT", "QA_HINT_RANKING_WEIGHT", "QA_HINT_RANKING_WITHOUT_KIND_WEIGHT"]
+)
+@pytest.mark.parametrize(("value", "valid"), [("0", True), ("0.5", True), ("-0.1", False)])
+def test_hint_weights_are_checked(name: str, value: str, valid: bool) -> None:
+    if valid:
+        Settings.from_env({name: value})
+    else:
+        with pytest.raises(ConfigError, match="QA_HINT_"):
+            Settings.from_env({name: value})

@@ -208,6 +208,21 @@ def test_candidate_rankings_are_named(
     assert _rankings(question, history, FusionWeights()).names() == names
 
 
+@pytest.mark.parametrize(
+    ("question", "weight"),
+    [
+        # A kind of document named: the question names its source.
+        ("Vad skriver Moderaterna i sin motion?", 1.0),
+        # A party named alone: as often the subject as the source.
+        ("Vad vill Moderaterna göra åt bidragen?", 0.5),
+    ],
+)
+def test_the_hinted_ranking_weighs_by_whether_a_kind_is_named(question: str, weight: float) -> None:
+    tree = _rankings(question, [], FusionWeights(hinted_documents=1.0, hinted_without_kind=0.5))
+    hinted = [part for part in tree.parts if part.name == "hinted_documents"]
+    assert [part.weight for part in hinted] == [weight]
+
+
 def test_the_dense_leg_is_given_the_lexical_legs_finds() -> None:
     # An approximate dense leg scores them with its own candidates (retrieval.py).
     dense = Recording(0)
@@ -366,9 +381,15 @@ def test_fusion_folds_the_tree_from_its_leaves() -> None:
 
 
 def test_fusion_weights_come_from_the_settings() -> None:
-    settings = Settings(rrf_k=30, hint_ranking_weight=0.0, follow_up_focus_weight=0.25)
+    settings = Settings(
+        rrf_k=30,
+        hint_ranking_weight=0.0,
+        hint_ranking_without_kind_weight=0.25,
+        follow_up_focus_weight=0.25,
+    )
     weights = FusionWeights.from_settings(settings)
     assert (weights.rrf_k, weights.hinted_documents, weights.follow_up_focus) == (30, 0.0, 0.25)
+    assert weights.hinted_without_kind == 0.25
 
 
 # -- the stages in order ------------------------------------------------------------

@@ -236,13 +236,14 @@ def candidate_rankings(
     if focus is not None:
         searches.append(search(focus_text, "focus", weights.follow_up_focus, focus))
     parts = [NamedRanking("follow_up", 1.0, parts=tuple(searches))]
-    hinted = hinted_documents(analysis.hints, hint_index, weights.hinted_documents)
+    hinted_weight = weights.hinted(analysis.hints)
+    hinted = hinted_documents(analysis.hints, hint_index, hinted_weight)
     hinted_mask = document_mask(rows, hinted, allowed) if hinted else None
     if hinted_mask is not None:
         # A document the whole corpus's words rank deep still becomes a candidate (BM25
         # here measured as well as the hybrid, at a third of the cost).
         ranking = retrievers.bm25.search_text(analysis.query.lexical, depth, allowed=hinted_mask)
-        parts.append(NamedRanking("hinted_documents", weights.hinted_documents, ranking))
+        parts.append(NamedRanking("hinted_documents", hinted_weight, ranking))
     return NamedRanking("candidates", 1.0, parts=tuple(parts))
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from ..config import Settings
 from ..convex_fusion import convex_fusion
+from ..hints import Hints
 from ..retrieval import Ranking, rrf
 
 logger = logging.getLogger(__name__)
@@ -70,11 +71,22 @@ class FusionWeights:
     #: A question that continues without a pronoun, searched with the earlier topic words
     #: (0: not searched; the question's own words weigh 1).
     continuing_topic: float = 1.0
-    #: The ranking within the documents that meet every hint of the question.
+    #: The ranking within the documents that meet every hint of the question, when the
+    #: hints name a kind of document, and when they name only parties or people.
     hinted_documents: float = 1.0
+    hinted_without_kind: float = 0.5
     #: A fused score is multiplied by 1 + this times the share of the hints its document
     #: meets (:func:`qa_service.query.reranking.lift_hinted`; 0: off).
     hint_lift: float = 0.0
+
+    def hinted(self, hints: Hints) -> float:
+        """The weight of the hinted documents' ranking for these hints.
+
+        A question that names a kind of document ("i Moderaternas motion", "the policy
+        statement") names its source; one that names a party or a person alone is as
+        often about them as from them ("vad regeringen och Sverigedemokraterna satsar").
+        """
+        return self.hinted_documents if hints.doctypes else self.hinted_without_kind
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FusionWeights:
@@ -93,6 +105,7 @@ class FusionWeights:
             follow_up_focus=settings.follow_up_focus_weight,
             continuing_topic=settings.continuing_topic_weight,
             hinted_documents=settings.hint_ranking_weight,
+            hinted_without_kind=settings.hint_ranking_without_kind_weight,
             hint_lift=settings.hint_weight,
         )
 

@@ -200,6 +200,6 @@ class Pipeline:
         self, index: QueryIndex, hints: Hints, allowed: np.ndarray | None
     ) -> np.ndarray | None:
         """The rows of the documents that meet every hint (None: no such ranking)."""
-        weight = self.settings.hint_ranking_weight
+        weight = FusionWeights.from_settings(self.settings).hinted(hints)
         documents = hinted_documents(hints, index.hint_index, weight)
         return document_mask(index.reader, documents, allowed) if documents else None
