@@ -47,6 +47,7 @@ SETS = {
     "held-out 5": ROOT / "eval" / "heldout5" / "questions.jsonl",
     "held-out 6": ROOT / "eval" / "heldout6" / "questions.jsonl",
     "held-out 7": ROOT / "eval" / "heldout7" / "questions.jsonl",
+    "held-out 8": ROOT / "eval" / "heldout8" / "questions.jsonl",
 }
 
 
