@@ -10,7 +10,8 @@ afterwards; eval/heldout3/questions.jsonl, written after issue 13's follow-up an
 sentence-vector work on documents drawn afterwards; held-out 4 and 5, written after the
 sentence leg and after the titled vectors of ``embedded_titles.py``; held-out 6, written
 after hints stopped lifting the fused score by default; held-out 7, after the hinted
-documents' ranking was halved) and each mode (dense, lexical,
+documents' ranking was halved; held-out 8, after the quote stopped counting the words that
+named the hints) and each mode (dense, lexical,
 hybrid): hit@5, evidence@5 and MRR@10 in all and by kind. Held-out questions carry
 their kind; development questions are grouped as English (by the service's own language
 test), follow-ups and topic changes (asked inside their
