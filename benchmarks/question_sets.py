@@ -10,7 +10,8 @@ afterwards; eval/heldout3/questions.jsonl, written after issue 13's follow-up an
 sentence-vector work on documents drawn afterwards; held-out 4 and 5, written after the
 sentence leg and after the titled vectors of ``embedded_titles.py``; held-out 6, written
 after hints stopped lifting the fused score by default; held-out 7, after the hinted
-documents' ranking was halved) and each mode (dense, lexical,
+documents' ranking was halved; held-out 8, after the quote stopped counting the words that
+named the hints) and each mode (dense, lexical,
 hybrid): hit@5, evidence@5 and MRR@10 in all and by kind. Held-out questions carry
 their kind; development questions are grouped as English (by the service's own language
 test), follow-ups and topic changes (asked inside their
@@ -47,6 +48,7 @@ SETS = {
     "held-out 5": ROOT / "eval" / "heldout5" / "questions.jsonl",
     "held-out 6": ROOT / "eval" / "heldout6" / "questions.jsonl",
     "held-out 7": ROOT / "eval" / "heldout7" / "questions.jsonl",
+    "held-out 8": ROOT / "eval" / "heldout8" / "questions.jsonl",
 }
 
 
@@ -72,9 +74,11 @@ def by_kind(report: dict[str, Any], questions: list[Question], k: int) -> dict[s
 
 
 def quotes(service: QAService, questions: list[Question]) -> dict[str, Any]:
-    """How many answers quote the evidence sentence, in all and by kind."""
+    """How many answers quote the evidence sentence, in all and by kind, and how many
+    quote anything (``answered``: the rest say that nothing was found)."""
     conversations: dict[str, str] = {}
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    answered: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for question in questions:
         earlier = conversations.get(question.follows) if question.follows else None
         answer = service.ask(
@@ -83,6 +87,9 @@ def quotes(service: QAService, questions: list[Question]) -> dict[str, Any]:
         conversations[question.id] = answer.conversation_id or ""
         if not question.evidence:
             continue
+        for key in ("all", kind_of(question)):
+            answered[key][0] += answer.answer.found
+            answered[key][1] += 1
         quoted = [s.text for s in answer.answer.sentences]
         found = any(
             is_evidence(question.evidence, text) or mostly_evidence(question.evidence, text)
@@ -91,7 +98,9 @@ def quotes(service: QAService, questions: list[Question]) -> dict[str, Any]:
         for key in ("all", kind_of(question)):
             counts[key][0] += found
             counts[key][1] += 1
-    return {key: f"{n} / {total}" for key, (n, total) in sorted(counts.items())}
+    result: dict[str, Any] = {key: f"{n} / {total}" for key, (n, total) in sorted(counts.items())}
+    result["answered"] = {key: f"{n} / {total}" for key, (n, total) in sorted(answered.items())}
+    return result
 
 
 def main() -> None:

@@ -110,6 +110,33 @@ def read_hints(question: str, people: Collection[str] = ()) -> Hints:
     return Hints(frozenset(parties), frozenset(doctypes), frozenset(periods), frozenset(named))
 
 
+def without_hint_words(question: str, hints: Hints) -> str:
+    """The question without the words by which it named its hints' parties, kinds of
+    document and people: what is left is what a quoted sentence should say.
+
+    "Vad vill Moderaterna göra med bidragstaket?" asks about bidragstaket; every sentence
+    of a Moderate motion that says "Moderaterna" shares a word with it and answers
+    nothing. Years stay: they are as often what is asked.
+
+    >>> without_hint_words("Vad skriver Moderaterna i sin motion om bidragstak?",
+    ...                    read_hints("Vad skriver Moderaterna i sin motion om bidragstak?"))
+    'Vad skriver i sin om bidragstak?'
+    """
+    if not (hints.parties or hints.doctypes or hints.people):
+        return question
+    patterns = [pattern for code, pattern in _PARTIES if code in hints.parties]
+    patterns += [pattern for name, pattern in _DOCTYPES if name in hints.doctypes]
+    patterns += [
+        re.compile(rf"(?<!\w){re.escape(name)}(?!\w)", re.IGNORECASE) for name in hints.people
+    ]
+    text = question
+    for pattern in patterns:
+        text = pattern.sub(" ", text)
+    if hints.parties:
+        text = _PARTY_CODE.sub(" ", text)
+    return " ".join(text.split())
+
+
 def year_periods(year: int) -> set[Period]:
     """Both halves of a year."""
     return {(year, SPRING), (year, AUTUMN)}

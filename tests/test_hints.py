@@ -15,6 +15,7 @@ from qa_service.hints import (
     person_names,
     read_hints,
     riksmote_periods,
+    without_hint_words,
 )
 
 
@@ -224,3 +225,33 @@ def test_hint_index_finds_the_documents_meeting_every_hint(wanted: Hints) -> Non
 
 def test_hint_index_knows_every_person() -> None:
     assert HintIndex(INDEXED).people == {"ulf kristersson", "johan pehrson"}
+
+
+@pytest.mark.parametrize(
+    ("question", "people", "expected"),
+    [
+        # The party and the kind named the source; the subject is left.
+        (
+            "Vad skriver Moderaterna i sin motion om bidragstak?",
+            (),
+            "Vad skriver i sin om bidragstak?",
+        ),
+        # A party's code in brackets and a compound kind; the year stays.
+        (
+            "Vad föreslog (M) i budgetmotionen hösten 2024 om jobbskatteavdrag?",
+            (),
+            "Vad föreslog i hösten 2024 om jobbskatteavdrag?",
+        ),
+        # A person the build knows, by full name.
+        (
+            "Vilka borgmästare skulle Johan Pehrson träffa i Köpenhamn?",
+            ("johan pehrson",),
+            "Vilka borgmästare skulle träffa i Köpenhamn?",
+        ),
+        ("What does the Christian Democrats' party programme say?", (), "What does the ' say?"),
+        # No hint: the question as it is.
+        ("Vad är bidragstaket?", (), "Vad är bidragstaket?"),
+    ],
+)
+def test_without_hint_words(question: str, people: tuple[str, ...], expected: str) -> None:
+    assert without_hint_words(question, read_hints(question, people)) == expected

@@ -15,6 +15,7 @@ from qa_service.hints import DocumentFacts, HintIndex
 from qa_service.ingest import run_ingest
 from qa_service.models import AskRequest
 from qa_service.query.analysis import QueryText, analyse
+from qa_service.query.answer import quoted_question
 from qa_service.query.candidates import Retrievers, candidate_rankings, share_weight
 from qa_service.query.fusion import FusionWeights, NamedRanking, fuse
 from qa_service.query.sentences import SentenceVectors
@@ -475,3 +476,29 @@ def test_a_continuing_question_that_finds_the_documents_alone_gets_no_topic(
     standalone, hits = fake_service.converse(question, history=history)
     assert standalone == question and asked == [question]
     assert hits[0].document.id == interpellation
+
+
+@pytest.mark.parametrize(
+    ("question", "mode", "expected"),
+    [
+        # The party named the source; the quote is matched on what is asked.
+        (
+            "Vad vill Moderaterna göra med bidragstaket?",
+            "hybrid",
+            "Vad vill göra med bidragstaket?",
+        ),
+        # Nothing of weight left without the hint words: the whole question.
+        ("Vad har Moderaterna om motionen?", "hybrid", "Vad har Moderaterna om motionen?"),
+        # Hints are read for the hybrid only.
+        (
+            "Vad vill Moderaterna göra med bidragstaket?",
+            "dense",
+            "Vad vill Moderaterna göra med bidragstaket?",
+        ),
+    ],
+)
+def test_the_quote_is_matched_without_the_words_that_named_the_source(
+    question: str, mode: str, expected: str
+) -> None:
+    analysis = analyse(question, mode=mode, continues=lambda text, focus: False)  # type: ignore[arg-type]
+    assert quoted_question(analysis.standalone, analysis) == expected

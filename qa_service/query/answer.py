@@ -11,6 +11,8 @@ import numpy as np
 
 from ..config import Settings, answer_thresholds
 from ..extractive import QUOTE_MIN_SCORE, QUOTE_PASSAGES, choose_sentences, find_sentence
+from ..hints import without_hint_words
+from ..lexical import tokenize
 from ..models import Answer, Passage, QuotedRange, Sentence
 from ..schema import Hit
 from .analysis import QueryAnalysis
@@ -54,7 +56,7 @@ def answer(
     if sentence_vectors is not None and settings.quote_sentence_weight > 0:
         stored = quoted_similarities(sentence_vectors, standalone, hits, QUOTE_PASSAGES)
     return build_answer(
-        standalone,
+        quoted_question(standalone, analysis),
         hits,
         passages,
         min_terms=min_terms,
@@ -67,6 +69,14 @@ def answer(
         sentence_weight=settings.quote_sentence_weight,
         sentence_min_similarity=settings.quote_sentence_min_similarity,
     )
+
+
+def quoted_question(standalone: str, analysis: QueryAnalysis) -> str:
+    """The words a quoted sentence is matched on: the question without the words that
+    named its hints (:func:`qa_service.hints.without_hint_words`), unless nothing of
+    weight would be left ("Vad säger Moderaternas valmanifest?")."""
+    left = without_hint_words(standalone, analysis.hints)
+    return left if tokenize(left) else standalone
 
 
 def quoted_similarities(
