@@ -338,9 +338,9 @@ class Settings:
         '("Moderaternas valmanifest", "budgetmotionen hösten 2024") or names a person of '
         '("i svaret till Serkan Köse") has its fused score multiplied by 1 + this times '
         "the share of those hints it meets; `0` (the default) leaves the hints to their own "
-        "ranking (`QA_HINT_RANKING_WEIGHT`): a lift of 0.5 puts every hinted document above "
-        "every other, and a party or person a question names is often its subject, not its "
-        "source (BENCHMARKS.md)",
+        "ranking (`QA_HINT_RANKING_WEIGHT`): a lift of 0.5 puts a hinted document above every "
+        "other that scores less than 1.5 times as much, and a party or person a question "
+        "names is often its subject, not its source (BENCHMARKS.md)",
     )
     hint_ranking_weight: float = setting(
         1.0,

@@ -4,8 +4,10 @@ People name their sources: "enligt Moderaternas valmanifest", "i Socialdemokrate
 budgetmotion hösten 2024", "i vårpropositionen 2023". Those words are weak evidence in
 BM25 (every motion mentions other parties) and in a passage's vector, but they say which
 documents the asker means. :func:`read_hints` finds them; :func:`hint_match` tells how
-many of them a document meets, and the service lifts documents that meet them. A hint is
-a preference, never a filter: filters are explicit (``Filters``).
+many of them a document meets; the service searches the documents that meet them on their
+own, and the quote is matched without the words that named them
+(:func:`without_hint_words`). A hint is a preference, never a filter: filters are
+explicit (``Filters``).
 
 Pure functions over strings.
 """

@@ -87,7 +87,7 @@ def lift_hinted(
     A multiplier moves a document far: at 0.5, one that meets every hint rises above every
     one that meets none and scores less than 1.5 times its score, which is most of the top
     of a fused ranking. Off by default; the hinted documents' own ranking
-    (``FusionWeights.hinted_documents``) brings them in without pushing the rest out.
+    (``FusionWeights.hinted``) brings them in.
     """
     if not hints or weight <= 0:
         return list(candidates)
