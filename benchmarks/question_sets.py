@@ -77,8 +77,8 @@ def quotes(service: QAService, questions: list[Question]) -> dict[str, Any]:
     """How many answers quote the evidence sentence, in all and by kind, and how many
     quote anything (``answered``: the rest say that nothing was found)."""
     conversations: dict[str, str] = {}
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    answered: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    # Per key: answers quoting the evidence, answers quoting anything, questions.
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for question in questions:
         earlier = conversations.get(question.follows) if question.follows else None
         answer = service.ask(
@@ -87,9 +87,6 @@ def quotes(service: QAService, questions: list[Question]) -> dict[str, Any]:
         conversations[question.id] = answer.conversation_id or ""
         if not question.evidence:
             continue
-        for key in ("all", kind_of(question)):
-            answered[key][0] += answer.answer.found
-            answered[key][1] += 1
         quoted = [s.text for s in answer.answer.sentences]
         found = any(
             is_evidence(question.evidence, text) or mostly_evidence(question.evidence, text)
@@ -97,9 +94,11 @@ def quotes(service: QAService, questions: list[Question]) -> dict[str, Any]:
         )
         for key in ("all", kind_of(question)):
             counts[key][0] += found
-            counts[key][1] += 1
-    result: dict[str, Any] = {key: f"{n} / {total}" for key, (n, total) in sorted(counts.items())}
-    result["answered"] = {key: f"{n} / {total}" for key, (n, total) in sorted(answered.items())}
+            counts[key][1] += answer.answer.found
+            counts[key][2] += 1
+    ordered = sorted(counts.items())
+    result: dict[str, Any] = {key: f"{n} / {total}" for key, (n, _, total) in ordered}
+    result["answered"] = {key: f"{n} / {total}" for key, (_, n, total) in ordered}
     return result
 
 

@@ -104,11 +104,7 @@ def read_hints(question: str, people: Collection[str] = ()) -> Hints:
         for first, second in _RIKSMOTE.findall(question):
             periods.update(riksmote_periods(f"{first}/{second}"))
     lowered = question.lower()
-    named = {
-        name
-        for name in people
-        if name in lowered and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", lowered)
-    }
+    named = {name for name in people if name in lowered and _person(name).search(lowered)}
     return Hints(frozenset(parties), frozenset(doctypes), frozenset(periods), frozenset(named))
 
 
@@ -128,15 +124,18 @@ def without_hint_words(question: str, hints: Hints) -> str:
         return question
     patterns = [pattern for code, pattern in _PARTIES if code in hints.parties]
     patterns += [pattern for name, pattern in _DOCTYPES if name in hints.doctypes]
-    patterns += [
-        re.compile(rf"(?<!\w){re.escape(name)}(?!\w)", re.IGNORECASE) for name in hints.people
-    ]
+    patterns += [_person(name) for name in hints.people]
     text = question
     for pattern in patterns:
         text = pattern.sub(" ", text)
     if hints.parties:
         text = _PARTY_CODE.sub(" ", text)
     return " ".join(text.split())
+
+
+def _person(name: str) -> re.Pattern[str]:
+    """A person's full name (lower case) as whole words, in any case."""
+    return re.compile(rf"(?<!\w){re.escape(name)}(?!\w)", re.IGNORECASE)
 
 
 def year_periods(year: int) -> set[Period]:

@@ -14,7 +14,7 @@ from qa_service.conversation import Context
 from qa_service.hints import DocumentFacts, HintIndex
 from qa_service.ingest import run_ingest
 from qa_service.models import AskRequest
-from qa_service.query.analysis import QueryText, analyse
+from qa_service.query.analysis import Mode, QueryText, analyse
 from qa_service.query.answer import quoted_question
 from qa_service.query.candidates import Retrievers, candidate_rankings, share_weight
 from qa_service.query.fusion import FusionWeights, NamedRanking, fuse
@@ -498,7 +498,7 @@ def test_a_continuing_question_that_finds_the_documents_alone_gets_no_topic(
     ],
 )
 def test_the_quote_is_matched_without_the_words_that_named_the_source(
-    question: str, mode: str, expected: str
+    question: str, mode: Mode, expected: str
 ) -> None:
-    analysis = analyse(question, mode=mode, continues=lambda text, focus: False)  # type: ignore[arg-type]
+    analysis = analyse(question, mode=mode, continues=lambda text, focus: False)
     assert quoted_question(analysis.standalone, analysis) == expected
