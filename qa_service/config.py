@@ -306,9 +306,10 @@ class Settings:
     quote_expected_value: bool = setting(
         True,
         "ranking",
-        "when a question asks for a quantity or a time (\"hur mycket\", \"när\") and no "
+        'when a question asks for a quantity or a time ("hur mycket", "när") and no '
         "sentence chosen for the quote states one, quote beside the best sentence the one "
-        "of its passage that does (BENCHMARKS.md, \"The value a question asks for\")",
+        'of its passage that does (BENCHMARKS.md, "The value a question asks for")',
+        shown="`true`",
     )
     rrf_k: int = setting(60, "ranking", "reciprocal rank fusion constant")
     #: Chosen by measurement (BENCHMARKS.md).

@@ -131,7 +131,7 @@ def choose_sentences(
     """
     query_terms = set(tokenize(question))
     kind = expected_answer(question) if expected_value else None
-    valued: list[Chosen] = []
+    every: list[Chosen] = []
     considered = list(passages[:passages_considered])
     weights = term_weights(query_terms, considered)
     scored: list[Chosen] = []
@@ -145,8 +145,8 @@ def choose_sentences(
             if reads_as_heading(sentence.text):
                 continue
             score = sentence_score(query_terms, sentence.text, weights)
-            if kind is not None and states_value(sentence.text, kind, question):
-                valued.append(Chosen(index, sentence, score + prior))
+            if kind is not None:
+                every.append(Chosen(index, sentence, score + prior))
             if score > 0:
                 scored.append(Chosen(index, sentence, score + prior))
             if aligned:
@@ -172,19 +172,20 @@ def choose_sentences(
         if len(picked) == max_sentences:
             break
     if kind is not None and picked:
-        picked = with_expected_value(picked, valued, kind, question, max_sentences)
+        picked = with_expected_value(picked, every, kind, question, max_sentences)
     return picked
 
 
 def with_expected_value(
     picked: Sequence[Chosen],
-    valued: Sequence[Chosen],
+    candidates: Sequence[Chosen],
     kind: AnswerType,
     question: str,
     max_sentences: int,
 ) -> list[Chosen]:
-    """``picked`` (best first) with a sentence of ``valued`` (those that state a value of
-    ``kind``) beside the first, when none of ``picked`` states one (pure).
+    """``picked`` (best first) with the sentence of ``candidates`` (every quotable
+    sentence, with its score) that states a value of ``kind`` beside the first, when none
+    of ``picked`` states one (pure).
 
     The sentence comes from the first one's passage (the best by term score, then the
     nearest after the first): the sentence that names a task or a sum's purpose and the
@@ -196,7 +197,11 @@ def with_expected_value(
     if any(states_value(c.sentence.text, kind, question) for c in picked):
         return list(picked)
     first = picked[0]
-    same = [c for c in valued if c.passage_index == first.passage_index]
+    same = [
+        c
+        for c in candidates
+        if c.passage_index == first.passage_index and states_value(c.sentence.text, kind, question)
+    ]
     if not same:
         return list(picked)
 
