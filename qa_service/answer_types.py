@@ -23,7 +23,7 @@ class AnswerType(Enum):
 #: Swedish and English interrogatives that ask for an amount, a number or a share.
 _QUANTITY = re.compile(
     r"\b(?:hur\s+(?:mycket|många|stor|stort|stora|höga?|högt|lång|långt|länge|gammal|"
-    r"gamla|dyr|dyrt)|vilke[nt]\s+(?:belopp|summa|andel|nivå|storlek)|vad\s+kostar|"
+    r"gamla|dyr|dyrt)|vilke[nt]\s+(?:belopp|summa|andel|storlek)|vad\s+kostar|"
     r"how\s+(?:much|many|large|big|high|long|old)|what\s+(?:amount|sum|share|"
     r"percentage|proportion))\b",
     re.IGNORECASE,

@@ -29,6 +29,8 @@ QUANTITY, TIME = AnswerType.QUANTITY, AnswerType.TIME
         ("What did the minister say when asked about segregation?", None),
         ("Vad vill Moderaterna göra med bidragstaket?", None),
         ("Vem är samordnare mot segregation?", None),
+        # A level of administration, not an amount.
+        ("På vilken nivå ska uppgifterna kunna redovisas?", None),
     ],
 )
 def test_expected_answer(question: str, kind: AnswerType | None) -> None:
