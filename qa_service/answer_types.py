@@ -58,8 +58,9 @@ _DATE = re.compile(rf"\b\d{{1,2}}\s+(?:{_MONTHS})\b|\b(?:{_MONTHS})\s+(?:19|20)\
 
 
 def expected_answer(question: str) -> AnswerType | None:
-    """The kind of value the question asks for (None: it asks for something else, or
-    for both a value and something more than one sentence can say)."""
+    """The kind of value the question asks for (None: a name, a reason, a content);
+    a question that asks for both reads as the first ("Med hur mycket höjs ersättningen
+    och från när?" asks for an amount)."""
     if _QUANTITY.search(question):
         return AnswerType.QUANTITY
     if _TIME.search(question):

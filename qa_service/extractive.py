@@ -207,7 +207,7 @@ def with_expected_value(
 
     def order(c: Chosen) -> tuple[float, int, int]:
         after = c.sentence.start - first.sentence.start
-        return (-round(c.score, 9), 0 if after > 0 else 1, abs(after))
+        return (-c.score, 0 if after > 0 else 1, abs(after))
 
     value = min(same, key=order)
     pair = [value, first] if value.sentence.start < first.sentence.start else [first, value]
