@@ -303,6 +303,14 @@ class Settings:
         "(two thirds of it for the second, one third for the third), so the best passage is "
         "preferred",
     )
+    quote_expected_value: bool = setting(
+        True,
+        "ranking",
+        'when a question asks for a quantity or a time ("hur mycket", "när") and no '
+        "sentence chosen for the quote states one, quote beside the best sentence the one "
+        'of its passage that does (BENCHMARKS.md, "The value a question asks for")',
+        shown="`true`",
+    )
     rrf_k: int = setting(60, "ranking", "reciprocal rank fusion constant")
     #: Chosen by measurement (BENCHMARKS.md).
     dense_weight: float = setting(1.0, "ranking", "RRF weight of the dense leg in the fusion")

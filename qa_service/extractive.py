@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .answer_types import AnswerType, expected_answer, states_value
 from .lexical import tokenize
 
 _SENTENCE = re.compile(r"[^.!?…\n]+(?:[.!?…]+[\"”')\]]*|\n|$)")
@@ -103,6 +104,7 @@ def choose_sentences(
     sentence_similarities: Sequence[Sequence[float] | None] | None = None,
     sentence_weight: float = 0.0,
     sentence_min_similarity: float = 0.0,
+    expected_value: bool = False,
 ) -> list[Chosen]:
     """The 1–3 best-scoring sentences among the first passages, in reading order per
     passage rank. A passage's rank adds a small prior so the best passage is preferred:
@@ -122,8 +124,14 @@ def choose_sentences(
     :func:`with_sentence_similarity`; whether anything is quoted is decided by the terms,
     unless ``sentence_min_similarity`` is above 0: a sentence at least that similar to
     the question is then quoted too, whatever words it shares.
+
+    With ``expected_value``, a question that asks for a quantity or a time
+    (:func:`qa_service.answer_types.expected_answer`) whose chosen sentences state none
+    has the sentence that does added beside the best one (:func:`with_expected_value`).
     """
     query_terms = set(tokenize(question))
+    kind = expected_answer(question) if expected_value else None
+    every: list[Chosen] = []
     considered = list(passages[:passages_considered])
     weights = term_weights(query_terms, considered)
     scored: list[Chosen] = []
@@ -137,6 +145,8 @@ def choose_sentences(
             if reads_as_heading(sentence.text):
                 continue
             score = sentence_score(query_terms, sentence.text, weights)
+            if kind is not None:
+                every.append(Chosen(index, sentence, score + prior))
             if score > 0:
                 scored.append(Chosen(index, sentence, score + prior))
             if aligned:
@@ -161,7 +171,47 @@ def choose_sentences(
         picked.append(candidate)
         if len(picked) == max_sentences:
             break
+    if kind is not None and picked:
+        picked = with_expected_value(picked, every, kind, question, max_sentences)
     return picked
+
+
+def with_expected_value(
+    picked: Sequence[Chosen],
+    candidates: Sequence[Chosen],
+    kind: AnswerType,
+    question: str,
+    max_sentences: int,
+) -> list[Chosen]:
+    """``picked`` (best first) with the sentence of ``candidates`` (every quotable
+    sentence, with its score) that states a value of ``kind`` beside the first, when none
+    of ``picked`` states one (pure).
+
+    The sentence comes from the first one's passage (the best by term score, then the
+    nearest after the first): the sentence that names a task or a sum's purpose and the
+    one that gives its date or amount are neighbours in an official text, while a number
+    from another document answers another question. The two are quoted in their reading
+    order and the last of ``picked`` makes room; a passage with no such sentence leaves
+    ``picked`` as it was.
+    """
+    if any(states_value(c.sentence.text, kind, question) for c in picked):
+        return list(picked)
+    first = picked[0]
+    same = [
+        c
+        for c in candidates
+        if c.passage_index == first.passage_index and states_value(c.sentence.text, kind, question)
+    ]
+    if not same:
+        return list(picked)
+
+    def order(c: Chosen) -> tuple[float, int, int]:
+        after = c.sentence.start - first.sentence.start
+        return (-c.score, 0 if after > 0 else 1, abs(after))
+
+    value = min(same, key=order)
+    pair = [value, first] if value.sentence.start < first.sentence.start else [first, value]
+    return (pair + list(picked[1:]))[:max_sentences]
 
 
 def with_sentence_similarity(

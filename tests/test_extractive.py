@@ -221,3 +221,54 @@ def test_similarity_reorders_the_quote_but_not_what_qualifies() -> None:
     assert {c.sentence.text for c in with_similarity} == {c.sentence.text for c in plain}
     assert with_similarity[0].sentence.text.startswith("Totalt bor 710 000")
     assert len(asked) == (1 if len(plain) > 1 else 0)
+
+
+TASK = (
+    "Regeringen uppdrar åt Vetenskapsrådet att göra en kartläggning av forskning om "
+    "mekanismer som orsakar och befäster segregation. Kartläggningen ska omfatta "
+    "nationella och internationella resultat. Uppdraget ska redovisas senast den 1 juni "
+    "2018. För genomförandet disponeras 2 000 000 kronor."
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        # The task's own sentence shares the words; the one with the date answers.
+        (
+            "När ska Vetenskapsrådets kartläggning av forskning om segregation redovisas?",
+            ["Regeringen uppdrar", "Uppdraget ska redovisas senast den 1 juni 2018."],
+        ),
+        (
+            "Hur mycket pengar får Vetenskapsrådet för kartläggningen av segregation?",
+            ["Regeringen uppdrar", "För genomförandet disponeras 2 000 000 kronor."],
+        ),
+        # A question that asks for no value is quoted as before.
+        ("Vad ska Vetenskapsrådet kartlägga om segregation?", ["Regeringen uppdrar"]),
+    ],
+)
+def test_the_sentence_with_the_asked_value_is_quoted_beside_the_best(
+    question: str, expected: list[str]
+) -> None:
+    chosen = choose_sentences(question, [TASK], max_sentences=2, expected_value=True)
+    texts = [c.sentence.text for c in chosen]
+    assert [t[: len(e)] for t, e in zip(texts, expected, strict=False)] == expected
+    assert len(texts) >= len(expected)
+    without = choose_sentences(question, [TASK], max_sentences=2)
+    if len(expected) > 1:
+        assert expected[1] not in [c.sentence.text for c in without]
+
+
+def test_the_value_comes_from_the_best_sentences_passage_only() -> None:
+    other = "Skolverket får 5 000 000 kronor för ett annat uppdrag om segregation."
+    task = "Regeringen uppdrar åt Vetenskapsrådet att kartlägga forskning om segregation."
+    question = "Hur mycket får Vetenskapsrådet för att kartlägga forskning om segregation?"
+    chosen = choose_sentences(question, [task, other], max_sentences=1, expected_value=True)
+    assert [c.sentence.text for c in chosen] == [task]
+
+
+def test_a_quote_that_states_the_value_is_left_as_it_is() -> None:
+    question = "Hur många personer bor i utanförskapsområden?"
+    assert choose_sentences(question, [PASSAGE], expected_value=True) == choose_sentences(
+        question, [PASSAGE]
+    )

@@ -58,6 +58,7 @@ HELD_OUT = [
     ROOT / "eval" / "heldout6" / "questions.jsonl",
     ROOT / "eval" / "heldout7" / "questions.jsonl",
     ROOT / "eval" / "heldout8" / "questions.jsonl",
+    ROOT / "eval" / "heldout9" / "questions.jsonl",
 ]
 HELD_OUT_QUESTIONS = [q for path in HELD_OUT for q in load_questions(path)]
 

@@ -68,6 +68,7 @@ def answer(
         sentence_similarities=stored,
         sentence_weight=settings.quote_sentence_weight,
         sentence_min_similarity=settings.quote_sentence_min_similarity,
+        expected_value=settings.quote_expected_value,
     )
 
 
@@ -118,6 +119,7 @@ def build_answer(
     sentence_similarities: Sequence[Sequence[float] | None] | None = None,
     sentence_weight: float = 0.0,
     sentence_min_similarity: float = 0.0,
+    expected_value: bool = False,
 ) -> Answer:
     """Quote the best sentences with markers [n] (n = the passage's rank) and add each
     passage's ``highlights`` (character ranges in the passage text).
@@ -139,6 +141,7 @@ def build_answer(
         sentence_similarities=sentence_similarities if close_enough else None,
         sentence_weight=sentence_weight,
         sentence_min_similarity=sentence_min_similarity,
+        expected_value=expected_value,
     )
     if not chosen or not close_enough:
         return no_quote(passages, NOTHING_FOUND)
