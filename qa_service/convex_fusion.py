@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -62,13 +62,12 @@ def idf(document_frequency: int, size: int) -> float:
     return math.log(1 + (size - document_frequency + 0.5) / (document_frequency + 0.5))
 
 
-def term_coverage(
-    weights: Mapping[str, float], holders: Sequence[frozenset[str] | set[str]]
-) -> float:
+def term_coverage(weights: Mapping[str, float], holders: Sequence[Collection[str]]) -> float:
     """The largest idf-weighted share of the question's stems (``weights``: stem ->
     idf) that any one passage holds (``holders``: each passage's stems among them);
-    0 without stems or passages (pure)."""
-    total = sum(weights.values())
+    0 without stems or passages (pure). Exact sums (``math.fsum``): the same figure in
+    every process, whatever order a set of stems is iterated in."""
+    total = math.fsum(weights.values())
     if total <= 0 or not holders:
         return 0.0
-    return max(sum(weights[s] for s in held if s in weights) for held in holders) / total
+    return max(math.fsum(weights[s] for s in held if s in weights) for held in holders) / total

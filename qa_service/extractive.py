@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from .answer_types import AnswerType, expected_answer, states_value
@@ -63,13 +63,16 @@ def reads_as_heading(sentence: str) -> bool:
     )
 
 
-def sentence_score(query_terms: set[str], sentence: str, weights: dict[str, float]) -> float:
-    """Weighted share of the question's terms the sentence contains."""
+def sentence_score(query_terms: Collection[str], sentence: str, weights: dict[str, float]) -> float:
+    """Weighted share of the question's terms the sentence contains.
+
+    The sums are exact (``math.fsum``), so the score does not depend on the order the
+    terms come in: a set of strings is iterated in another order in every process."""
     if not query_terms:
         return 0.0
     terms = set(tokenize(sentence))
-    total = sum(weights.get(t, 1.0) for t in query_terms)
-    hit = sum(weights.get(t, 1.0) for t in query_terms & terms)
+    total = math.fsum(weights.get(t, 1.0) for t in query_terms)
+    hit = math.fsum(weights.get(t, 1.0) for t in query_terms if t in terms)
     # Very long sentences match by accident; short exact ones are better quotes.
     length_penalty = 1.0 / (1.0 + max(0, len(terms) - 40) / 40)
     return hit / total * length_penalty if total else 0.0

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from qa_service.extractive import (
@@ -9,8 +11,10 @@ from qa_service.extractive import (
     find_sentence,
     reads_as_heading,
     rerank_by_similarity,
+    sentence_score,
     sentences,
 )
+from qa_service.lexical import tokenize
 
 PASSAGE = (
     "Den visar att 180 områden i 66 kommuner har så stora utmaningar att de kan betecknas "
@@ -272,3 +276,27 @@ def test_a_quote_that_states_the_value_is_left_as_it_is() -> None:
     assert choose_sentences(question, [PASSAGE], expected_value=True) == choose_sentences(
         question, [PASSAGE]
     )
+
+
+WORDS = {"arbete": 0.1, "bidrag": 0.2, "bidragstak": 0.3, "aktivitetskrav": 0.7}
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        ("arbete", "bidrag", "bidragstak", "aktivitetskrav"),
+        ("aktivitetskrav", "bidragstak", "bidrag", "arbete"),
+        ("bidrag", "aktivitetskrav", "arbete", "bidragstak"),
+        ("bidragstak", "arbete", "aktivitetskrav", "bidrag"),
+    ],
+)
+def test_a_sentence_scores_the_same_whatever_order_the_terms_come_in(
+    order: tuple[str, ...],
+) -> None:
+    # Sums of these weights differ in their last bit by the order they are added in; the
+    # order of a set of strings differs between processes (hash randomisation), so a
+    # plain sum let two workers rank near-equal sentences differently.
+    sentence = "Arbete, bidrag och bidragstak."
+    held = set(tokenize(sentence))
+    expected = math.fsum(w for t, w in WORDS.items() if t in held) / math.fsum(WORDS.values())
+    assert sentence_score(order, sentence, WORDS) == expected

@@ -147,3 +147,16 @@ def test_postings_are_in_row_order() -> None:
     for position in range(len(indptr) - 1):
         postings = indices[indptr[position] : indptr[position + 1]]
         assert np.all(np.diff(postings) > 0)
+
+
+@pytest.mark.parametrize(
+    "order",
+    [("a", "b", "c", "d"), ("d", "c", "b", "a"), ("b", "d", "a", "c"), ("c", "a", "d", "b")],
+)
+def test_term_coverage_is_the_same_whatever_order_the_stems_come_in(
+    order: tuple[str, ...],
+) -> None:
+    weights = {stem: {"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.7}[stem] for stem in order}
+    held = tuple(stem for stem in order if stem != "d")
+    expected = math.fsum([0.1, 0.2, 0.3]) / math.fsum([0.1, 0.2, 0.3, 0.7])
+    assert term_coverage(weights, [held]) == expected
