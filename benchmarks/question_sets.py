@@ -50,6 +50,7 @@ SETS = {
     "held-out 7": ROOT / "eval" / "heldout7" / "questions.jsonl",
     "held-out 8": ROOT / "eval" / "heldout8" / "questions.jsonl",
     "held-out 9": ROOT / "eval" / "heldout9" / "questions.jsonl",
+    "held-out 10": ROOT / "eval" / "heldout10" / "questions.jsonl",
 }
 
 

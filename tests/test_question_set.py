@@ -59,6 +59,7 @@ HELD_OUT = [
     ROOT / "eval" / "heldout7" / "questions.jsonl",
     ROOT / "eval" / "heldout8" / "questions.jsonl",
     ROOT / "eval" / "heldout9" / "questions.jsonl",
+    ROOT / "eval" / "heldout10" / "questions.jsonl",
 ]
 HELD_OUT_QUESTIONS = [q for path in HELD_OUT for q in load_questions(path)]
 
