@@ -14,15 +14,10 @@ from __future__ import annotations
 import re
 from enum import Enum
 
-from .lexical import STOPWORDS
-
 
 class AnswerType(Enum):
     QUANTITY = "quantity"
     TIME = "time"
-    #: Who does or did something: a person or an authority ("Vem ska leda utredningen?",
-    #: "Vilken myndighet ska samordna arbetet?").
-    ACTOR = "actor"
 
 
 #: Swedish and English interrogatives that ask for an amount, a number or a share.
@@ -44,24 +39,6 @@ _TIME = re.compile(
     re.IGNORECASE,
 )
 
-#: Interrogatives that ask who: a person or an authority. "Vem" and "who" ask where a
-#: clause begins, as "när" does.
-_ACTOR = re.compile(
-    r"(?:^|[,;:]\s*|\b(?:och|men|and|but)\s+)(?:vem|vilka\s+personer|who)\b|"
-    r"\b(?:vilken\s+myndighet|vilka\s+myndigheter|which\s+(?:agency|authority|"
-    r"authorities|person))\b",
-    re.IGNORECASE,
-)
-#: An authority by its official name's form: "Folkhälsomyndigheten", "Skolverket",
-#: "Statens institutionsstyrelse", "Myndigheten för yrkeshögskolan", "Riksrevisionen".
-_AUTHORITY = re.compile(
-    r"\b(?:[A-ZÅÄÖ][\wåäöé-]*(?:myndigheten|verket|styrelsen|styrelse|inspektionen|"
-    r"nämnden|rådet|kassan|förmedlingen|byrån|revisionen|ombudsmannen|institutet|"
-    r"delegationen)|Myndigheten\s+för\s+\w+|Statens\s+\w+)\b"
-)
-#: A person's name: two capitalised words ("Mathias Wahlsten", "Anna-Karin Hatt").
-_PERSON = re.compile(r"\b[A-ZÅÄÖÉ][a-zåäöé]+(?:-[A-ZÅÄÖ][a-zåäöé]+)?\s+[A-ZÅÄÖÉ][a-zåäöé]{2,}\b")
-
 _MONTHS = (
     "januari|februari|mars|april|maj|juni|juli|augusti|september|oktober|november|"
     "december|january|february|march|may|june|july|august|october"
@@ -81,15 +58,13 @@ _DATE = re.compile(rf"\b\d{{1,2}}\s+(?:{_MONTHS})\b|\b(?:{_MONTHS})\s+(?:19|20)\
 
 
 def expected_answer(question: str) -> AnswerType | None:
-    """The kind of value the question asks for (None: a reason, a content, a place);
+    """The kind of value the question asks for (None: a name, a reason, a content);
     a question that asks for both reads as the first ("Med hur mycket höjs ersättningen
     och från när?" asks for an amount)."""
     if _QUANTITY.search(question):
         return AnswerType.QUANTITY
     if _TIME.search(question):
         return AnswerType.TIME
-    if _ACTOR.search(question):
-        return AnswerType.ACTOR
     return None
 
 
@@ -103,12 +78,6 @@ def states_value(sentence: str, kind: AnswerType, question: str = "") -> bool:
     """Whether the sentence states a value of ``kind`` that the question does not
     already state ("Hur mycket fick Skolverket under 2015?" is not answered by a
     sentence whose only number is 2015)."""
-    if kind is AnswerType.ACTOR:
-        people = [m.group(0) for m in _PERSON.finditer(sentence)]
-        # "Det Sverige behöver …": a capitalised stop word is a sentence's start, not a name.
-        people = [name for name in people if name.split()[0].lower() not in STOPWORDS]
-        named = [m.group(0) for m in _AUTHORITY.finditer(sentence)] + people
-        return any(name.lower() not in question.lower() for name in named)
     known = _values(question)
     plain = _DESIGNATION.sub(" ", sentence)
     if kind is AnswerType.TIME:

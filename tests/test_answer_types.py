@@ -28,11 +28,7 @@ QUANTITY, TIME = AnswerType.QUANTITY, AnswerType.TIME
         ("Har ledamöter varnat för följderna när myndigheten drog sig tillbaka?", None),
         ("What did the minister say when asked about segregation?", None),
         ("Vad vill Moderaterna göra med bidragstaket?", None),
-        ("Vem är samordnare mot segregation?", AnswerType.ACTOR),
-        ("Och vem har utsetts att leda den?", AnswerType.ACTOR),
-        ("Vilken myndighet ska samordna arbetet?", AnswerType.ACTOR),
-        ("Who chairs the inquiry?", AnswerType.ACTOR),
-        ("Vad sa ministern om vem som ska betala?", None),  # a clause, not the question
+        ("Vem är samordnare mot segregation?", None),
         # A level of administration, not an amount.
         ("På vilken nivå ska uppgifterna kunna redovisas?", None),
     ],
@@ -62,13 +58,6 @@ def test_expected_answer(question: str, kind: AnswerType | None) -> None:
         ("Satsningen förstärks under 2026.", TIME, "Vad händer 2026, och när?", False),
         ("Regeringen uppdrar åt Vetenskapsrådet att kartlägga forskningen.", TIME, "När?", False),
         ("Propositionen 2008/09:140 lämnades.", TIME, "När?", False),
-        ("Till särskild utredare utses Mathias Wahlsten.", AnswerType.ACTOR, "Vem?", True),
-        ("Därför får Folkhälsomyndigheten i uppdrag att samordna.", AnswerType.ACTOR, "", True),
-        ("Regeringen ger Statens institutionsstyrelse i uppdrag.", AnswerType.ACTOR, "", True),
-        ("Utredningen ska kartlägga parallella samhällen.", AnswerType.ACTOR, "Vem?", False),
-        ("Det Sverige behöver är fler jobb.", AnswerType.ACTOR, "Vem?", False),
-        # The name the question gives answers nothing.
-        ("Ulf Kristersson sa att det var bra.", AnswerType.ACTOR, "Vad sa Ulf Kristersson?", False),
     ],
 )
 def test_states_value(sentence: str, kind: AnswerType, question: str, states: bool) -> None:
