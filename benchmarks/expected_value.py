@@ -18,32 +18,14 @@ import argparse
 import dataclasses
 import json
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from question_sets import SETS, quotes
+from question_sets import asked, chosen_sets, loaded_service, quotes
 
-from qa_service.config import Settings
 from qa_service.evaluate import load_questions
 from qa_service.extractive import choose_sentences
-from qa_service.models import AskRequest
-from qa_service.service import QAService
-
-
-def quoted(service: QAService, path: Path) -> dict[str, list[str]]:
-    """Each question's quoted sentences (follow-ups in their conversation)."""
-    conversations: dict[str, str] = {}
-    out: dict[str, list[str]] = {}
-    for question in load_questions(path):
-        earlier = conversations.get(question.follows) if question.follows else None
-        answer = service.ask(
-            AskRequest(question=question.question, top_k=5, conversation_id=earlier)
-        )
-        conversations[question.id] = answer.conversation_id or ""
-        out[question.id] = [s.text for s in answer.answer.sentences]
-    return out
 
 
 def main() -> None:
@@ -52,19 +34,15 @@ def main() -> None:
     parser.add_argument("--sets", default="", help="names, comma-separated (default: all)")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    chosen = {name: SETS[name] for name in args.sets.split(",") if name} or SETS
-    base = Settings.from_env(
-        index_dir=args.index, conversations_db=Path(tempfile.mkdtemp()) / "c.sqlite3"
-    )
-    service = QAService(base)
-    service.load()
+    service = loaded_service(args.index)
+    base = service.settings
     variants = {
         "off": dataclasses.replace(base, quote_expected_value=False),
         "on": dataclasses.replace(base, quote_expected_value=True),
     }
     result: dict[str, Any] = {"index": str(args.index)}
     timing_cases: list[tuple[str, list[str]]] = []
-    for name, path in chosen.items():
+    for name, path in chosen_sets(args.sets).items():
         if not path.exists():
             continue
         questions = load_questions(path)
@@ -72,8 +50,9 @@ def main() -> None:
         texts: dict[str, dict[str, list[str]]] = {}
         for label, settings in variants.items():
             service.settings = settings
-            row[label] = quotes(service, questions)
-            texts[label] = quoted(service, path)
+            answers = asked(service, questions)
+            row[label] = quotes(service, questions, answers)
+            texts[label] = {q.id: [s.text for s in a.answer.sentences] for q, a in answers}
         row["changed"] = {
             qid: {"off": texts["off"][qid], "on": texts["on"][qid]}
             for qid in texts["off"]
@@ -86,7 +65,6 @@ def main() -> None:
                 continue
             hits = service.search(question.question, 5)
             timing_cases.append((question.question, [hit.passage.text for hit in hits]))
-    service.settings = base
     times: dict[bool, list[float]] = {False: [], True: []}
     for _ in range(args.rounds):
         for text, passages in timing_cases:

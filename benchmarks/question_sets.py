@@ -35,7 +35,7 @@ from quote_choice import is_evidence, mostly_evidence
 from qa_service.config import Settings
 from qa_service.evaluate import Question, evaluate, load_questions, summarise
 from qa_service.language import is_english
-from qa_service.models import AskRequest
+from qa_service.models import AskRequest, AskResponse
 from qa_service.service import QAService
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,18 +75,32 @@ def by_kind(report: dict[str, Any], questions: list[Question], k: int) -> dict[s
     return {kind: summarise(results, k) for kind, results in sorted(groups.items())}
 
 
-def quotes(service: QAService, questions: list[Question]) -> dict[str, Any]:
-    """How many answers quote the evidence sentence, in all and by kind, and how many
-    quote anything (``answered``: the rest say that nothing was found)."""
+def asked(service: QAService, questions: list[Question]) -> list[tuple[Question, AskResponse]]:
+    """Every question asked through ``QAService.ask`` as the API asks it, follow-ups in
+    their conversation, with its answer."""
     conversations: dict[str, str] = {}
-    # Per key: answers quoting the evidence, answers quoting anything, questions.
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    out: list[tuple[Question, AskResponse]] = []
     for question in questions:
         earlier = conversations.get(question.follows) if question.follows else None
         answer = service.ask(
             AskRequest(question=question.question, top_k=5, conversation_id=earlier)
         )
         conversations[question.id] = answer.conversation_id or ""
+        out.append((question, answer))
+    return out
+
+
+def quotes(
+    service: QAService,
+    questions: list[Question],
+    answers: list[tuple[Question, AskResponse]] | None = None,
+) -> dict[str, Any]:
+    """How many answers quote the evidence sentence, in all and by kind, and how many
+    quote anything (``answered``: the rest say that nothing was found); ``answers`` are
+    the questions' answers when already asked (:func:`asked`)."""
+    # Per key: answers quoting the evidence, answers quoting anything, questions.
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for question, answer in answers if answers is not None else asked(service, questions):
         if not question.evidence:
             continue
         quoted = [s.text for s in answer.answer.sentences]
@@ -104,20 +118,31 @@ def quotes(service: QAService, questions: list[Question]) -> dict[str, Any]:
     return result
 
 
+def chosen_sets(names: str) -> dict[str, Path]:
+    """The sets named, comma-separated (all when none)."""
+    return {name: SETS[name] for name in names.split(",") if name} or SETS
+
+
+def loaded_service(index: Path) -> QAService:
+    """A service on ``index`` with the settings of the environment and a conversation
+    store of its own."""
+    settings = Settings.from_env(
+        index_dir=index, conversations_db=Path(tempfile.mkdtemp()) / "c.sqlite3"
+    )
+    service = QAService(settings)
+    service.load()
+    return service
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--sets", default="", help="names, comma-separated (default: all)")
     args = parser.parse_args()
-    chosen = {name: SETS[name] for name in args.sets.split(",") if name} or SETS
-    settings = Settings.from_env(
-        index_dir=args.index, conversations_db=Path(tempfile.mkdtemp()) / "c.sqlite3"
-    )
-    service = QAService(settings)
-    service.load()
+    service = loaded_service(args.index)
     result: dict[str, Any] = {"index": str(args.index), "passages": service.loaded_passages}
-    for name, path in chosen.items():
+    for name, path in chosen_sets(args.sets).items():
         if not path.exists():
             continue
         questions = load_questions(path)
